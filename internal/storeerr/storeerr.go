@@ -1,0 +1,17 @@
+// Package storeerr holds the sentinel errors shared by package hoard and the
+// store packages. It is a leaf so that the store packages need not import
+// hoard (which imports them to build the configured store); hoard re-exports
+// each value, so errors.Is works with either name.
+package storeerr
+
+import "errors"
+
+// ErrPatternNotSupported is returned by DeletePattern on stores that cannot
+// walk their keyspace (Memcached).
+var ErrPatternNotSupported = errors.New("hoard: this store cannot delete by pattern (Memcached has no key walk); delete keys by name or invalidate by generation with Cache.Invalidate")
+
+// ErrClosed is returned by a store used after Close.
+var ErrClosed = errors.New("hoard: store is closed")
+
+// ErrInvalidTTL is returned by Set and Add for a TTL that is not positive.
+var ErrInvalidTTL = errors.New("hoard: TTL must be positive (0 means the default TTL only at the Cache level)")

@@ -1,0 +1,70 @@
+package hoard
+
+import (
+	"context"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/storeerr"
+)
+
+// Store is the contract between a Cache and the server that holds its bytes.
+// The memory, redis and memcached packages implement it, and package storetest
+// holds the suite every implementation must pass.
+//
+// Keys are opaque strings chosen by the Cache (already namespaced and escaped).
+// Values are opaque bytes that must round-trip exactly, including empty values.
+// A store may keep the slices it returns: callers treat them as read-only, and
+// a store copies the value it is given in Set and Add if it keeps it.
+//
+// Every call takes a context; network stores also bound each call by their own
+// timeout so that an unreachable server yields an error promptly, never a hang.
+type Store interface {
+	// Get returns the value of key. An absent (or expired) key is the only
+	// miss: found is false and err is nil.
+	Get(ctx context.Context, key string) (value []byte, found bool, err error)
+
+	// GetMulti returns one value per key, in the order of keys, in as few
+	// round trips as the store allows. values[i] is nil when keys[i] is
+	// absent; a present empty value is a non-nil empty slice.
+	GetMulti(ctx context.Context, keys []string) (values [][]byte, err error)
+
+	// Set stores value under key with the given TTL, atomically: no reader
+	// ever sees the key without its TTL. ttl must be positive.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+
+	// Add stores value under key only if key is absent, atomically across
+	// all clients of the store. added reports whether this call stored it.
+	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (added bool, err error)
+
+	// Delete removes the given keys; absent keys are not an error.
+	Delete(ctx context.Context, keys ...string) error
+
+	// DeletePattern removes every key matching the glob pattern (Redis
+	// syntax: * ? [abc] [^a] [a-z], backslash escapes) and returns how many
+	// it removed. Stores that cannot walk keys return ErrPatternNotSupported.
+	DeletePattern(ctx context.Context, pattern string) (deleted int, err error)
+
+	// SupportsPatterns reports whether DeletePattern can work on this store.
+	SupportsPatterns() bool
+
+	// Exists reports whether key is present.
+	Exists(ctx context.Context, key string) (bool, error)
+
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+
+	// Close releases the store's connections. Calls after Close fail.
+	Close() error
+}
+
+// Sentinel errors, usable with errors.Is.
+var (
+	// ErrPatternNotSupported is returned by DeletePattern (and Clear) on a
+	// store that cannot walk its keys, such as Memcached.
+	ErrPatternNotSupported = storeerr.ErrPatternNotSupported
+	// ErrClosed is returned by a store or Cache used after Close.
+	ErrClosed = storeerr.ErrClosed
+	// ErrInvalidTTL is returned for a negative TTL.
+	ErrInvalidTTL = storeerr.ErrInvalidTTL
+)
+
