@@ -67,4 +67,3 @@ var (
 	// ErrInvalidTTL is returned for a negative TTL.
 	ErrInvalidTTL = storeerr.ErrInvalidTTL
 )
-
