@@ -1,0 +1,377 @@
+package testserver
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// dialRefused asserts that nothing listens on addr.
+func dialRefused(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatalf("%s still accepts connections", addr)
+	}
+}
+
+func TestRedisStartStop(t *testing.T) {
+	t.Parallel()
+	r, err := StartRedis(RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Do("PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING = %q, %v", got, err)
+	}
+	if got, err := r.Do("SET", "k", "v"); err != nil || got != "OK" {
+		t.Fatalf("SET = %q, %v", got, err)
+	}
+	if got, err := r.Do("GET", "k"); err != nil || got != "v" {
+		t.Fatalf("GET = %q, %v", got, err)
+	}
+	if !strings.HasPrefix(r.Addr, "127.0.0.1:") || r.Port == 6379 {
+		t.Fatalf("Addr = %q", r.Addr)
+	}
+	if _, err := os.Stat(r.Dir); err != nil {
+		t.Fatalf("Dir: %v", err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(r.Dir); !os.IsNotExist(err) {
+		t.Fatalf("Dir %s still exists after Stop (err %v)", r.Dir, err)
+	}
+	dialRefused(t, r.Addr)
+	if err := r.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := r.Restart(); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Restart after Stop = %v, want ErrStopped", err)
+	}
+}
+
+func TestRedisKillRestart(t *testing.T) {
+	t.Parallel()
+	r := RedisT(t, RedisOptions{Args: []string{"--maxmemory", "2mb"}})
+	if _, err := r.Do("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	port := r.Port
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	dialRefused(t, r.Addr)
+	if _, err := r.Do("PING"); err == nil {
+		t.Fatal("PING answered after Kill")
+	}
+	if err := r.Pause(); err == nil {
+		t.Fatal("Pause of a killed server succeeded")
+	}
+	if err := r.Kill(); err != nil {
+		t.Fatalf("second Kill: %v", err)
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Port != port {
+		t.Fatalf("port changed: %d -> %d", port, r.Port)
+	}
+	if got, err := r.Do("GET", "k"); err != nil || got != "" {
+		t.Fatalf("GET after Restart = %q, %v; want empty (no persistence)", got, err)
+	}
+	mem, err := r.Do("CONFIG", "GET", "maxmemory")
+	if err != nil || mem != "maxmemory\n2097152" {
+		t.Fatalf("options lost on Restart: CONFIG GET maxmemory = %q, %v", mem, err)
+	}
+	// Restart of a running server works too.
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRedisPauseResume(t *testing.T) {
+	t.Parallel()
+	r := RedisT(t, RedisOptions{})
+	c, err := r.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := r.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	_, err = c.Do("PING")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("PING to a paused server: err = %v, want a timeout", err)
+	}
+	if err := r.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Do("PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING after Resume = %q, %v", got, err)
+	}
+	// Kill and Stop work on a paused server.
+	if err := r.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRedisAuth(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		opts      RedisOptions
+		whoami    string
+		wrongAuth []string
+	}{
+		{"password", RedisOptions{Password: "s3cret"}, "default", []string{"AUTH", "wrong"}},
+		{"acl user", RedisOptions{Username: "app", Password: "s3cret"}, "app", []string{"AUTH", "s3cret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := RedisT(t, tt.opts)
+			if got, err := r.Do("ACL", "WHOAMI"); err != nil || got != tt.whoami {
+				t.Fatalf("ACL WHOAMI = %q, %v; want %q", got, err, tt.whoami)
+			}
+			c, err := DialRESP(r.Addr, nil, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Do("GET", "k"); err == nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
+				t.Fatalf("unauthenticated GET: err = %v, want NOAUTH", err)
+			}
+			var re RedisError
+			if _, err := c.Do(tt.wrongAuth...); !errors.As(err, &re) {
+				t.Fatalf("%v: err = %v, want an error reply", tt.wrongAuth, err)
+			}
+		})
+	}
+	if _, err := StartRedis(RedisOptions{Username: "u"}); err == nil {
+		t.Fatal("Username without Password accepted")
+	}
+}
+
+func TestRedisTLS(t *testing.T) {
+	t.Parallel()
+	r := RedisT(t, RedisOptions{TLS: true, Password: "pw"})
+	cfg := r.TLSConfig()
+	if cfg == nil {
+		t.Fatal("TLSConfig is nil")
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.Addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for _, cmd := range [][]string{{"AUTH", "pw"}, {"PING"}} {
+		if err := WriteCommand(c, cmd...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"OK", "PONG"} {
+		if got, err := ReadReply(br); err != nil || got != want {
+			t.Fatalf("reply = %v, %v; want %q", got, err, want)
+		}
+	}
+	// The helpers speak TLS too, and a wrong CA is refused.
+	if got, err := r.Do("PING"); err != nil || got != "PONG" {
+		t.Fatalf("Do PING = %q, %v", got, err)
+	}
+	if _, err := DialRESP(r.Addr, &tls.Config{ServerName: "127.0.0.1"}, time.Second); err == nil {
+		t.Fatal("TLS handshake with an untrusted CA succeeded")
+	}
+	if RedisT(t, RedisOptions{}).TLSConfig() != nil {
+		t.Fatal("TLSConfig of a plain server is not nil")
+	}
+}
+
+func TestRedisConcurrentUse(t *testing.T) {
+	t.Parallel()
+	r := RedisT(t, RedisOptions{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			_, _ = r.Do("PING")
+			_ = r.Kill()
+			_ = r.Stop()
+		})
+	}
+	wg.Wait()
+	if _, err := os.Stat(r.Dir); !os.IsNotExist(err) {
+		t.Fatalf("Dir still exists: %v", err)
+	}
+}
+
+func TestMissingBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for name, start := range map[string]func() error{
+		"redis":     func() error { _, err := StartRedis(RedisOptions{}); return err },
+		"memcached": func() error { _, err := StartMemcached(MemcachedOptions{}); return err },
+		"cluster":   func() error { _, err := StartRedisCluster(3, 0); return err },
+	} {
+		err := start()
+		if err == nil || !strings.Contains(err.Error(), "apt-get install -y redis-server redis-tools memcached") {
+			t.Errorf("%s: err = %v, want the install command", name, err)
+		}
+	}
+}
+
+func TestMemcachedPool(t *testing.T) {
+	t.Parallel()
+	pool := MemcachedPoolT(t, 3, MemcachedOptions{})
+	seen := map[int]bool{}
+	for _, m := range pool {
+		v, err := m.Version()
+		if err != nil || !strings.HasPrefix(v, "1.") {
+			t.Fatalf("%s: version = %q, %v", m.Addr, v, err)
+		}
+		if seen[m.Port] {
+			t.Fatalf("port %d used twice", m.Port)
+		}
+		seen[m.Port] = true
+	}
+	if got := Addrs(pool); len(got) != 3 || got[0] != pool[0].Addr {
+		t.Fatalf("Addrs = %v", got)
+	}
+	st, err := pool[0].Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["limit_maxbytes"] != "67108864" {
+		t.Fatalf("limit_maxbytes = %q, want 64 MiB", st["limit_maxbytes"])
+	}
+	// A 1 MiB value fits with the default item size.
+	big := strings.Repeat("x", 1<<20)
+	if got, err := pool[1].Do("set big 0 0 1048576\r\n" + big); err != nil || got != "STORED" {
+		t.Fatalf("set 1 MiB = %q, %v", got, err)
+	}
+	got, err := pool[1].Do("get big")
+	if err != nil || got != "VALUE big 0 1048576\r\n"+big+"\r\nEND" {
+		t.Fatalf("get 1 MiB: len %d, %v", len(got), err)
+	}
+}
+
+func TestMemcachedKillRestart(t *testing.T) {
+	t.Parallel()
+	m := MemcachedT(t, MemcachedOptions{MemoryMB: 8, MaxItemSize: "1m"})
+	if got, err := m.Do("set k 0 0 1\r\nv"); err != nil || got != "STORED" {
+		t.Fatalf("set = %q, %v", got, err)
+	}
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	dialRefused(t, m.Addr)
+	port := m.Port
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Port != port {
+		t.Fatalf("port changed")
+	}
+	if got, err := m.Do("get k"); err != nil || got != "END" {
+		t.Fatalf("get after Restart = %q, %v; want a miss", got, err)
+	}
+	st, err := m.Stats("settings")
+	if err != nil || st["maxbytes"] != "8388608" || st["item_size_max"] != "1048576" {
+		t.Fatalf("options lost on Restart: maxbytes=%q item_size_max=%q, %v", st["maxbytes"], st["item_size_max"], err)
+	}
+	if _, err := m.Do("bogus"); err == nil {
+		t.Fatal("unknown command: no error")
+	}
+
+	// Pause: a connect succeeds, nothing answers.
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", m.Addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	c.Write([]byte("version\r\n"))
+	var ne net.Error
+	if _, err := c.Read(make([]byte, 64)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read from a paused memcached: %v, want a timeout", err)
+	}
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Version(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadReply(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    any
+		wantErr string
+	}{
+		{"+OK\r\n", "OK", ""},
+		{"-ERR bad\r\n", nil, "ERR bad"},
+		{":42\r\n", int64(42), ""},
+		{"$3\r\nfoo\r\n", "foo", ""},
+		{"$0\r\n\r\n", "", ""},
+		{"$-1\r\n", nil, ""},
+		{"*-1\r\n", nil, ""},
+		{"*2\r\n$1\r\na\r\n*1\r\n:1\r\n", []any{"a", []any{int64(1)}}, ""},
+		{"*2\r\n+OK\r\n-WRONGTYPE x\r\n", []any{"OK", RedisError("WRONGTYPE x")}, ""},
+		{"%1\r\n+k\r\n:1\r\n", []any{"k", int64(1)}, ""},
+		{"_\r\n", nil, ""},
+		{"#t\r\n", true, ""},
+		{"$3\r\nfoo", nil, "EOF"},
+		{"?x\r\n", nil, "unknown RESP type"},
+		{"+OK\n", nil, "malformed"},
+	}
+	for _, tt := range tests {
+		got, err := ReadReply(bufio.NewReader(strings.NewReader(tt.in)))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ReadReply(%q) err = %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ReadReply(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestWriteCommand(t *testing.T) {
+	var b strings.Builder
+	if err := WriteCommand(&b, "SET", "k", ""); err != nil {
+		t.Fatal(err)
+	}
+	if want := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"; b.String() != want {
+		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+}
