@@ -46,8 +46,8 @@ type Cluster struct {
 // StartRedisCluster starts masters*(1+replicasPerMaster) nodes, creates the
 // cluster with `redis-cli --cluster create ... --cluster-replicas N
 // --cluster-yes` and waits until every node reports cluster_state:ok with
-// all 16384 slots covered, knows every node, and every replica is connected
-// to its master. It takes a few seconds; share one cluster per test package
+// all 16384 slots covered, all nodes agree on who is master and replica,
+// and every replica is connected to its master. It takes a few seconds; share one cluster per test package
 // (see the package doc).
 func StartRedisCluster(masters, replicasPerMaster int) (*Cluster, error) {
 	return StartRedisClusterWithOptions(ClusterOptions{Masters: masters, ReplicasPerMaster: replicasPerMaster})
@@ -212,8 +212,9 @@ func (c *Cluster) Replicas() []*Redis { return slices.Clone(c.Nodes[c.masters:])
 
 // WaitHealthy waits up to timeout (zero: ClusterTimeout) until every
 // running node (not killed, not paused) reports cluster_state:ok with all
-// slots covered, knows every node, sees no running node as failing, and
-// every running replica is connected to its master. Use it after Restart
+// slots covered, knows every node, sees every running node as healthy and
+// in the role that node reports itself, and every running replica is
+// connected to its master. Use it after Restart
 // of a cluster node.
 func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 	if timeout <= 0 {
@@ -246,6 +247,8 @@ func (c *Cluster) healthy(all bool) error {
 			running[r.Addr] = true
 		}
 	}
+	views := map[string][]clusterNode{} // CLUSTER NODES of each running node
+	isMaster := map[string]bool{}       // each running node's own role
 	for _, r := range c.Nodes {
 		if !running[r.Addr] {
 			continue
@@ -263,18 +266,34 @@ func (c *Cluster) healthy(all bool) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.Addr, err)
 		}
-		for _, n := range parseClusterNodes(s) {
-			if running[n.addr] && n.failing {
-				return fmt.Errorf("%s sees %s as %s", r.Addr, n.addr, strings.Join(n.flags, ","))
+		views[r.Addr] = parseClusterNodes(s)
+		for _, n := range views[r.Addr] {
+			if n.myself {
+				isMaster[r.Addr] = n.master
 			}
-			if n.myself && !n.master {
-				role, err := r.DoReply("ROLE")
-				if err != nil {
-					return fmt.Errorf("%s: %w", r.Addr, err)
-				}
-				if a, ok := role.([]any); !ok || len(a) < 4 || a[3] != "connected" {
-					return fmt.Errorf("%s: replica not connected to its master: ROLE %v", r.Addr, role)
-				}
+		}
+		if !isMaster[r.Addr] {
+			role, err := r.DoReply("ROLE")
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.Addr, err)
+			}
+			if a, ok := role.([]any); !ok || len(a) < 4 || a[3] != "connected" {
+				return fmt.Errorf("%s: replica not connected to its master: ROLE %v", r.Addr, role)
+			}
+		}
+	}
+	// Every running node sees every running node healthy and in the role
+	// that node has itself.
+	for addr, view := range views {
+		for _, n := range view {
+			if !running[n.addr] {
+				continue
+			}
+			if n.failing {
+				return fmt.Errorf("%s sees %s as %s", addr, n.addr, strings.Join(n.flags, ","))
+			}
+			if n.master != isMaster[n.addr] {
+				return fmt.Errorf("%s does not yet see the role change of %s (%s)", addr, n.addr, strings.Join(n.flags, ","))
 			}
 		}
 	}

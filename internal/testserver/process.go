@@ -59,7 +59,7 @@ func freePort(bus bool) (int, error) {
 			continue
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		ok := !reserved[port] && !reserved[port+10000] && !reserved[port-10000]
+		ok := !reserved[port] && (!bus || !reserved[port+10000])
 		if ok && bus {
 			if port >= 55000 {
 				ok = false

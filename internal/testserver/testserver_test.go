@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -373,5 +374,122 @@ func TestWriteCommand(t *testing.T) {
 	}
 	if want := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"; b.String() != want {
 		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+}
+
+func TestRedisCluster(t *testing.T) {
+	t.Parallel()
+	c := RedisClusterT(t, 3, 1)
+	if len(c.Nodes) != 6 || len(c.Addrs) != 6 || len(c.Masters()) != 3 || len(c.Replicas()) != 3 {
+		t.Fatalf("nodes %d addrs %d masters %d replicas %d", len(c.Nodes), len(c.Addrs), len(c.Masters()), len(c.Replicas()))
+	}
+	for i, r := range c.Nodes {
+		if c.Addrs[i] != r.Addr {
+			t.Fatalf("Addrs[%d] = %s, Nodes[%d].Addr = %s", i, c.Addrs[i], i, r.Addr)
+		}
+		info, err := r.ClusterInfo()
+		if err != nil || info["cluster_state"] != "ok" || info["cluster_slots_ok"] != "16384" {
+			t.Fatalf("%s: CLUSTER INFO %v, %v", r.Addr, info, err)
+		}
+		role, err := r.DoReply("ROLE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRole := "master"
+		if i >= 3 {
+			wantRole = "slave"
+		}
+		if got := role.([]any)[0]; got != wantRole {
+			t.Errorf("Nodes[%d] ROLE %v, want %s", i, got, wantRole)
+		}
+	}
+
+	nodes, err := c.Nodes[0].Do("CLUSTER", "NODES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(nodes, "master"); got != 3 {
+		t.Errorf("CLUSTER NODES lists %d masters, want 3:\n%s", got, nodes)
+	}
+	shards, err := c.Nodes[0].DoReply("CLUSTER", "SHARDS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(shards.([]any)); got != 3 {
+		t.Errorf("CLUSTER SHARDS lists %d shards, want 3", got)
+	}
+	// Masters are ordered by slot: the first one owns slot 0.
+	if self, err := c.Masters()[0].clusterSelf(); err != nil || self.firstSlot != 0 {
+		t.Errorf("Masters()[0] first slot = %d, %v", self.firstSlot, err)
+	}
+
+	// A killed master comes back on the same port with the same identity
+	// and the cluster heals.
+	m := c.Masters()[1]
+	id, err := m.NodeID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.NodeID(); err != nil || got != id {
+		t.Fatalf("node ID after Restart = %q, %v; want %q", got, err, id)
+	}
+	if err := c.WaitHealthy(0); err != nil {
+		t.Fatal(err)
+	}
+	// Exactly one master serves a key; the others redirect to a member.
+	served := 0
+	for _, r := range c.Nodes {
+		if r.srv.running() && r.Addr != "" {
+			_, err := r.Do("SET", "k", "v")
+			switch {
+			case err == nil:
+				served++
+			case strings.HasPrefix(err.Error(), "MOVED "):
+				if to := strings.Fields(err.Error())[2]; !slices.Contains(c.Addrs, to) {
+					t.Errorf("MOVED to %s, not a cluster node", to)
+				}
+			default:
+				t.Errorf("%s: SET: %v", r.Addr, err)
+			}
+		}
+	}
+	if served != 1 {
+		t.Errorf("%d nodes served SET k, want 1", served)
+	}
+
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	for _, r := range c.Nodes {
+		if _, err := os.Stat(r.Dir); !os.IsNotExist(err) {
+			t.Fatalf("%s still exists", r.Dir)
+		}
+	}
+}
+
+func TestRedisClusterTooSmall(t *testing.T) {
+	if _, err := StartRedisCluster(2, 0); err == nil || !strings.Contains(err.Error(), "at least 3 masters") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestStartErrorHasLog(t *testing.T) {
+	t.Parallel()
+	_, err := StartRedis(RedisOptions{Args: []string{"--no-such-directive", "1"}})
+	if err == nil || !strings.Contains(err.Error(), "no-such-directive") || !strings.Contains(err.Error(), "log tail") {
+		t.Fatalf("err = %v, want the server's complaint", err)
+	}
+	_, err = StartMemcached(MemcachedOptions{Args: []string{"--no-such-flag"}})
+	if err == nil || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Fatalf("err = %v, want the server's complaint", err)
 	}
 }
