@@ -1,0 +1,231 @@
+package redis
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults used for zero fields of Options.
+const (
+	// DefaultAddr is the address used when Options.Addrs is empty.
+	DefaultAddr = "localhost:6379"
+	// DefaultPoolSize is the PoolSize used when Options.PoolSize is 0.
+	DefaultPoolSize = 10
+	// DefaultTimeout is the per-call deadline used when Options.Timeout is 0.
+	DefaultTimeout = 50 * time.Millisecond
+)
+
+// minConnTimeout is the floor of the connection timeouts given to rueidis:
+// the dial (TCP + TLS + HELLO/AUTH/SELECT) timeout and the connection
+// read/write timeout (ConnWriteTimeout). A call never waits longer than
+// Options.Timeout anyway, because rueidis honours the call's context (it
+// dials with it, and sets it as the socket deadline or abandons the wait
+// when it expires). The floor applies where rueidis works without a caller
+// — New, Cluster topology refreshes, its background PING of a stalled
+// connection — so that a handshake on a loaded host does not fail start-up
+// and a server that is merely slow does not lose its connections.
+const minConnTimeout = time.Second
+
+// Options configures a Store. The zero value connects to localhost:6379
+// without authentication, DB 0, no TLS.
+type Options struct {
+	// Addrs lists host:port addresses. For a standalone server give one
+	// address; with Cluster they are seeds from which the client discovers
+	// the whole cluster (one is enough). Default ["localhost:6379"].
+	Addrs []string
+
+	// Cluster states that Addrs are Redis Cluster nodes (CACHE_REDIS_CLUSTER).
+	// False forces a standalone client even if the server is a cluster node;
+	// New refuses either mismatch with an error that says which to set.
+	Cluster bool
+
+	// Username and Password authenticate with AUTH (Redis 6 ACL users when
+	// Username is set, the default user otherwise).
+	Username string
+	Password string
+
+	// DB is the database selected with SELECT. Redis Cluster only has DB 0,
+	// so a non-zero DB with Cluster is an error.
+	DB int
+
+	// TLSConfig, when non-nil, makes every connection use TLS (rediss://).
+	TLSConfig *tls.Config
+
+	// PoolSize bounds the connections opened to each server
+	// (CACHE_REDIS_POOL_SIZE), default 10. rueidis auto-pipelines ordinary
+	// commands: concurrent calls share a few connections per server and are
+	// written together, so PoolSize is not a limit on concurrent calls. It
+	// sets rueidis' BlockingPoolSize (dedicated connections, used for very
+	// large batches such as a Delete of thousands of keys) and caps the
+	// number of pipelined connections (PipelineMultiplex) at
+	// min(PoolSize, 4) rounded down to a power of two.
+	PoolSize int
+
+	// Timeout is the deadline of one store call (CACHE_TIMEOUT), default
+	// 50ms; a context with an earlier deadline wins. A dead or frozen
+	// (SIGSTOPped) server therefore costs each call at most Timeout.
+	// DeletePattern applies it to each round trip of its walk rather than
+	// to the whole walk.
+	//
+	// It is also the dial timeout and the connection read/write timeout
+	// (rueidis Dialer.Timeout and ConnWriteTimeout), but no less than 1s
+	// there: these bound work rueidis does without a caller (connecting in
+	// New, topology refreshes, the background PING that detects a frozen
+	// server and replaces its connection, about 1s after it stalls).
+	Timeout time.Duration
+}
+
+// withDefaults returns o with zero fields replaced by defaults, or an error
+// for values that cannot work.
+func (o Options) withDefaults() (Options, error) {
+	if len(o.Addrs) == 0 {
+		o.Addrs = []string{DefaultAddr}
+	}
+	for _, a := range o.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return o, fmt.Errorf("redis: address %q is not host:port (e.g. localhost:6379): %v", a, err)
+		}
+	}
+	if o.PoolSize == 0 {
+		o.PoolSize = DefaultPoolSize
+	}
+	if o.PoolSize < 0 {
+		return o, fmt.Errorf("redis: PoolSize %d is negative; use a positive number or 0 for the default %d", o.PoolSize, DefaultPoolSize)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Timeout < 0 {
+		return o, fmt.Errorf("redis: Timeout %v is negative; use a positive duration or 0 for the default %v", o.Timeout, DefaultTimeout)
+	}
+	if o.DB < 0 {
+		return o, fmt.Errorf("redis: DB %d is negative; databases are numbered from 0", o.DB)
+	}
+	if o.Cluster && o.DB != 0 {
+		return o, fmt.Errorf("redis: DB %d was requested with Cluster, but Redis Cluster only has DB 0; use DB 0 (or a key prefix) with Cluster", o.DB)
+	}
+	return o, nil
+}
+
+// pipelineMultiplex is the rueidis PipelineMultiplex for a pool size: the
+// largest n with 2^n <= min(poolSize, 4). rueidis reads 0 as "automatic"
+// for standalone clients, so a single connection is requested as -1.
+func pipelineMultiplex(poolSize int) int {
+	switch {
+	case poolSize >= 4:
+		return 2
+	case poolSize >= 2:
+		return 1
+	default:
+		return -1
+	}
+}
+
+const urlForm = "redis://[user:password@]host:port[/db][?cluster=true] or rediss://… for TLS"
+
+// ParseURL parses a Redis URL into Options:
+//
+//	redis://[[user]:password@]host[:port][/db][?cluster=true]
+//	rediss://…  (TLS; the certificate is verified against the host name)
+//
+// The port defaults to 6379 and db to 0. With cluster=true, several seeds
+// may be given separated by commas: redis://h1:7000,h2:7001?cluster=true.
+// PoolSize and Timeout are left zero (defaults).
+func ParseURL(rawURL string) (Options, error) {
+	var o Options
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return o, fmt.Errorf("redis: invalid URL %q: %v; expected %s", redactURL(rawURL), err, urlForm)
+	}
+	switch u.Scheme {
+	case "redis":
+	case "rediss":
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	case "":
+		return o, fmt.Errorf("redis: URL %q has no scheme; expected %s", redactURL(rawURL), urlForm)
+	default:
+		return o, fmt.Errorf("redis: URL scheme %q is not supported; expected %s", u.Scheme, urlForm)
+	}
+	if u.Opaque != "" {
+		return o, fmt.Errorf("redis: URL %q lacks // after the scheme; expected %s", redactURL(rawURL), urlForm)
+	}
+	if u.User != nil {
+		o.Username = u.User.Username()
+		o.Password, _ = u.User.Password()
+	}
+
+	for _, hp := range strings.Split(u.Host, ",") {
+		if hp == "" {
+			return o, fmt.Errorf("redis: URL %q has no host; expected %s", redactURL(rawURL), urlForm)
+		}
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			// No port (or a bare IPv6 literal in brackets).
+			host, port = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]"), "6379"
+			if strings.Contains(host, ":") && !strings.HasPrefix(hp, "[") {
+				return o, fmt.Errorf("redis: URL host %q is not host[:port] (IPv6 addresses need brackets); expected %s", hp, urlForm)
+			}
+		}
+		if host == "" {
+			return o, fmt.Errorf("redis: URL %q has no host; expected %s", redactURL(rawURL), urlForm)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return o, fmt.Errorf("redis: URL port %q is not a number from 1 to 65535; expected %s", port, urlForm)
+		}
+		o.Addrs = append(o.Addrs, net.JoinHostPort(host, port))
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		db, err := strconv.Atoi(p)
+		if err != nil || db < 0 {
+			return o, fmt.Errorf("redis: URL path %q is not a database number; expected %s", u.Path, urlForm)
+		}
+		o.DB = db
+	}
+
+	q := u.Query()
+	for name, vals := range q {
+		switch name {
+		case "cluster":
+			b, err := strconv.ParseBool(vals[len(vals)-1])
+			if err != nil {
+				return o, fmt.Errorf("redis: URL parameter cluster=%q is not a boolean (true or false)", vals[len(vals)-1])
+			}
+			o.Cluster = b
+		default:
+			return o, fmt.Errorf("redis: URL parameter %q is not supported; the only parameter is cluster=true|false", name)
+		}
+	}
+	if len(o.Addrs) > 1 && !o.Cluster {
+		return o, errors.New("redis: URL lists several hosts but not cluster=true; a standalone server takes one host:port")
+	}
+	if o.TLSConfig != nil && !o.Cluster {
+		// A Cluster client dials nodes it discovers, each under its own
+		// name: there ServerName stays empty and crypto/tls takes it from
+		// each dialed address.
+		o.TLSConfig.ServerName, _, _ = net.SplitHostPort(o.Addrs[0])
+	}
+	if o.Cluster && o.DB != 0 {
+		return o, fmt.Errorf("redis: URL selects DB %d with cluster=true, but Redis Cluster only has DB 0", o.DB)
+	}
+	return o, nil
+}
+
+// redactURL hides the password of a URL that is quoted in an error.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	// Unparsable: drop everything between :// and @.
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if j := strings.LastIndex(raw, "@"); j > i {
+			return raw[:i+3] + "xxxxx" + raw[j:]
+		}
+	}
+	return raw
+}

@@ -1,0 +1,277 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/rueidis"
+
+	"github.com/hoardcache/hoard/internal/storeerr"
+)
+
+// DeletePattern removes every key matching the glob pattern (Redis syntax,
+// backslash escapes metacharacters) and returns how many it removed.
+//
+// It walks the keyspace with a SCAN cursor loop (MATCH pattern COUNT 1000)
+// and UNLINKs the matches in batches of about 1000, so Redis is never
+// blocked by one large command. On Cluster it walks every master, in
+// parallel; replicas are skipped, they hold copies. ctx bounds the whole
+// walk; Options.Timeout bounds each round trip (one SCAN page or one UNLINK
+// batch), not the walk, which takes as long as the keyspace needs.
+//
+// Keys written during the walk may survive it. On error, deleted counts the
+// keys removed before the failure.
+func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) {
+	if s.closed.Load() {
+		return 0, storeerr.ErrClosed
+	}
+	if !s.cluster {
+		return s.walk(ctx, s.c, pattern)
+	}
+	masters, err := s.masters(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		total   atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+	)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, m := range masters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := s.walk(wctx, m.client, pattern)
+			total.Add(int64(n))
+			if err != nil {
+				errOnce.Do(func() {
+					first = fmt.Errorf("%w (on master %s)", err, m.addr)
+					cancel()
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	return int(total.Load()), first
+}
+
+// walk SCANs node and unlinks the matches through the store's client (which
+// routes each key to its slot's owner on Cluster).
+func (s *Store) walk(ctx context.Context, node rueidis.Client, pattern string) (int, error) {
+	var (
+		cursor  uint64
+		deleted int
+		batch   []string
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		rctx, cancel := s.bound(ctx)
+		n, err := s.unlink(rctx, batch)
+		cancel()
+		deleted += n
+		batch = batch[:0]
+		return err
+	}
+	for {
+		rctx, cancel := s.bound(ctx)
+		page, err := node.Do(rctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(deleteBatch).Build()).AsScanEntry()
+		cancel()
+		if err != nil {
+			return deleted, s.fail("SCAN", err)
+		}
+		batch = append(batch, page.Elements...)
+		cursor = page.Cursor
+		if len(batch) >= deleteBatch || cursor == 0 {
+			if err := flush(); err != nil {
+				return deleted, err
+			}
+		}
+		if cursor == 0 {
+			return deleted, nil
+		}
+	}
+}
+
+// master is one Cluster master and a client bound to it.
+type master struct {
+	addr   string
+	client rueidis.Client
+}
+
+// masters returns every master of the cluster, as reported by CLUSTER
+// SHARDS (Redis 7+) or CLUSTER SLOTS (older servers) asked of the first node
+// that answers. It fails if a shard serving slots has no reachable master,
+// since its keys could not be walked.
+func (s *Store) masters(ctx context.Context) ([]master, error) {
+	nodes := s.c.Nodes()
+	addrs := make([]string, 0, len(nodes))
+	for a := range nodes {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+
+	var lastErr error
+	for _, a := range addrs {
+		rctx, cancel := s.bound(ctx)
+		found, err := s.askMasters(rctx, a, nodes[a])
+		cancel()
+		if err != nil {
+			lastErr = err
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		out := make([]master, 0, len(found))
+		for _, m := range found {
+			c, ok := nodes[m]
+			if !ok {
+				return nil, fmt.Errorf("redis: Cluster master %s is not known to the client yet (topology is changing); retry later", m)
+			}
+			out = append(out, master{addr: m, client: c})
+		}
+		return out, nil
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no node known")
+	}
+	return nil, s.fail("finding Cluster masters", lastErr)
+}
+
+// askMasters asks node (at addr) for the addresses of the masters.
+func (s *Store) askMasters(ctx context.Context, addr string, node rueidis.Client) ([]string, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	resp := node.Do(ctx, node.B().ClusterShards().Build())
+	shards, err := resp.ToArray()
+	if err != nil {
+		if _, isRedisErr := rueidis.IsRedisErr(err); !isRedisErr {
+			return nil, err
+		}
+		// Redis < 7 has no CLUSTER SHARDS.
+		return s.askMastersSlots(ctx, host, node)
+	}
+	var out []string
+	for _, sh := range shards {
+		m, err := sh.AsMap()
+		if err != nil {
+			return nil, err
+		}
+		slots := m["slots"]
+		hasSlots := len(mustArray(&slots)) > 0
+		nodesMsg := m["nodes"]
+		masterAddr := ""
+		for _, n := range mustArray(&nodesMsg) {
+			d, err := n.AsMap()
+			if err != nil {
+				return nil, err
+			}
+			if str(d["role"]) != "master" || str(d["health"]) != "online" {
+				continue
+			}
+			port := d["port"]
+			p, _ := port.AsInt64()
+			if s.tls {
+				if tp, ok := d["tls-port"]; ok {
+					if v, _ := tp.AsInt64(); v > 0 {
+						p = v
+					}
+				}
+			}
+			masterAddr = endpoint(host, str(d["endpoint"]), p)
+		}
+		if masterAddr == "" {
+			if hasSlots {
+				return nil, fmt.Errorf("a Cluster shard serving slots has no online master (failover in progress?)")
+			}
+			continue
+		}
+		out = append(out, masterAddr)
+	}
+	return out, nil
+}
+
+// askMastersSlots reads the masters from CLUSTER SLOTS.
+func (s *Store) askMastersSlots(ctx context.Context, host string, node rueidis.Client) ([]string, error) {
+	ranges, err := node.Do(ctx, node.B().ClusterSlots().Build()).ToArray()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range ranges {
+		vals, err := r.ToArray()
+		if err != nil || len(vals) < 3 {
+			continue
+		}
+		m, err := vals[2].ToArray()
+		if err != nil || len(m) < 2 {
+			continue
+		}
+		ep, _ := m[0].ToString()
+		p, _ := m[1].AsInt64()
+		a := endpoint(host, ep, p)
+		if a != "" && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// endpoint forms host:port the way rueidis names cluster nodes: an empty
+// endpoint means the host of the node that answered.
+func endpoint(fallbackHost, ep string, port int64) string {
+	switch ep {
+	case "?":
+		return ""
+	case "":
+		ep = fallbackHost
+	}
+	return net.JoinHostPort(ep, strconv.FormatInt(port, 10))
+}
+
+func str(m rueidis.RedisMessage) string {
+	v, _ := m.ToString()
+	return v
+}
+
+func mustArray(m *rueidis.RedisMessage) []rueidis.RedisMessage {
+	v, _ := m.ToArray()
+	return v
+}
+
+// pingCluster PINGs every master in parallel.
+func (s *Store) pingCluster(ctx context.Context) error {
+	masters, err := s.masters(ctx)
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(masters))
+	var wg sync.WaitGroup
+	for i, m := range masters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.client.Do(ctx, m.client.B().Ping().Build()).Error(); err != nil {
+				errs[i] = s.fail("PING "+m.addr, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
