@@ -1,0 +1,263 @@
+// Package memory is hoard's embedded default store: an in-process cache
+// bounded by bytes, with a TTL per entry, built on otter
+// (github.com/maypok86/otter/v2, W-TinyLFU eviction).
+//
+// It implements hoard.Store. Nothing leaves the process, so it suits a
+// single instance or entries that may differ between instances; use the
+// redis or memcached store to share a cache. Values are kept as given (one
+// copy made by Set and Add) and Get returns the stored slice itself, so a
+// hit costs no allocation; callers must not modify returned slices, as the
+// hoard.Store contract says.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/hoardcache/hoard/internal/glob"
+	"github.com/hoardcache/hoard/internal/storeerr"
+)
+
+// DefaultMaxBytes is the bound used when Options.MaxBytes is 0: 64 MiB,
+// the default of CACHE_MEMORY_MAX_BYTES.
+const DefaultMaxBytes = 64 << 20
+
+// EntryOverhead is what the byte bound charges each entry on top of
+// len(key)+len(value): otter's node (string and slice headers, the TTL,
+// eviction-queue and timer-wheel links, deadline, weight and frequency
+// fields), its hash-table slot, its share of the frequency sketch and the
+// size-class rounding of the value's copy. The heap grows by about 130 to
+// 140 bytes per entry beyond its key and value with otter v2.4.0 on 64-bit
+// platforms (TestEntryOverhead measures it). Charging it keeps a cache of
+// many tiny entries, such as generation values, within MaxBytes of real
+// memory.
+const EntryOverhead = 144
+
+// Options configures a Store. The zero value is valid: a 64 MiB cache.
+type Options struct {
+	// MaxBytes bounds the weight of all entries, where an entry weighs
+	// len(key) + len(value) + EntryOverhead bytes. When a write takes the
+	// total over MaxBytes, otter evicts entries (least likely to be used
+	// again first) until it fits. An entry heavier than MaxBytes on its own
+	// cannot stay: Set drops it at once, Add stores it until otter's next
+	// maintenance pass evicts it. 0 means DefaultMaxBytes (64 MiB);
+	// negative is an error. CACHE_MEMORY_MAX_BYTES sets it when the store is built from
+	// the environment.
+	MaxBytes int64
+}
+
+// Store is an in-process hoard.Store. It is safe for concurrent use. The
+// context arguments of its methods are ignored, except that DeletePattern
+// stops its walk when ctx is done: every other call finishes in
+// microseconds without blocking on I/O.
+type Store struct {
+	c        *otter.Cache[string, item]
+	maxBytes int64
+	closed   atomic.Bool
+}
+
+// item is what the cache holds for a key: the value and the TTL it was
+// written with, from which the expiry calculator sets its deadline.
+type item struct {
+	value []byte
+	ttl   time.Duration
+}
+
+// New returns an empty Store bounded by opts.MaxBytes.
+func New(opts Options) (*Store, error) {
+	maxBytes := opts.MaxBytes
+	switch {
+	case maxBytes < 0:
+		return nil, fmt.Errorf("memory: Options.MaxBytes is %d; set it to the most bytes the cache may hold (CACHE_MEMORY_MAX_BYTES), or 0 for the default of %d (64 MiB)", maxBytes, DefaultMaxBytes)
+	case maxBytes == 0:
+		maxBytes = DefaultMaxBytes
+	}
+	c, err := otter.New(&otter.Options[string, item]{
+		MaximumWeight: uint64(maxBytes),
+		Weigher:       weigh,
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, item]) time.Duration {
+			return e.Value.ttl
+		}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	return &Store{c: c, maxBytes: maxBytes}, nil
+}
+
+// weight is the number of bytes an entry counts for against MaxBytes.
+func weight(key string, value []byte) int64 {
+	return int64(len(key)) + int64(len(value)) + EntryOverhead
+}
+
+func weigh(key string, it item) uint32 {
+	return uint32(min(weight(key, it.value), math.MaxUint32))
+}
+
+// clone copies value into a new slice, non-nil even when value is empty or
+// nil, so that an empty value reads back as present.
+func clone(value []byte) []byte {
+	if len(value) == 0 {
+		return []byte{}
+	}
+	b := make([]byte, len(value))
+	copy(b, value)
+	return b
+}
+
+// Get returns the value stored under key. The slice is the store's own
+// copy: read it, never modify it. An absent or expired key is a miss with
+// a nil error.
+func (s *Store) Get(_ context.Context, key string) (value []byte, found bool, err error) {
+	if s.closed.Load() {
+		return nil, false, storeerr.ErrClosed
+	}
+	it, ok := s.c.GetIfPresent(key)
+	if !ok {
+		return nil, false, nil
+	}
+	return it.value, true, nil
+}
+
+// GetMulti returns the values of keys in order: nil for an absent key, a
+// non-nil empty slice for a present empty value. Like Get, it returns the
+// stored slices themselves; the result slice is its only allocation.
+func (s *Store) GetMulti(_ context.Context, keys []string) ([][]byte, error) {
+	if s.closed.Load() {
+		return nil, storeerr.ErrClosed
+	}
+	values := make([][]byte, len(keys))
+	for i, k := range keys {
+		if it, ok := s.c.GetIfPresent(k); ok {
+			values[i] = it.value
+		}
+	}
+	return values, nil
+}
+
+// Set stores a copy of value under key for ttl, replacing any value and
+// TTL the key had. ttl must be positive. A value too large to ever fit in
+// MaxBytes is not stored, and the key's former value is removed.
+func (s *Store) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	if s.closed.Load() {
+		return storeerr.ErrClosed
+	}
+	if ttl <= 0 {
+		return storeerr.ErrInvalidTTL
+	}
+	if weight(key, value) > s.maxBytes {
+		s.c.Invalidate(key)
+		return nil
+	}
+	s.c.Set(key, item{value: clone(value), ttl: ttl})
+	return nil
+}
+
+// Add stores a copy of value under key for ttl only if key is absent (an
+// expired entry is absent), atomically: of concurrent Adds of one key,
+// exactly one reports added. An existing entry keeps its value and TTL.
+// ttl must be positive.
+func (s *Store) Add(_ context.Context, key string, value []byte, ttl time.Duration) (added bool, err error) {
+	if s.closed.Load() {
+		return false, storeerr.ErrClosed
+	}
+	if ttl <= 0 {
+		return false, storeerr.ErrInvalidTTL
+	}
+	_, added = s.c.SetIfAbsent(key, item{value: clone(value), ttl: ttl})
+	return added, nil
+}
+
+// Delete removes keys; absent keys are ignored.
+func (s *Store) Delete(_ context.Context, keys ...string) error {
+	if s.closed.Load() {
+		return storeerr.ErrClosed
+	}
+	for _, k := range keys {
+		s.c.Invalidate(k)
+	}
+	return nil
+}
+
+// DeletePattern removes every key that matches the Redis glob pattern
+// (see package internal/glob: the keys Redis KEYS would return) and
+// returns how many it removed. It walks all entries, so it costs time in
+// proportion to the number of keys; keys written during the walk may
+// survive it. When ctx is done the walk stops and DeletePattern returns
+// the count so far with ctx's error.
+func (s *Store) DeletePattern(ctx context.Context, pattern string) (deleted int, err error) {
+	if s.closed.Load() {
+		return 0, storeerr.ErrClosed
+	}
+	prefix := glob.LiteralPrefix(pattern)
+	walked := 0
+	for k := range s.c.Keys() {
+		if walked++; walked%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return deleted, err
+			}
+		}
+		if len(k) < len(prefix) || k[:len(prefix)] != prefix || !glob.Match(pattern, k) {
+			continue
+		}
+		if _, ok := s.c.Invalidate(k); ok {
+			deleted++
+		}
+	}
+	return deleted, nil
+}
+
+// SupportsPatterns reports true: DeletePattern walks the keys.
+func (s *Store) SupportsPatterns() bool { return true }
+
+// Exists reports whether key is present (and not expired). Unlike Get it
+// does not count as a use of the entry for eviction.
+func (s *Store) Exists(_ context.Context, key string) (bool, error) {
+	if s.closed.Load() {
+		return false, storeerr.ErrClosed
+	}
+	_, ok := s.c.GetEntryQuietly(key)
+	return ok, nil
+}
+
+// Ping returns nil, or ErrClosed after Close.
+func (s *Store) Ping(context.Context) error {
+	if s.closed.Load() {
+		return storeerr.ErrClosed
+	}
+	return nil
+}
+
+// Close drops every entry and stops otter's clean-up goroutine. Later
+// calls return ErrClosed; Close itself may be called again and returns nil.
+func (s *Store) Close() error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.c.InvalidateAll()
+		s.c.StopAllGoroutines()
+	}
+	return nil
+}
+
+// Len returns the number of entries held. It first applies the writes,
+// evictions and expirations otter has buffered, under its maintenance
+// lock: it is meant for tests and statistics, not for every request.
+func (s *Store) Len() int {
+	s.c.CleanUp()
+	return s.c.EstimatedSize()
+}
+
+// WeightedSize returns the bytes the entries count for against MaxBytes
+// (see Options.MaxBytes). Like Len, it first applies buffered maintenance,
+// so that without concurrent writes it is exact and at most MaxBytes.
+func (s *Store) WeightedSize() int64 {
+	s.c.CleanUp()
+	return int64(s.c.WeightedSize())
+}
+
+// MaxBytes returns the bound on WeightedSize that the store was built with.
+func (s *Store) MaxBytes() int64 { return s.maxBytes }
