@@ -46,8 +46,8 @@ type Options struct {
 	// again first) until it fits. An entry heavier than MaxBytes on its own
 	// cannot stay: Set drops it at once, Add stores it until otter's next
 	// maintenance pass evicts it. 0 means DefaultMaxBytes (64 MiB);
-	// negative is an error. CACHE_MEMORY_MAX_BYTES sets it when the store is built from
-	// the environment.
+	// negative is an error. CACHE_MEMORY_MAX_BYTES sets it when the store
+	// is built from the environment.
 	MaxBytes int64
 }
 
