@@ -1,0 +1,400 @@
+// Package memcached is a hoard store on a pool of Memcached servers, built
+// on github.com/bradfitz/gomemcache.
+//
+// Keys are spread over the servers with consistent hashing (a ketama-style
+// ring of 160 virtual nodes per server on XXH64): adding a server to a pool
+// of N moves about 1/(N+1) of the keys, all to the new server, and every
+// client configured with the same servers, in any order, agrees on where
+// each key lives. A server that is down makes the calls for its own keys
+// fail; the other servers' keys keep working.
+//
+// Keys memcached cannot take — empty, over 250 bytes, or containing
+// control characters, spaces or DEL — are stored under a hashed form that
+// keeps a readable prefix: the first 150 bytes with illegal bytes replaced
+// by '_', then "#h:" and the hex SHA-256 of the whole key. A legal key that
+// already ends that way is hashed too, so two keys never share a slot.
+//
+// TTLs: memcached counts whole seconds on a clock that ticks once a second,
+// so an item stored for n seconds can expire up to a second early. The store
+// therefore sends the TTL rounded up to a whole second, plus one second: an
+// entry lives at least its TTL and at most two seconds longer. TTLs over 30
+// days are sent as an absolute Unix time, as the protocol requires (and
+// capped at 2038-01-19, the largest time it can carry).
+//
+// Memcached refuses items larger than its item size limit (1 MiB by
+// default, including the key and about 50 bytes of overhead), so a 1 MiB
+// value needs the servers started with a larger limit, e.g. `memcached -I 2m`;
+// Set reports such a refusal with that advice.
+//
+// gomemcache takes no context: every call checks its context before it
+// starts, and Options.Timeout bounds each network step (connect, write,
+// each read), so a dead server fails a call at once and a frozen one within
+// about Timeout. As with any network store, a write that timed out may still
+// be applied: a frozen server runs the commands it received once it resumes.
+//
+// Exists fetches the value, as the text protocol has no cheaper check. The
+// store cannot list keys: DeletePattern returns hoard.ErrPatternNotSupported
+// (the same value as storeerr.ErrPatternNotSupported).
+package memcached
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/hoardcache/hoard/internal/storeerr"
+)
+
+// Defaults of Options.
+const (
+	DefaultServer   = "localhost:11211"
+	DefaultPoolSize = 10
+	DefaultTimeout  = 50 * time.Millisecond
+)
+
+// Options configures New. The zero value is a pool of one server on
+// localhost:11211 with the defaults below.
+type Options struct {
+	// Servers are the "host:port" addresses of every server of the pool
+	// (CACHE_MEMCACHED_SERVERS). Empty means ["localhost:11211"]. Hosts
+	// are resolved on each new connection, so DNS changes are followed.
+	Servers []string
+
+	// PoolSize is the number of idle connections kept per server
+	// (CACHE_MEMCACHED_POOL_SIZE). Zero means 10. Set it above the number
+	// of calls one server sees at once, or busy moments open (and then
+	// close) extra connections.
+	PoolSize int
+
+	// Timeout bounds each network step of a call: connecting, writing the
+	// request, and reading each reply (CACHE_TIMEOUT). Zero means 50ms.
+	Timeout time.Duration
+}
+
+// Store is a hoard store on a pool of memcached servers. It is safe for
+// concurrent use. Create it with New and release it with Close.
+type Store struct {
+	client   *memcache.Client
+	ring     *ring
+	poolSize int
+	closed   atomic.Bool
+}
+
+// New returns a Store on the servers of opts. It checks the options and the
+// form of every address but does not connect: use Ping to check that the
+// servers answer.
+func New(opts Options) (*Store, error) {
+	servers := opts.Servers
+	if len(servers) == 0 {
+		servers = []string{DefaultServer}
+	}
+	seen := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		if err := checkServer(s); err != nil {
+			return nil, err
+		}
+		if seen[s] {
+			return nil, fmt.Errorf("memcached: server %q is listed twice in Servers; list each server once", s)
+		}
+		seen[s] = true
+	}
+	if opts.PoolSize < 0 {
+		return nil, fmt.Errorf("memcached: PoolSize %d is negative; use 0 for the default (%d) or a positive number of idle connections per server", opts.PoolSize, DefaultPoolSize)
+	}
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("memcached: Timeout %v is negative; use 0 for the default (%v) or a positive duration", opts.Timeout, DefaultTimeout)
+	}
+	poolSize := cmp.Or(opts.PoolSize, DefaultPoolSize)
+	r := newRing(servers)
+	c := memcache.NewFromSelector(r)
+	c.MaxIdleConns = poolSize
+	c.Timeout = cmp.Or(opts.Timeout, DefaultTimeout)
+	return &Store{client: c, ring: r, poolSize: poolSize}, nil
+}
+
+// checkServer reports whether s is a usable "host:port" address.
+func checkServer(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("memcached: server address %q: %v; write it as host:port, e.g. localhost:11211 or [::1]:11211", s, err)
+	}
+	if host == "" {
+		return fmt.Errorf("memcached: server address %q has no host; write it as host:port, e.g. localhost:11211", s)
+	}
+	if strings.ContainsAny(host, " \t\r\n/") {
+		return fmt.Errorf("memcached: server address %q: the host %q is not a host name or IP address", s, host)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("memcached: server address %q: the port %q is not a number from 1 to 65535", s, port)
+	}
+	return nil
+}
+
+// begin checks that a call may start.
+func (s *Store) begin(ctx context.Context) error {
+	if s.closed.Load() {
+		return storeerr.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// end runs after every call that used the client. gomemcache returns a
+// connection to its idle pool when a call ends, so a call that was running
+// while Close ran may have put one back after Close emptied the pool; close
+// it now. (Close sets closed before it empties the pool, so either Close
+// sees the connection or the call sees closed.)
+func (s *Store) end() {
+	if s.closed.Load() {
+		_ = s.client.Close()
+	}
+}
+
+// fail wraps err, returned by a call on key's server, with what the store
+// was doing and on which server.
+func (s *Store) fail(op, skey string, err error) error {
+	if errors.Is(err, storeerr.ErrClosed) {
+		return err
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("memcached: %s failed while the store was closed: %w", op, storeerr.ErrClosed)
+	}
+	return fmt.Errorf("memcached %s: %s: %w", s.ring.addrs[s.ring.index(skey)], op, err)
+}
+
+// expiration converts ttl to memcached's expiration field, relative to now.
+func expiration(ttl time.Duration, now time.Time) (int32, error) {
+	if ttl <= 0 {
+		return 0, storeerr.ErrInvalidTTL
+	}
+	// Whole seconds, rounded up, plus one: memcached's clock ticks once a
+	// second, and an item set just before a tick loses up to a second.
+	secs := int64(ttl / time.Second)
+	if ttl%time.Second != 0 {
+		secs++
+	}
+	secs++
+	const maxRelative = 30 * 24 * 60 * 60 // beyond, memcached reads a Unix time
+	if secs <= maxRelative {
+		return int32(secs), nil
+	}
+	if secs > math.MaxInt32-now.Unix() {
+		return math.MaxInt32, nil
+	}
+	return int32(now.Unix() + secs), nil
+}
+
+// Get returns the value of key; found is false when key is absent or expired.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, false, err
+	}
+	defer s.end()
+	skey := storedKey(key)
+	it, err := s.client.Get(skey)
+	switch {
+	case err == nil:
+		return it.Value, true, nil
+	case errors.Is(err, memcache.ErrCacheMiss):
+		return nil, false, nil
+	}
+	return nil, false, s.fail("get", skey, err)
+}
+
+// GetMulti returns the values of keys, in order, nil for the absent ones.
+// It asks every server involved at once, each for all of its keys in one
+// request, and fails if any of them fails.
+func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	values := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return values, nil
+	}
+	defer s.end()
+	skeys := make([]string, len(keys))
+	for i, k := range keys {
+		skeys[i] = storedKey(k)
+	}
+	items, err := s.client.GetMulti(skeys)
+	if err != nil {
+		if s.closed.Load() {
+			return nil, fmt.Errorf("memcached: get of %d keys failed while the store was closed: %w", len(keys), storeerr.ErrClosed)
+		}
+		return nil, fmt.Errorf("memcached: get of %d keys: %w", len(keys), err)
+	}
+	for i, sk := range skeys {
+		if it := items[sk]; it != nil {
+			values[i] = it.Value
+		}
+	}
+	return values, nil
+}
+
+// Set stores value under key for ttl, which must be positive.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	exp, err := expiration(ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	skey := storedKey(key)
+	err = s.client.Set(&memcache.Item{Key: skey, Value: value, Expiration: exp})
+	if err != nil {
+		return s.failStore("set", skey, len(value), err)
+	}
+	return nil
+}
+
+// Add stores value under key for ttl only if key is absent, and reports
+// whether it did. Memcached decides atomically, across all clients.
+func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	exp, err := expiration(ttl, time.Now())
+	if err != nil {
+		return false, err
+	}
+	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	defer s.end()
+	skey := storedKey(key)
+	err = s.client.Add(&memcache.Item{Key: skey, Value: value, Expiration: exp})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, memcache.ErrNotStored):
+		return false, nil
+	}
+	return false, s.failStore("add", skey, len(value), err)
+}
+
+// failStore is fail for set and add, with advice when the server refused the
+// value for its size.
+func (s *Store) failStore(op, skey string, size int, err error) error {
+	if strings.Contains(err.Error(), "too large") {
+		err = fmt.Errorf("%w; the %d-byte value is over the server's item size limit: start memcached with a larger -I (e.g. -I 2m) or cache smaller values", err, size)
+	}
+	return s.fail(op, skey, err)
+}
+
+// Delete removes keys; absent keys are not an error. Keys on different
+// servers, and up to PoolSize keys of one server, are deleted concurrently.
+// A server that fails stops being asked for its remaining keys, so a dead
+// or frozen server costs one Timeout, not one per key.
+func (s *Store) Delete(ctx context.Context, keys ...string) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	defer s.end()
+	if len(keys) == 1 {
+		return s.delete(storedKey(keys[0]))
+	}
+	groups := make([][]string, len(s.ring.addrs))
+	for _, k := range keys {
+		sk := storedKey(k)
+		i := s.ring.index(sk)
+		groups[i] = append(groups[i], sk)
+	}
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for g, group := range groups {
+		if len(group) == 0 {
+			continue
+		}
+		var next atomic.Int64
+		var failed atomic.Bool
+		var mu sync.Mutex
+		for range min(len(group), s.poolSize) {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(len(group)) || failed.Load() {
+						return
+					}
+					err := ctx.Err()
+					if err == nil {
+						err = s.delete(group[i])
+					}
+					if err != nil {
+						failed.Store(true)
+						mu.Lock()
+						if errs[g] == nil {
+							errs[g] = err
+						}
+						mu.Unlock()
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Store) delete(skey string) error {
+	err := s.client.Delete(skey)
+	if err == nil || errors.Is(err, memcache.ErrCacheMiss) {
+		return nil
+	}
+	return s.fail("delete", skey, err)
+}
+
+// DeletePattern returns hoard.ErrPatternNotSupported: memcached cannot list
+// its keys.
+func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	return 0, storeerr.ErrPatternNotSupported
+}
+
+// SupportsPatterns returns false: memcached cannot list its keys.
+func (s *Store) SupportsPatterns() bool { return false }
+
+// Exists reports whether key is present. It fetches the value.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	_, found, err := s.Get(ctx, key)
+	return found, err
+}
+
+// Ping checks that every server of the pool answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	if err := s.client.Ping(); err != nil {
+		if s.closed.Load() {
+			return fmt.Errorf("memcached: ping failed while the store was closed: %w", storeerr.ErrClosed)
+		}
+		return fmt.Errorf("memcached: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the idle connections. It is idempotent; other calls made
+// after Close return hoard.ErrClosed. Calls running meanwhile finish and
+// close their connections.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.client.Close()
+}
