@@ -170,39 +170,50 @@ func (s *suite) testTTL(t *testing.T) {
 
 	t.Run("AtomicWithValue", func(t *testing.T) {
 		// Writers hammer a few keys with Set/Add (TTL short) and Delete,
-		// many with contexts that are cancelled mid-call. A store that
-		// writes the value and then the TTL in two steps leaves some keys
-		// without a TTL when a call is cut between them; those keys would
-		// then never expire. After the writers stop, every key must expire.
+		// many with contexts that are cancelled mid-call, and end with one
+		// cut Set on every key, so that each key's last write is one that
+		// may be interrupted. A store that writes the value and then the
+		// TTL in two steps leaves keys without a TTL when a call is cut
+		// between them; those keys would then never expire. After the
+		// writers stop, every key must expire.
 		t.Parallel()
 		e := s.open(t)
-		keys := e.keys("a", 16)
+		keys := e.keys("a", 32)
 		const writers, ops = 8, 300
+		write := func(rng *rand.Rand, k string, cut bool, op int) {
+			ctx, cancel := e.ctx, context.CancelFunc(func() {})
+			if cut {
+				ctx, cancel = context.WithTimeout(e.ctx, time.Duration(rng.IntN(300))*time.Microsecond)
+			}
+			defer cancel()
+			var err error
+			switch op {
+			case 0:
+				err = e.st.Delete(ctx, k)
+			case 1:
+				_, err = e.st.Add(ctx, k, []byte("add"), short)
+			default:
+				err = e.st.Set(ctx, k, []byte("set"), short)
+			}
+			if err != nil && !cut {
+				t.Errorf("concurrent write of %q: %v", k, err)
+			}
+		}
 		var wg sync.WaitGroup
 		for w := range writers {
 			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(uint64(w), 11))
 				for range ops {
-					k := keys[rng.IntN(len(keys))]
-					ctx, cancel := e.ctx, context.CancelFunc(func() {})
-					cut := rng.IntN(2) == 0
-					if cut {
-						ctx, cancel = context.WithTimeout(e.ctx, time.Duration(rng.IntN(300))*time.Microsecond)
-					}
-					var err error
-					switch rng.IntN(8) {
-					case 0:
-						err = e.st.Delete(ctx, k)
-					case 1:
-						_, err = e.st.Add(ctx, k, []byte("add"), short)
-					default:
-						err = e.st.Set(ctx, k, []byte("set"), short)
-					}
-					cancel()
-					if err != nil && !cut {
-						t.Errorf("concurrent write of %q: %v", k, err)
-						return
-					}
+					write(rng, keys[rng.IntN(len(keys))], rng.IntN(2) == 0, rng.IntN(8))
+				}
+			})
+		}
+		wg.Wait()
+		for w := range writers {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(w), 13))
+				for i := w; i < len(keys); i += writers {
+					write(rng, keys[i], true, 2)
 				}
 			})
 		}
