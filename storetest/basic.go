@@ -417,10 +417,17 @@ func (s *suite) testPing(t *testing.T) {
 	}
 }
 
-// testConcurrency protects users from data races and buffer reuse: a
-// parallel mix of every call never fails and never returns one key's value
-// for another. Run under -race.
+// testConcurrency protects users from data races, buffer reuse and one
+// caller's trouble spreading to others: a parallel mix of every call never
+// fails and never returns one key's value for another (run under -race),
+// and callers whose contexts end mid-call do not make the calls of other
+// callers fail.
 func (s *suite) testConcurrency(t *testing.T) {
+	t.Run("Mix", s.testMix)
+	t.Run("CancelledNeighbours", s.testCancelledNeighbours)
+}
+
+func (s *suite) testMix(t *testing.T) {
 	e := s.open(t)
 	keys := e.keys("c", 16)
 	const workers, ops = 8, 250
@@ -469,6 +476,56 @@ func (s *suite) testConcurrency(t *testing.T) {
 	for _, k := range keys {
 		e.set(k, []byte(k+"#final"), longTTL)
 		e.wantValue(k, []byte(k+"#final"))
+	}
+}
+
+// testCancelledNeighbours: in a service, request contexts end all the time
+// (client gone, handler deadline), often in the middle of a cache call. A
+// store whose reaction to that is to tear down a connection it shares with
+// other callers turns one impatient client into errors for everyone, and
+// soon into an open circuit breaker. Callers with live contexts must not
+// see errors while others' deadlines and cancellations hit mid-call.
+func (s *suite) testCancelledNeighbours(t *testing.T) {
+	e := s.open(t)
+	keys := e.keys("n", 16)
+	e.fill(keys, func(int) []byte { return []byte("v") }, longTTL)
+	const live, cut, ops = 4, 4, 250
+	var failed atomic.Int32
+	var wg sync.WaitGroup
+	for w := range live + cut {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 17))
+			for range ops {
+				ctx, cancel := e.ctx, context.CancelFunc(func() {})
+				if w >= live {
+					d := time.Duration(rng.IntN(300)) * time.Microsecond
+					if rng.IntN(2) == 0 {
+						ctx, cancel = context.WithTimeout(e.ctx, d)
+					} else {
+						ctx, cancel = context.WithCancel(e.ctx)
+						time.AfterFunc(d, cancel)
+					}
+				}
+				k := keys[rng.IntN(len(keys))]
+				var err error
+				switch rng.IntN(3) {
+				case 0:
+					err = e.st.Set(ctx, k, []byte("v"), longTTL)
+				case 1:
+					_, _, err = e.st.Get(ctx, k)
+				case 2:
+					_, err = e.st.GetMulti(ctx, keys[:4])
+				}
+				cancel()
+				if err != nil && w < live && failed.Add(1) <= 5 {
+					t.Errorf("a call with a live context failed while other callers' contexts ended mid-call: %v; one caller's deadline or cancellation must not break other callers' calls", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 5 {
+		t.Errorf("%d calls with live contexts failed in all", n)
 	}
 }
 

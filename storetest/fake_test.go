@@ -21,6 +21,7 @@ type fakeServer struct {
 	down    bool
 	resumed chan struct{} // non-nil while paused; closed by resume
 	bugs    string        // comma-separated deliberate defects of its stores
+	broken  time.Time     // with bug "cancel-breaks-others": calls fail until then
 }
 
 type fakeEntry struct {
@@ -130,7 +131,19 @@ func (s *fakeStore) do(ctx context.Context, fn func(now time.Time)) error {
 	}
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
-	fn(time.Now())
+	now := time.Now()
+	if s.srv.bug("cancel-breaks-others") {
+		// Like a client that closes its shared connection when one
+		// caller's context ends mid-call.
+		if now.Before(s.srv.broken) {
+			return errors.New("fake: connection closed")
+		}
+		if ctx.Err() != nil {
+			s.srv.broken = now.Add(5 * time.Millisecond)
+			return ctx.Err()
+		}
+	}
+	fn(now)
 	return nil
 }
 

@@ -82,6 +82,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		{"ignores-timeout", "Outage/Pause"},
 		{"down-is-miss", "Outage/Kill"},
 		{"one-node", "Spread"},
+		{"cancel-breaks-others", "Concurrency/CancelledNeighbours"},
 	} {
 		t.Run(c.bug+"/"+c.fail, func(t *testing.T) {
 			t.Parallel()

@@ -186,17 +186,15 @@ func (s *suite) testTTL(t *testing.T) {
 				ctx, cancel = context.WithTimeout(e.ctx, time.Duration(rng.IntN(300))*time.Microsecond)
 			}
 			defer cancel()
-			var err error
+			// Errors are not this check's business (Concurrency checks
+			// that live calls succeed); whatever was written must expire.
 			switch op {
 			case 0:
-				err = e.st.Delete(ctx, k)
+				_ = e.st.Delete(ctx, k)
 			case 1:
-				_, err = e.st.Add(ctx, k, []byte("add"), short)
+				_, _ = e.st.Add(ctx, k, []byte("add"), short)
 			default:
-				err = e.st.Set(ctx, k, []byte("set"), short)
-			}
-			if err != nil && !cut {
-				t.Errorf("concurrent write of %q: %v", k, err)
+				_ = e.st.Set(ctx, k, []byte("set"), short)
 			}
 		}
 		var wg sync.WaitGroup
