@@ -1,0 +1,563 @@
+package hoard
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/hoardcache/hoard/internal/glob"
+	"github.com/hoardcache/hoard/internal/keys"
+)
+
+// Cache is the provider API (upstream's get/set/delete/delete_pattern/exists/
+// clear) and the home of the route middleware. It is safe for concurrent use.
+//
+// Every value a Cache stores is wrapped in an envelope that records the
+// generations it was produced under (design.md): the namespace's epoch, which
+// Clear replaces, and the key's own generation, which Invalidate replaces. A
+// read fetches the value and the current generations in one round trip and
+// treats a value whose recorded generations differ as a miss. That makes
+// Clear and Invalidate O(1) on every store, including Memcached, and stops a
+// slow reader from putting back a value that a concurrent write invalidated.
+type Cache struct {
+	store    Store
+	cfg      Config
+	disabled bool
+
+	ns       string // CACHE_KEY_PREFIX, prepended to every key
+	epochKey string // generation of the whole namespace (Clear)
+	genTTL   time.Duration
+
+	breaker *breaker
+	pending pendingSet
+	log     rateLimitedLog
+	flights singleflight.Group
+
+	// patterns are the InvalidatePatterns templates of every route built
+	// on this Cache; a GET records the generation of each instance that
+	// covers its key. Copy-on-write: read lock-free on every GET.
+	patternsMu sync.Mutex
+	patterns   atomic.Pointer[[]*keys.Template]
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const (
+	// genPrefix marks hoard's own keys (generations) inside the namespace.
+	// Key templates and provider keys may not start with '#', so a user key
+	// can never collide with one.
+	genPrefix = "#g:"
+	epochName = "#epoch"
+
+	// minGenerationTTL is the least lifetime of a generation key. A lost
+	// generation only costs misses (values are random, never reused), so this
+	// is about hit ratio, not correctness.
+	minGenerationTTL = 30 * 24 * time.Hour
+
+	breakerThreshold = 5
+	breakerCooldown  = time.Second
+)
+
+// ErrReservedKey is returned for a key that starts with '#', the prefix hoard
+// keeps for its generation keys.
+var ErrReservedKey = errors.New("hoard: keys starting with '#' are reserved for hoard's generation keys; choose another key")
+
+// ErrEmptyKey is returned for an empty key.
+var ErrEmptyKey = errors.New("hoard: empty key")
+
+// New returns a Cache over store, configured by cfg (zero values are the
+// defaults of spec §5; only the cache-wide fields are used: Disabled,
+// KeyPrefix, DefaultTTL). The Cache owns the store: Close closes it. With
+// cfg.Disabled the store may be nil and is never called.
+func New(store Store, cfg Config) (*Cache, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil && !cfg.Disabled {
+		return nil, errors.New("hoard: New needs a Store (memory.New, redis.New, memcached.New) or use Open to build the configured one")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c := &Cache{
+		store:    store,
+		cfg:      cfg,
+		disabled: cfg.Disabled,
+		ns:       cfg.KeyPrefix,
+		epochKey: cfg.KeyPrefix + epochName,
+		genTTL:   max(minGenerationTTL, 2*cfg.DefaultTTL),
+		breaker:  newBreaker(breakerThreshold, breakerCooldown),
+		log:      rateLimitedLog{logger: logger.With(slog.String("component", "hoard")), interval: time.Second},
+	}
+	return c, nil
+}
+
+// Config returns the configuration the Cache runs with, defaults filled in.
+func (c *Cache) Config() Config { return c.cfg }
+
+// Store returns the underlying store (nil when the cache is disabled and was
+// built without one).
+func (c *Cache) Store() Store { return c.store }
+
+// Enabled reports whether the cache is on (CACHE_ENABLED).
+func (c *Cache) Enabled() bool { return !c.disabled }
+
+// Close closes the store. It is safe to call more than once.
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() {
+		if c.store != nil {
+			c.closeErr = c.store.Close()
+		}
+	})
+	return c.closeErr
+}
+
+// newGeneration returns a fresh generation value. Values are random, never
+// counters, so a generation key that is evicted and created again cannot
+// collide with a value an old entry recorded.
+func newGeneration() []byte {
+	return binary.LittleEndian.AppendUint64(make([]byte, 0, 8), rand.Uint64())
+}
+
+// genKey is the store key of the generation of namespace name (a resource
+// such as "widget:42" or a pattern such as "alice_posts:*").
+func (c *Cache) genKey(name string) string { return c.ns + genPrefix + name }
+
+func (c *Cache) checkKey(key string) error {
+	if key == "" {
+		return ErrEmptyKey
+	}
+	if key[0] == '#' {
+		return fmt.Errorf("%w: %q", ErrReservedKey, key)
+	}
+	return nil
+}
+
+// --- store calls through the breaker -------------------------------------
+
+// usable reports whether the store may serve reads now: the breaker is
+// closed (or lets a probe through) and no failed invalidation is waiting.
+// Pending invalidations are replayed first; until they succeed, reads skip
+// the cache, so an invalidation lost to an outage never lets a stale entry
+// be served.
+func (c *Cache) usable(ctx context.Context) bool {
+	if !c.breaker.allow() {
+		return false
+	}
+	if c.pending.empty() {
+		return true
+	}
+	return c.replayPending(ctx)
+}
+
+func (c *Cache) replayPending(ctx context.Context) bool {
+	genKeys, delKeys := c.pending.take()
+	if len(genKeys)+len(delKeys) == 0 {
+		return true
+	}
+	if err := c.writeInvalidation(ctx, genKeys, delKeys); err != nil {
+		c.pending.add(genKeys, delKeys)
+		c.log.error("hoard: replaying invalidations failed; serving uncached until the store is back", err,
+			slog.Int("pending", len(genKeys)+len(delKeys)))
+		return false
+	}
+	return true
+}
+
+func (c *Cache) getMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	vals, err := c.store.GetMulti(ctx, keys)
+	c.breaker.record(err)
+	return vals, err
+}
+
+func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	err := c.store.Set(ctx, key, val, ttl)
+	c.breaker.record(err)
+	return err
+}
+
+// writeInvalidation replaces each generation with a fresh value and deletes
+// the given entry keys.
+func (c *Cache) writeInvalidation(ctx context.Context, genKeys, delKeys []string) error {
+	var errs []error
+	for _, k := range genKeys {
+		if err := c.store.Set(ctx, k, newGeneration(), c.genTTL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(delKeys) > 0 {
+		if err := c.store.Delete(ctx, delKeys...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	err := errors.Join(errs...)
+	c.breaker.record(err)
+	return err
+}
+
+// invalidate writes an invalidation, or, if the store fails, keeps it to be
+// replayed before the store serves hits again.
+func (c *Cache) invalidate(ctx context.Context, genKeys, delKeys []string) error {
+	var err error
+	if c.breaker.allow() {
+		err = c.writeInvalidation(ctx, genKeys, delKeys)
+	} else {
+		err = ErrUnavailable
+	}
+	if err != nil {
+		c.pending.add(genKeys, delKeys)
+		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits again", err)
+	}
+	return err
+}
+
+// ensureGenerations fills in missing generations (nil in gens) by creating
+// them with a fresh random value, atomically: if another client created one
+// first, its value is read back. It reports false if any stays unknown.
+func (c *Cache) ensureGenerations(ctx context.Context, genKeys []string, gens [][]byte) bool {
+	for i, g := range gens {
+		if g != nil {
+			continue
+		}
+		fresh := newGeneration()
+		added, err := c.store.Add(ctx, genKeys[i], fresh, c.genTTL)
+		c.breaker.record(err)
+		if err != nil {
+			return false
+		}
+		if added {
+			gens[i] = fresh
+			continue
+		}
+		v, found, err := c.store.Get(ctx, genKeys[i])
+		c.breaker.record(err)
+		if err != nil || !found {
+			return false
+		}
+		gens[i] = v
+	}
+	return true
+}
+
+// --- provider API ----------------------------------------------------------
+
+// providerKeys are the keys a provider value is read with: the value, the
+// namespace epoch and the key's own generation.
+func (c *Cache) providerKeys(key string) []string {
+	return []string{c.ns + key, c.epochKey, c.genKey(key)}
+}
+
+// Get returns the value stored under key. found is false for an absent,
+// expired, cleared or invalidated key; err reports a store failure. The
+// returned slice is the caller's to keep.
+func (c *Cache) Get(ctx context.Context, key string) (value []byte, found bool, err error) {
+	if c.disabled {
+		return nil, false, nil
+	}
+	if err := c.checkKey(key); err != nil {
+		return nil, false, err
+	}
+	if !c.usable(ctx) {
+		return nil, false, ErrUnavailable
+	}
+	vals, err := c.getMulti(ctx, c.providerKeys(key))
+	if err != nil {
+		return nil, false, err
+	}
+	v, ok := decodeCurrentRaw(vals)
+	if !ok {
+		return nil, false, nil
+	}
+	return append(make([]byte, 0, len(v)), v...), true, nil
+}
+
+// decodeCurrentRaw returns the payload of vals[0] if it is a raw envelope
+// whose generations equal vals[1:].
+func decodeCurrentRaw(vals [][]byte) ([]byte, bool) {
+	if vals[0] == nil {
+		return nil, false
+	}
+	e, err := decodeEntry(vals[0], kindRaw)
+	if err != nil || !e.current(vals[1:]) {
+		return nil, false
+	}
+	return e.body, true
+}
+
+// Set stores value under key for ttl (0 means DefaultTTL; negative is
+// ErrInvalidTTL). The value and its TTL are written in one atomic call.
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if c.disabled {
+		return nil
+	}
+	if err := c.checkKey(key); err != nil {
+		return err
+	}
+	ttl, err := c.ttl(ttl)
+	if err != nil {
+		return err
+	}
+	if !c.usable(ctx) {
+		return ErrUnavailable
+	}
+	keys := c.providerKeys(key)
+	gens, err := c.getMulti(ctx, keys[1:])
+	if err != nil {
+		return err
+	}
+	return c.setRaw(ctx, keys, gens, value, ttl)
+}
+
+// setRaw stores value under keys[0] recording gens (read for keys[1:]).
+func (c *Cache) setRaw(ctx context.Context, keys []string, gens [][]byte, value []byte, ttl time.Duration) error {
+	if !c.ensureGenerations(ctx, keys[1:], gens) {
+		return ErrUnavailable
+	}
+	return c.set(ctx, keys[0], encodeRaw(gens, time.Now(), ttl, value), ttl)
+}
+
+func (c *Cache) ttl(ttl time.Duration) (time.Duration, error) {
+	switch {
+	case ttl < 0:
+		return 0, fmt.Errorf("%w: got %v", ErrInvalidTTL, ttl)
+	case ttl == 0:
+		return c.cfg.DefaultTTL, nil
+	}
+	return ttl, nil
+}
+
+// Delete removes the given keys. Absent keys are not an error.
+func (c *Cache) Delete(ctx context.Context, keys ...string) error {
+	if c.disabled || len(keys) == 0 {
+		return nil
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		if err := c.checkKey(k); err != nil {
+			return err
+		}
+		full[i] = c.ns + k
+	}
+	err := c.store.Delete(ctx, full...)
+	c.breaker.record(err)
+	return err
+}
+
+// DeletePattern removes every key of this cache matching the glob pattern
+// (Redis syntax: * ? [abc], backslash escapes) and returns how many. Unlike
+// upstream, the pattern is used as given: "user:1" matches only "user:1", not
+// "user:10". It walks the keyspace (on Redis, a SCAN of every master), so it
+// is meant for maintenance; routes invalidate by generation instead. On
+// Memcached it returns ErrPatternNotSupported.
+func (c *Cache) DeletePattern(ctx context.Context, pattern string) (int, error) {
+	if c.disabled {
+		return 0, nil
+	}
+	if pattern == "" {
+		return 0, errors.New("hoard: empty pattern; use \"*\" to match every key of the cache, or Clear")
+	}
+	if !c.store.SupportsPatterns() {
+		return 0, ErrPatternNotSupported
+	}
+	n, err := c.store.DeletePattern(ctx, glob.Escape(c.ns)+pattern)
+	c.breaker.record(err)
+	return n, err
+}
+
+// Exists reports whether key holds a current value.
+func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
+	if c.disabled {
+		return false, nil
+	}
+	if err := c.checkKey(key); err != nil {
+		return false, err
+	}
+	if !c.usable(ctx) {
+		return false, ErrUnavailable
+	}
+	vals, err := c.getMulti(ctx, c.providerKeys(key))
+	if err != nil {
+		return false, err
+	}
+	_, ok := decodeCurrentRaw(vals)
+	return ok, nil
+}
+
+// Clear makes every value of this cache (its CACHE_KEY_PREFIX namespace) a
+// miss by replacing the namespace's epoch: one write, on every store. It
+// never flushes the server, so other applications' keys are untouched. On
+// stores that can walk keys, and when the cache has a KeyPrefix, the stale
+// values are also deleted to free memory; elsewhere they expire by TTL.
+func (c *Cache) Clear(ctx context.Context) error {
+	if c.disabled {
+		return nil
+	}
+	if err := c.invalidate(ctx, []string{c.epochKey}, nil); err != nil {
+		return err
+	}
+	if c.ns != "" && c.store.SupportsPatterns() {
+		if _, err := c.store.DeletePattern(ctx, glob.Escape(c.ns)+"*"); err != nil {
+			c.log.error("hoard: Clear bumped the epoch but could not delete old values; they will expire", err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that the store answers.
+func (c *Cache) Ping(ctx context.Context) error {
+	if c.disabled {
+		return nil
+	}
+	err := c.store.Ping(ctx)
+	c.breaker.record(err)
+	return err
+}
+
+// Invalidate does what a write route does, for code outside routes: for each
+// name it makes every value recorded under that namespace a miss. A name is a
+// resource ("widget:42": the key itself, and every query and caller variant a
+// route cached for it) or a pattern that a route declared ("alice_posts:*"),
+// formatted the way a route formats it (see Key). Values are escaped by Key;
+// a name passed here is used as is. If the store is down the invalidation is
+// kept and replayed before the cache serves hits again, and the error is
+// returned.
+func (c *Cache) Invalidate(ctx context.Context, names ...string) error {
+	if c.disabled || len(names) == 0 {
+		return nil
+	}
+	genKeys := make([]string, 0, len(names))
+	var delKeys []string
+	for _, n := range names {
+		if err := c.checkKey(n); err != nil {
+			return err
+		}
+		genKeys = append(genKeys, c.genKey(n))
+		if !strings.ContainsAny(n, "*?[") {
+			delKeys = append(delKeys, c.ns+n)
+		}
+	}
+	return c.invalidate(ctx, genKeys, delKeys)
+}
+
+// SetJSON stores v encoded as JSON. Strings, booleans, numbers and null
+// round-trip through GetJSON with their types (upstream stored some as bare
+// text).
+func (c *Cache) SetJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("hoard: SetJSON %q: %w", key, err)
+	}
+	return c.Set(ctx, key, b, ttl)
+}
+
+// GetJSON reads a value stored by SetJSON into a T. A value that does not
+// decode into T is an error (found is true), so a type change between
+// releases is visible rather than silently zero.
+func GetJSON[T any](ctx context.Context, c *Cache, key string) (v T, found bool, err error) {
+	b, found, err := c.Get(ctx, key)
+	if err != nil || !found {
+		return v, found, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, true, fmt.Errorf("hoard: GetJSON %q into %T: %w", key, v, err)
+	}
+	return v, true, nil
+}
+
+// Fetch is cache-aside get-or-load: it returns the value under key, or runs
+// load, stores its result for ttl (0 = DefaultTTL) and returns it. Concurrent
+// Fetches of one missing key in this process run load once and share its
+// result. Fetch fails open: if the store is down it returns load's result
+// and the store's error is only logged. A load error is returned and nothing
+// is stored. A value loaded before a concurrent Invalidate of key is not
+// served after it.
+func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load func(ctx context.Context) ([]byte, error)) ([]byte, error) {
+	if c.disabled {
+		return load(ctx)
+	}
+	if err := c.checkKey(key); err != nil {
+		return nil, err
+	}
+	ttl, err := c.ttl(ttl)
+	if err != nil {
+		return nil, err
+	}
+	if !c.usable(ctx) {
+		return load(ctx)
+	}
+	keys := c.providerKeys(key)
+	vals, err := c.getMulti(ctx, keys)
+	if err != nil {
+		c.log.error("hoard: Fetch could not read the store; loading directly", err, slog.String("key", key))
+		return load(ctx)
+	}
+	if v, ok := decodeCurrentRaw(vals); ok {
+		return append(make([]byte, 0, len(v)), v...), nil
+	}
+	gens := vals[1:]
+	if !c.ensureGenerations(ctx, keys[1:], gens) {
+		return load(ctx)
+	}
+	// Keyed by the generations seen, so that a Fetch that starts after an
+	// Invalidate never joins a load that started before it.
+	flight := string(appendFlightKey(make([]byte, 0, len(key)+24), key, gens))
+	v, err, _ := c.flights.Do(flight, func() (any, error) {
+		b, err := load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.setRaw(ctx, keys, gens, b, ttl); err != nil {
+			c.log.error("hoard: Fetch could not store the loaded value", err, slog.String("key", key))
+		}
+		return b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b := v.([]byte)
+	return append(make([]byte, 0, len(b)), b...), nil
+}
+
+// appendFlightKey builds a singleflight key from a cache key and the
+// generations it was read under.
+func appendFlightKey(dst []byte, key string, gens [][]byte) []byte {
+	dst = append(dst, key...)
+	for _, g := range gens {
+		dst = append(dst, 0)
+		dst = append(dst, g...)
+	}
+	return dst
+}
+
+// FetchJSON is Fetch for a JSON-encoded T.
+func FetchJSON[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
+	var zero T
+	b, err := c.Fetch(ctx, key, ttl, func(ctx context.Context) ([]byte, error) {
+		v, err := load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(v)
+	})
+	if err != nil {
+		return zero, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return zero, fmt.Errorf("hoard: FetchJSON %q into %T: %w", key, v, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,223 @@
+package hoard
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// The stored envelope. Every value a Cache writes is wrapped in one, so that
+// a read can tell whether the value is still current: the envelope records
+// the generation values its writer saw before producing it (design.md, "Why
+// generations"). Layout, all integers varint-encoded:
+//
+//	magic 'h', version 1, kind
+//	n, then n × (len, generation bytes)
+//	stored-at (unix ms), ttl (ms)
+//	kind raw:  payload (the rest)
+//	kind http: status, header count, count × (len, name, len, value), body (the rest)
+//
+// A value that does not decode is treated as a miss and overwritten by the
+// next store, never served.
+const (
+	entryMagic   = 'h'
+	entryVersion = 1
+
+	kindRaw  = 1
+	kindHTTP = 2
+)
+
+var errCorruptEntry = errors.New("hoard: corrupt cache entry")
+
+// entry is a decoded envelope. Slices alias the buffer it was decoded from.
+type entry struct {
+	kind     byte
+	gens     [][]byte
+	storedAt int64 // unix milliseconds
+	ttl      int64 // milliseconds
+	status   int
+	header   []headerField
+	body     []byte // payload for kindRaw
+}
+
+type headerField struct{ name, value string }
+
+// age is how long ago the entry was stored, never negative.
+func (e *entry) age(now time.Time) time.Duration {
+	d := now.UnixMilli() - e.storedAt
+	if d < 0 {
+		d = 0
+	}
+	return time.Duration(d) * time.Millisecond
+}
+
+// remaining is the TTL left at now, never negative.
+func (e *entry) remaining(now time.Time) time.Duration {
+	d := e.storedAt + e.ttl - now.UnixMilli()
+	if d < 0 {
+		d = 0
+	}
+	return time.Duration(d) * time.Millisecond
+}
+
+// current reports whether the generations recorded in the entry are exactly
+// the ones read now. A missing current generation (nil) never matches.
+func (e *entry) current(gens [][]byte) bool {
+	if len(e.gens) != len(gens) {
+		return false
+	}
+	for i, g := range gens {
+		if g == nil || !bytes.Equal(e.gens[i], g) {
+			return false
+		}
+	}
+	return true
+}
+
+func appendEntryHead(dst []byte, kind byte, gens [][]byte, storedAt time.Time, ttl time.Duration) []byte {
+	dst = append(dst, entryMagic, entryVersion, kind)
+	dst = binary.AppendUvarint(dst, uint64(len(gens)))
+	for _, g := range gens {
+		dst = binary.AppendUvarint(dst, uint64(len(g)))
+		dst = append(dst, g...)
+	}
+	dst = binary.AppendVarint(dst, storedAt.UnixMilli())
+	dst = binary.AppendUvarint(dst, uint64(ttl.Milliseconds()))
+	return dst
+}
+
+// encodeRaw wraps a provider-API value.
+func encodeRaw(gens [][]byte, storedAt time.Time, ttl time.Duration, value []byte) []byte {
+	dst := make([]byte, 0, 32+len(value)+len(gens)*10)
+	dst = appendEntryHead(dst, kindRaw, gens, storedAt, ttl)
+	return append(dst, value...)
+}
+
+// encodeHTTP wraps a captured response. header fields are written in the
+// order given; the caller has already dropped what must not be stored.
+func encodeHTTP(gens [][]byte, storedAt time.Time, ttl time.Duration, status int, header []headerField, body []byte) []byte {
+	n := 48 + len(body) + len(gens)*10
+	for _, h := range header {
+		n += len(h.name) + len(h.value) + 4
+	}
+	dst := make([]byte, 0, n)
+	dst = appendEntryHead(dst, kindHTTP, gens, storedAt, ttl)
+	dst = binary.AppendUvarint(dst, uint64(status))
+	dst = binary.AppendUvarint(dst, uint64(len(header)))
+	for _, h := range header {
+		dst = binary.AppendUvarint(dst, uint64(len(h.name)))
+		dst = append(dst, h.name...)
+		dst = binary.AppendUvarint(dst, uint64(len(h.value)))
+		dst = append(dst, h.value...)
+	}
+	return append(dst, body...)
+}
+
+// entryDecoder reads an envelope with bounds checks on every step.
+type entryDecoder struct {
+	b   []byte
+	err bool
+}
+
+func (d *entryDecoder) uvarint() uint64 {
+	if d.err {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *entryDecoder) varint() int64 {
+	if d.err {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *entryDecoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err || n > uint64(len(d.b)) {
+		d.err = true
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// maxEntryGens bounds the generation list so that a corrupt count cannot
+// make the decoder allocate without limit.
+const maxEntryGens = 64
+
+// maxEntryHeaders bounds the header list for the same reason.
+const maxEntryHeaders = 256
+
+// decodeEntry decodes an envelope. want is the kind the caller expects; any
+// other kind, a truncated or corrupt value is errCorruptEntry.
+func decodeEntry(b []byte, want byte) (entry, error) {
+	var e entry
+	if len(b) < 3 || b[0] != entryMagic || b[1] != entryVersion || b[2] != want {
+		return e, errCorruptEntry
+	}
+	e.kind = b[2]
+	d := entryDecoder{b: b[3:]}
+	n := d.uvarint()
+	if n > maxEntryGens {
+		return e, errCorruptEntry
+	}
+	if n > 0 && !d.err {
+		e.gens = make([][]byte, n)
+		for i := range e.gens {
+			e.gens[i] = d.bytes()
+		}
+	}
+	e.storedAt = d.varint()
+	ttl := d.uvarint()
+	if ttl > uint64(1<<62) {
+		d.err = true
+	}
+	e.ttl = int64(ttl)
+	if want == kindHTTP {
+		status := d.uvarint()
+		if status < 100 || status > 999 {
+			d.err = true
+		}
+		e.status = int(status)
+		nh := d.uvarint()
+		if nh > maxEntryHeaders {
+			d.err = true
+		}
+		if nh > 0 && !d.err {
+			e.header = make([]headerField, nh)
+			for i := range e.header {
+				e.header[i].name = string(d.bytes())
+				e.header[i].value = string(d.bytes())
+			}
+		}
+	}
+	if d.err {
+		return entry{}, errCorruptEntry
+	}
+	e.body = d.b
+	return e, nil
+}
+
+// applyHeader copies the stored header fields into h.
+func (e *entry) applyHeader(h http.Header) {
+	for _, f := range e.header {
+		h[f.name] = append(h[f.name], f.value)
+	}
+}

@@ -1,0 +1,154 @@
+package hoard
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrUnavailable is returned by the provider API while the circuit breaker
+// skips a store that failed repeatedly. The route middleware never returns it:
+// it serves the handler's answer instead (fail-open).
+var ErrUnavailable = errors.New("hoard: cache store unavailable after repeated failures; calls are skipped for a moment (check the store server and CACHE_TIMEOUT)")
+
+// breaker skips the store for a while after repeated failures, so that an
+// outage costs an atomic load per request instead of a timeout. After the
+// cool-down one probe call goes through; its success closes the breaker.
+type breaker struct {
+	threshold int32
+	cooldown  time.Duration
+
+	fails     atomic.Int32
+	openUntil atomic.Int64 // unix nanos; 0 = closed
+	probing   atomic.Bool
+}
+
+func newBreaker(threshold int, cooldown time.Duration) *breaker {
+	return &breaker{threshold: int32(threshold), cooldown: cooldown}
+}
+
+// allow reports whether a store call may go ahead now. probe is true for
+// the single call let through a half-open breaker: its outcome must be
+// reported.
+func (b *breaker) allow() bool {
+	until := b.openUntil.Load()
+	if until == 0 {
+		return true
+	}
+	if time.Now().UnixNano() < until {
+		return false
+	}
+	return b.probing.CompareAndSwap(false, true)
+}
+
+// open reports whether calls are being skipped now (for health reporting).
+func (b *breaker) open() bool {
+	until := b.openUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+func (b *breaker) success() {
+	if b.fails.Load() != 0 {
+		b.fails.Store(0)
+	}
+	if b.openUntil.Load() != 0 {
+		b.openUntil.Store(0)
+		b.probing.Store(false)
+	}
+}
+
+func (b *breaker) failure() {
+	n := b.fails.Add(1)
+	if n >= b.threshold || b.probing.Load() {
+		b.openUntil.Store(time.Now().Add(b.cooldown).UnixNano())
+		b.probing.Store(false)
+	}
+}
+
+// record reports the outcome of a store call to the breaker. A caller's own
+// cancellation says nothing about the store and is not counted.
+func (b *breaker) record(err error) {
+	switch {
+	case err == nil:
+		b.success()
+	case errors.Is(err, context.Canceled):
+		if b.probing.Load() {
+			b.probing.Store(false)
+		}
+	default:
+		b.failure()
+	}
+}
+
+// pendingSet remembers invalidations that could not be written (store down),
+// so that they are replayed before the store serves hits again.
+type pendingSet struct {
+	n     atomic.Int32 // len(gens)+len(keys), read without the lock on the hot path
+	mu    sync.Mutex
+	gens  map[string]struct{} // generation keys to bump
+	keys  map[string]struct{} // entry keys to delete
+	since time.Time
+}
+
+func (p *pendingSet) empty() bool { return p.n.Load() == 0 }
+
+func (p *pendingSet) add(genKeys, delKeys []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gens == nil {
+		p.gens = map[string]struct{}{}
+		p.keys = map[string]struct{}{}
+	}
+	if len(p.gens)+len(p.keys) == 0 {
+		p.since = time.Now()
+	}
+	for _, k := range genKeys {
+		p.gens[k] = struct{}{}
+	}
+	for _, k := range delKeys {
+		p.keys[k] = struct{}{}
+	}
+	p.n.Store(int32(len(p.gens) + len(p.keys)))
+}
+
+// take removes and returns everything pending.
+func (p *pendingSet) take() (genKeys, delKeys []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.gens {
+		genKeys = append(genKeys, k)
+	}
+	for k := range p.keys {
+		delKeys = append(delKeys, k)
+	}
+	clear(p.gens)
+	clear(p.keys)
+	p.n.Store(0)
+	return genKeys, delKeys
+}
+
+// rateLimitedLog writes at most one line per interval and counts the rest,
+// so that an outage does not flood the log with one line per request.
+type rateLimitedLog struct {
+	logger     *slog.Logger
+	interval   time.Duration
+	last       atomic.Int64
+	suppressed atomic.Int64
+}
+
+func (l *rateLimitedLog) error(msg string, err error, attrs ...any) {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(l.interval) || !l.last.CompareAndSwap(last, now) {
+		l.suppressed.Add(1)
+		return
+	}
+	if n := l.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, slog.Int64("suppressed", n))
+	}
+	attrs = append(attrs, slog.Any("error", err))
+	l.logger.Warn(msg, attrs...)
+}

@@ -1,0 +1,75 @@
+package hoard
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestBreakerOpensAfterThresholdAndProbes(t *testing.T) {
+	b := newBreaker(3, 40*time.Millisecond)
+	boom := errors.New("boom")
+	for i := 0; i < 2; i++ {
+		if !b.allow() {
+			t.Fatalf("closed breaker refused call %d", i)
+		}
+		b.record(boom)
+	}
+	if !b.allow() {
+		t.Fatal("breaker opened before the threshold")
+	}
+	b.record(boom)
+	if b.allow() || !b.open() {
+		t.Fatal("breaker did not open at the threshold")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !b.allow() {
+		t.Fatal("no probe after the cool-down")
+	}
+	if b.allow() {
+		t.Fatal("a second probe went through while the first is out")
+	}
+	b.record(boom) // the probe failed: open again at once
+	if b.allow() {
+		t.Fatal("failed probe did not reopen the breaker")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !b.allow() {
+		t.Fatal("no probe after the second cool-down")
+	}
+	b.record(nil)
+	for i := 0; i < 5; i++ {
+		if !b.allow() {
+			t.Fatal("successful probe did not close the breaker")
+		}
+	}
+}
+
+func TestBreakerIgnoresCallerCancellation(t *testing.T) {
+	b := newBreaker(1, time.Hour)
+	b.record(context.Canceled)
+	if !b.allow() {
+		t.Fatal("a caller's cancellation opened the breaker")
+	}
+	b.record(context.DeadlineExceeded)
+	if b.allow() {
+		t.Fatal("a store timeout did not count as a failure")
+	}
+}
+
+func TestPendingSet(t *testing.T) {
+	var p pendingSet
+	if !p.empty() {
+		t.Fatal("new set not empty")
+	}
+	p.add([]string{"g1", "g2"}, []string{"k1"})
+	p.add([]string{"g1"}, nil)
+	if p.empty() {
+		t.Fatal("set empty after add")
+	}
+	g, k := p.take()
+	if len(g) != 2 || len(k) != 1 || !p.empty() {
+		t.Fatalf("take = %v %v, empty=%v", g, k, p.empty())
+	}
+}

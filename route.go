@@ -1,0 +1,959 @@
+package hoard
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/keys"
+)
+
+// Route configures caching for one route: upstream's @cache decorator. The
+// zero value of every field but KeyPrefix is a sensible default.
+//
+// On GET (and HEAD, served from the GET entry) the response is cached under
+// the key prefix[:id][:q=<query>][:u=<caller>]; on POST, PUT, PATCH and
+// DELETE the resource prefix[:id] is invalidated with every query and caller
+// variant, plus InvalidateKeys and InvalidatePatterns, before the response's
+// status reaches the client. Other methods pass through.
+type Route struct {
+	// KeyPrefix is the key template, e.g. "widget" or
+	// "{username}_posts:page_{page}:items_per_page:{items_per_page}".
+	// {name} placeholders are filled from the path wildcards, then the query,
+	// then Defaults; values are escaped. Required, except on a route that only
+	// invalidates (InvalidateKeys or InvalidatePatterns set).
+	KeyPrefix string
+
+	// ResourceID names the path or query parameter that identifies the
+	// resource. Empty: the last wildcard of the matched ServeMux pattern, or
+	// no id.
+	ResourceID string
+
+	// TTL of cached responses; 0 = the Cache's DefaultTTL
+	// (DEFAULT_CACHE_EXPIRATION). Negative is a configuration error.
+	TTL time.Duration
+
+	// InvalidateKeys maps further key-prefix templates to ids, invalidated
+	// with the resource on writes. The id is a parameter name (a path
+	// wildcard, a QueryKeys entry or a Defaults key), a template such as
+	// "{username}", or a literal such as "global".
+	InvalidateKeys map[string]string
+
+	// InvalidatePatterns are templates ending in '*' (such as
+	// "{username}_posts:*") whose every cached key is invalidated on writes.
+	// Only the template's own '*' and '?' are wildcards.
+	InvalidatePatterns []string
+
+	// PerCaller, when set, returns the caller's identity (e.g. the user id
+	// from the auth context); the key gets ":u=<caller>", so callers never
+	// share an entry. A GET with no caller ("") bypasses the cache. A write
+	// invalidates the resource for every caller.
+	PerCaller func(r *http.Request) string
+
+	// QueryKeys, when set, is the allow-list of query parameters that take
+	// part in the key; a GET with any other query parameter bypasses the
+	// cache. Empty: every query parameter is part of the key.
+	QueryKeys []string
+
+	// Defaults gives values to placeholders absent from the request, e.g.
+	// {"page": "1", "items_per_page": "10"}.
+	Defaults map[string]string
+
+	// ClientMaxAge, when positive, sets "Cache-Control: public, max-age=N"
+	// ("private, max-age=N" with PerCaller) on GET responses that do not set
+	// Cache-Control themselves, so that browsers may keep them.
+	ClientMaxAge time.Duration
+
+	// Params looks up a path parameter for routers that do not fill
+	// r.PathValue. Nil: r.PathValue (net/http's ServeMux and chi fill it).
+	Params func(r *http.Request, name string) string
+
+	// CacheableStatus lists the status codes that are stored. Empty: 200.
+	CacheableStatus []int
+
+	// MaxBodyBytes is the largest body stored; larger responses pass
+	// through uncached. 0 = 1 MiB.
+	MaxBodyBytes int
+}
+
+// DefaultMaxBodyBytes is the body limit of a Route whose MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// ErrRouteConfig is wrapped by every route configuration error.
+var ErrRouteConfig = errors.New("hoard: route configuration")
+
+// maxPatternMatches bounds how many registered-pattern instances one key may
+// record; a key matching more bypasses the cache (safe, and never seen with
+// sane templates).
+const maxPatternMatches = 16
+
+// idKind says where an InvalidateKeys id comes from.
+type idKind uint8
+
+const (
+	idParam idKind = iota
+	idTemplate
+	idLiteral
+)
+
+type idSource struct {
+	kind    idKind
+	name    string         // idParam
+	tmpl    *keys.Template // idTemplate
+	literal string         // idLiteral, already escaped
+}
+
+type extraKey struct {
+	prefix *keys.Template
+	id     idSource
+}
+
+// route is a compiled Route.
+type route struct {
+	c         *Cache
+	prefix    *keys.Template // nil on an invalidate-only route
+	consumed  map[string]bool
+	ttl       time.Duration
+	extra     []extraKey
+	patterns  []*keys.Template
+	queryKeys map[string]bool
+	defaults  map[string]string
+	perCaller func(*http.Request) string
+	params    func(*http.Request, string) string
+	resource  string
+	cacheable []int
+	maxBody   int
+	clientCC  string
+
+	// wildcards known at construction (Handle) or learned per ServeMux
+	// pattern at request time (Middleware).
+	pattern atomic.Pointer[patternInfo]
+}
+
+type patternInfo struct {
+	pattern   string
+	wildcards []string
+}
+
+func routeErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrRouteConfig}, args...)...)
+}
+
+// compile validates rt and builds its route; errors name the fix.
+func (c *Cache) compile(rt Route) (*route, error) {
+	r := &route{
+		c:         c,
+		ttl:       rt.TTL,
+		defaults:  rt.Defaults,
+		perCaller: rt.PerCaller,
+		params:    rt.Params,
+		resource:  rt.ResourceID,
+		cacheable: rt.CacheableStatus,
+		maxBody:   rt.MaxBodyBytes,
+		consumed:  map[string]bool{},
+	}
+	switch {
+	case rt.TTL < 0:
+		return nil, routeErr("negative TTL %v; use 0 for DEFAULT_CACHE_EXPIRATION or a positive duration", rt.TTL)
+	case rt.TTL == 0:
+		r.ttl = c.cfg.DefaultTTL
+	}
+	if rt.ClientMaxAge < 0 {
+		return nil, routeErr("negative ClientMaxAge %v; use 0 to leave Cache-Control to the client cache middleware", rt.ClientMaxAge)
+	}
+	if rt.MaxBodyBytes < 0 {
+		return nil, routeErr("negative MaxBodyBytes %d; use 0 for the 1 MiB default", rt.MaxBodyBytes)
+	}
+	if r.maxBody == 0 {
+		r.maxBody = DefaultMaxBodyBytes
+	}
+	if len(r.cacheable) == 0 {
+		r.cacheable = []int{http.StatusOK}
+	}
+	for _, s := range r.cacheable {
+		if s < 200 || s > 599 {
+			return nil, routeErr("CacheableStatus %d is not a final HTTP status (200-599)", s)
+		}
+	}
+	if rt.KeyPrefix == "" && len(rt.InvalidateKeys) == 0 && len(rt.InvalidatePatterns) == 0 {
+		return nil, routeErr("empty KeyPrefix; set it to the resource's key template, e.g. \"widget\" or \"{username}_posts\"")
+	}
+	if rt.KeyPrefix != "" {
+		t, err := keys.ParseKey(rt.KeyPrefix)
+		if err != nil {
+			return nil, fmt.Errorf("%w: KeyPrefix: %w", ErrRouteConfig, err)
+		}
+		r.prefix = t
+		for _, n := range t.Names() {
+			r.consumed[n] = true
+		}
+		if rt.ResourceID != "" {
+			r.consumed[rt.ResourceID] = true
+		}
+	}
+	if len(rt.QueryKeys) > 0 {
+		r.queryKeys = map[string]bool{}
+		for _, q := range rt.QueryKeys {
+			if q == "" {
+				return nil, routeErr("empty name in QueryKeys")
+			}
+			r.queryKeys[q] = true
+		}
+	}
+	// Map order is random; keep invalidations in a stable order.
+	for _, p := range slices.Sorted(mapKeys(rt.InvalidateKeys)) {
+		pt, err := keys.ParseKey(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: InvalidateKeys prefix: %w", ErrRouteConfig, err)
+		}
+		id, err := parseIDSource(rt.InvalidateKeys[p])
+		if err != nil {
+			return nil, fmt.Errorf("%w: InvalidateKeys[%q]: %w", ErrRouteConfig, p, err)
+		}
+		r.extra = append(r.extra, extraKey{prefix: pt, id: id})
+	}
+	for _, p := range rt.InvalidatePatterns {
+		pt, err := keys.ParsePattern(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: InvalidatePatterns: %w", ErrRouteConfig, err)
+		}
+		if !strings.HasSuffix(p, "*") {
+			return nil, routeErr("InvalidatePatterns entry %q must end with '*' (to invalidate one key, use InvalidateKeys)", p)
+		}
+		r.patterns = append(r.patterns, pt)
+	}
+	if rt.ClientMaxAge > 0 {
+		scope := "public"
+		if rt.PerCaller != nil {
+			scope = "private"
+		}
+		r.clientCC = scope + ", max-age=" + strconv.FormatInt(int64(rt.ClientMaxAge/time.Second), 10)
+	}
+	return r, nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// parseIDSource classifies an InvalidateKeys id: a template if it holds a
+// placeholder, else a parameter name if it looks like one (resolved against
+// the route's parameters when the route is compiled for a pattern, see
+// checkNames), else a literal.
+func parseIDSource(s string) (idSource, error) {
+	if strings.ContainsAny(s, "{}") {
+		t, err := keys.ParseKey(s)
+		if err != nil {
+			return idSource{}, err
+		}
+		return idSource{kind: idTemplate, tmpl: t}, nil
+	}
+	if s == "" {
+		return idSource{}, errors.New("empty id; use a parameter name, a template such as \"{id}\" or a literal such as \"global\"")
+	}
+	return idSource{kind: idParam, name: s, literal: keys.Escape(s)}, nil
+}
+
+// known reports whether name can be filled for requests matching a pattern
+// with the given wildcards.
+func (r *route) known(name string, wildcards []string) bool {
+	if slices.Contains(wildcards, name) || r.queryKeys[name] {
+		return true
+	}
+	_, ok := r.defaults[name]
+	return ok
+}
+
+// checkNames validates placeholders against the wildcards of a ServeMux
+// pattern (registration time) and settles parameter-or-literal ids.
+func (r *route) checkNames(pattern string, wildcards []string, methods []string) error {
+	write := false
+	read := false
+	for _, m := range methods {
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			read = true
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			write = true
+		}
+	}
+	if len(methods) == 0 {
+		read, write = true, true
+	}
+	if !write && (len(r.extra) > 0 || len(r.patterns) > 0) {
+		return routeErr("%q only reads, but declares InvalidateKeys/InvalidatePatterns; move them to the write routes (POST, PUT, PATCH, DELETE) of the resource", pattern)
+	}
+	if read && r.prefix == nil {
+		return routeErr("%q serves GET but has no KeyPrefix; set KeyPrefix to cache it, or register it without hoard", pattern)
+	}
+	var names []string
+	if r.prefix != nil {
+		names = append(names, r.prefix.Names()...)
+	}
+	if r.resource != "" {
+		names = append(names, r.resource)
+	}
+	for i, e := range r.extra {
+		names = append(names, e.prefix.Names()...)
+		switch e.id.kind {
+		case idTemplate:
+			names = append(names, e.id.tmpl.Names()...)
+		case idParam:
+			if !r.known(e.id.name, wildcards) {
+				r.extra[i].id.kind = idLiteral
+			}
+		}
+	}
+	for _, p := range r.patterns {
+		names = append(names, p.Names()...)
+	}
+	for _, n := range names {
+		if !r.known(n, wildcards) {
+			return routeErr("%q: placeholder {%s} cannot be filled: it is not a wildcard of the pattern; add it to QueryKeys or Defaults, or fix its name", pattern, n)
+		}
+	}
+	return nil
+}
+
+// Middleware returns the caching middleware for one route. Misconfiguration
+// is reported here, never per request. When the cache is disabled
+// (CACHE_ENABLED=false) the returned middleware returns the handler itself.
+//
+// Prefer Handle, which also checks the placeholders against the route's
+// ServeMux pattern.
+func (c *Cache) Middleware(rt Route) (func(http.Handler) http.Handler, error) {
+	r, err := c.compile(rt)
+	if err != nil {
+		return nil, err
+	}
+	c.registerPatterns(r.patterns)
+	if c.disabled {
+		return func(next http.Handler) http.Handler { return next }, nil
+	}
+	return func(next http.Handler) http.Handler { return &routeHandler{route: r, next: next} }, nil
+}
+
+// MustMiddleware is Middleware that panics on a configuration error, for
+// route tables built at start-up.
+func (c *Cache) MustMiddleware(rt Route) func(http.Handler) http.Handler {
+	mw, err := c.Middleware(rt)
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}
+
+// Handle registers h on mux under pattern (a ServeMux pattern such as
+// "GET /widgets/{widget_id}") wrapped in the route's caching middleware. It
+// checks at registration that every placeholder can be filled by a wildcard
+// of the pattern, a QueryKeys entry or a Defaults key, and that a read-only
+// route declares no invalidations.
+func (c *Cache) Handle(mux *http.ServeMux, pattern string, rt Route, h http.Handler) error {
+	methods, wildcards, err := parseMuxPattern(pattern)
+	if err != nil {
+		return err
+	}
+	r, err := c.compile(rt)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pattern, err)
+	}
+	if err := r.checkNames(pattern, wildcards, methods); err != nil {
+		return err
+	}
+	r.pattern.Store(&patternInfo{pattern: pattern, wildcards: wildcards})
+	c.registerPatterns(r.patterns)
+	if c.disabled {
+		mux.Handle(pattern, h)
+		return nil
+	}
+	mux.Handle(pattern, &routeHandler{route: r, next: h})
+	return nil
+}
+
+// HandleFunc is Handle for a handler function.
+func (c *Cache) HandleFunc(mux *http.ServeMux, pattern string, rt Route, h func(http.ResponseWriter, *http.Request)) error {
+	return c.Handle(mux, pattern, rt, http.HandlerFunc(h))
+}
+
+// parseMuxPattern returns the method(s) and wildcard names of a ServeMux
+// pattern "[METHOD ][HOST]/[PATH]".
+func parseMuxPattern(pattern string) (methods, wildcards []string, err error) {
+	rest := pattern
+	if i := strings.IndexAny(pattern, " \t"); i >= 0 {
+		m := pattern[:i]
+		rest = strings.TrimLeft(pattern[i:], " \t")
+		methods = []string{m}
+		if m == http.MethodGet {
+			methods = append(methods, http.MethodHead)
+		}
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 {
+		return nil, nil, routeErr("pattern %q has no path; write it as \"GET /widgets/{id}\"", pattern)
+	}
+	return methods, wildcardNames(rest[slash:]), nil
+}
+
+// wildcardNames lists the {name} and {name...} wildcards of a path pattern.
+func wildcardNames(path string) []string {
+	var names []string
+	for {
+		i := strings.IndexByte(path, '{')
+		if i < 0 {
+			return names
+		}
+		j := strings.IndexByte(path[i:], '}')
+		if j < 0 {
+			return names
+		}
+		n := strings.TrimSuffix(path[i+1:i+j], "...")
+		if n != "$" && n != "" {
+			names = append(names, n)
+		}
+		path = path[i+j+1:]
+	}
+}
+
+// registerPatterns adds pattern templates to the set every GET checks its
+// key against (design.md: a read records the generation of each registered
+// pattern instance that covers its key).
+func (c *Cache) registerPatterns(ps []*keys.Template) {
+	if len(ps) == 0 {
+		return
+	}
+	c.patternsMu.Lock()
+	defer c.patternsMu.Unlock()
+	cur := c.patterns.Load()
+	var next []*keys.Template
+	if cur != nil {
+		next = slices.Clone(*cur)
+	}
+	for _, p := range ps {
+		if !slices.ContainsFunc(next, func(q *keys.Template) bool { return q.String() == p.String() }) {
+			next = append(next, p)
+		}
+	}
+	c.patterns.Store(&next)
+}
+
+// --- per request -------------------------------------------------------
+
+type routeHandler struct {
+	*route
+	next http.Handler
+}
+
+func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.serveRead(w, r)
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		h.serveWrite(w, r)
+	default:
+		h.next.ServeHTTP(w, r)
+	}
+}
+
+// request holds what one request's key building needs.
+type request struct {
+	rt    *route
+	r     *http.Request
+	query []keys.Pair
+	info  *patternInfo
+}
+
+func (q *request) lookup(name string) (string, bool) {
+	var v string
+	if q.rt.params != nil {
+		v = q.rt.params(q.r, name)
+	} else {
+		v = q.r.PathValue(name)
+	}
+	if v != "" {
+		return v, true
+	}
+	for _, p := range q.query {
+		if p.Name == name {
+			return p.Value, true
+		}
+	}
+	if v, ok := q.rt.defaults[name]; ok {
+		return v, true
+	}
+	return "", false
+}
+
+// patternInfo returns the wildcards of the ServeMux pattern that matched r.
+func (rt *route) patternInfo(r *http.Request) *patternInfo {
+	p := rt.pattern.Load()
+	if p != nil && (r.Pattern == "" || p.pattern == r.Pattern) {
+		return p
+	}
+	if r.Pattern == "" {
+		return &patternInfo{}
+	}
+	_, wc, err := parseMuxPattern(r.Pattern)
+	if err != nil {
+		return &patternInfo{pattern: r.Pattern}
+	}
+	p = &patternInfo{pattern: r.Pattern, wildcards: wc}
+	rt.pattern.Store(p)
+	return p
+}
+
+// resourceName formats prefix[:id], the namespace a write invalidates.
+func (q *request) resourceName(dst []byte) ([]byte, error) {
+	dst, err := q.rt.prefix.AppendFormat(dst, q.lookup)
+	if err != nil {
+		return dst, err
+	}
+	idName := q.rt.resource
+	if idName == "" && len(q.info.wildcards) > 0 {
+		idName = q.info.wildcards[len(q.info.wildcards)-1]
+	}
+	if idName != "" {
+		id, ok := q.lookup(idName)
+		if !ok {
+			return dst, &keys.MissingError{Template: q.rt.prefix.String() + ":{" + idName + "}", Name: idName}
+		}
+		dst = keys.AppendID(dst, id)
+	}
+	return dst, nil
+}
+
+// readKey builds the GET key; ok is false when the request must bypass the
+// cache (a query parameter outside QueryKeys, no caller on a per-caller
+// route, a placeholder without value).
+func (q *request) readKey(dst []byte) (key []byte, resourceLen int, ok bool) {
+	dst, err := q.resourceName(dst)
+	if err != nil {
+		return dst, 0, false
+	}
+	resourceLen = len(dst)
+	if len(q.query) > 0 {
+		// Parameters consumed by placeholders are already in the key.
+		var rest []keys.Pair
+		for i, p := range q.query {
+			if q.rt.queryKeys != nil && !q.rt.queryKeys[p.Name] {
+				return dst, 0, false
+			}
+			if q.rt.consumed[p.Name] {
+				if rest == nil {
+					rest = append(make([]keys.Pair, 0, len(q.query)), q.query[:i]...)
+				}
+				continue
+			}
+			if rest != nil {
+				rest = append(rest, p)
+			}
+		}
+		if rest == nil {
+			rest = q.query
+		}
+		dst = keys.AppendQuery(dst, rest)
+	}
+	if q.rt.perCaller != nil {
+		caller := q.rt.perCaller(q.r)
+		if caller == "" {
+			return dst, 0, false
+		}
+		dst = keys.AppendCaller(dst, caller)
+	}
+	return dst, resourceLen, true
+}
+
+var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+func (h *routeHandler) newRequest(r *http.Request) (*request, bool) {
+	q := &request{rt: h.route, r: r, info: h.patternInfo(r)}
+	if r.URL.RawQuery != "" {
+		v, err := keys.ParseQuery(nil, r.URL.RawQuery)
+		if err != nil {
+			return q, false
+		}
+		q.query = v
+	}
+	return q, true
+}
+
+const (
+	statusBypass    = "hoard; fwd=bypass"
+	statusMiss      = "hoard; fwd=miss"
+	statusStored    = "hoard; fwd=miss; stored"
+	statusCollapsed = "hoard; fwd=miss; collapsed"
+)
+
+func (h *routeHandler) bypass(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Status", statusBypass)
+	h.setClientCC(w.Header())
+	h.next.ServeHTTP(w, r)
+}
+
+// uncachedHeaders marks a response that streams through uncached.
+func (h *routeHandler) uncachedHeaders(hdr http.Header) {
+	hdr["Cache-Status"] = []string{statusMiss}
+	h.setClientCC(hdr)
+}
+
+func (h *routeHandler) setClientCC(hdr http.Header) {
+	if h.clientCC != "" && hdr.Get("Cache-Control") == "" {
+		hdr.Set("Cache-Control", h.clientCC)
+	}
+}
+
+func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
+	c := h.c
+	if h.prefix == nil {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	q, ok := h.newRequest(r)
+	if !ok {
+		h.bypass(w, r)
+		return
+	}
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	buf := append((*bp)[:0], c.ns...)
+	buf, resEnd, ok := q.readKey(buf)
+	*bp = buf
+	if !ok {
+		h.bypass(w, r)
+		return
+	}
+	ctx := r.Context()
+	if !c.usable(ctx) {
+		h.bypass(w, r)
+		return
+	}
+	logical := string(buf[len(c.ns):])
+	resource := logical[:resEnd-len(c.ns)]
+	// keys: entry, epoch, resource generation, pattern generations.
+	storeKeys := make([]string, 3, 3+2)
+	storeKeys[0] = c.ns + logical
+	storeKeys[1] = c.epochKey
+	storeKeys[2] = c.genKey(resource)
+	if ps := c.patterns.Load(); ps != nil {
+		var matches []string
+		for _, p := range *ps {
+			matches, ok = p.AppendMatches(matches, logical, maxPatternMatches)
+			if !ok || len(matches) > maxPatternMatches {
+				h.bypass(w, r)
+				return
+			}
+		}
+		for _, m := range matches {
+			storeKeys = append(storeKeys, c.genKey(m))
+		}
+	}
+	vals, err := c.getMulti(ctx, storeKeys)
+	if err != nil {
+		c.log.error("hoard: cache read failed; serving uncached", err, slog.String("key", logical))
+		h.bypass(w, r)
+		return
+	}
+	gens := vals[1:]
+	if vals[0] != nil {
+		if e, err := decodeEntry(vals[0], kindHTTP); err == nil && e.current(gens) {
+			h.serveHit(w, r, &e, time.Now())
+			return
+		}
+	}
+	if r.Method == http.MethodHead {
+		// Only GET stores; a HEAD miss runs the handler uncached.
+		w.Header().Set("Cache-Status", statusMiss)
+		h.setClientCC(w.Header())
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	if !c.ensureGenerations(ctx, storeKeys[1:], gens) {
+		h.bypass(w, r)
+		return
+	}
+	h.serveMiss(w, r, storeKeys[0], gens)
+}
+
+// serveHit replays a stored response without running the handler.
+func (h *routeHandler) serveHit(w http.ResponseWriter, r *http.Request, e *entry, now time.Time) {
+	hdr := w.Header()
+	e.applyHeader(hdr)
+	ttl := int64((e.remaining(now) + time.Second - 1) / time.Second)
+	hdr["Cache-Status"] = []string{"hoard; hit; ttl=" + strconv.FormatInt(ttl, 10)}
+	hdr["Age"] = []string{strconv.FormatInt(int64(e.age(now)/time.Second), 10)}
+	h.setClientCC(hdr)
+	writeStored(w, r, e.status, e.body)
+}
+
+// writeStored writes a stored status and body, answering 304 to a matching
+// If-None-Match and leaving the body out for HEAD.
+func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	hdr := w.Header()
+	if status == http.StatusOK {
+		if inm := r.Header.Get("If-None-Match"); inm != "" {
+			if etag := hdr.Get("Etag"); etag != "" && etagMatch(inm, etag) {
+				delete(hdr, "Content-Type")
+				delete(hdr, "Content-Length")
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+	}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead && len(body) > 0 {
+		w.Write(body)
+	}
+}
+
+// etagMatch implements If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatch(header, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// flightResult is what a singleflight leader hands to the requests that
+// waited for it.
+type flightResult struct {
+	status    int
+	header    http.Header
+	body      []byte
+	cacheable bool
+}
+
+func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key string, gens [][]byte) {
+	c := h.c
+	flight := string(appendFlightKey(make([]byte, 0, len(key)+8*len(gens)+len(gens)), key, gens))
+	var (
+		ran      bool
+		cw       *captureWriter
+		panicked any
+	)
+	v, _, _ := c.flights.Do(flight, func() (any, error) {
+		ran = true
+		cw = newCaptureWriter(w, h.maxBody, h.uncachedHeaders)
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					panicked = p
+					cw.fail()
+				}
+			}()
+			h.next.ServeHTTP(cw, r)
+		}()
+		res := &flightResult{status: cw.statusCode()}
+		reason := h.uncacheable(cw, res.status)
+		if reason != "" {
+			return res, nil
+		}
+		res.cacheable = true
+		res.body = cw.buf.Bytes()
+		hdr := w.Header()
+		if hdr.Get("Etag") == "" {
+			sum := sha256.Sum256(res.body)
+			hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
+		}
+		fields := storedHeader(hdr)
+		res.header = http.Header{}
+		for _, f := range fields {
+			res.header[f.name] = append(res.header[f.name], f.value)
+		}
+		if err := c.set(r.Context(), key, encodeHTTP(gens, time.Now(), h.ttl, res.status, fields, res.body), h.ttl); err != nil {
+			c.log.error("hoard: storing a response failed; served uncached", err, slog.String("key", key))
+			res.cacheable = false // followers run their own handler rather than trust an unstored answer's freshness window
+		}
+		return res, nil
+	})
+	if panicked != nil {
+		panic(panicked)
+	}
+	res := v.(*flightResult)
+	if ran {
+		if cw.passthrough {
+			return // already streamed to the client
+		}
+		hdr := w.Header()
+		if res.cacheable {
+			hdr["Cache-Status"] = []string{statusStored}
+		} else {
+			hdr["Cache-Status"] = []string{statusMiss}
+		}
+		h.setClientCC(hdr)
+		writeStored(w, r, res.status, cw.buf.Bytes())
+		return
+	}
+	if !res.cacheable {
+		// The leader's answer is not shareable: run our own handler.
+		w.Header().Set("Cache-Status", statusMiss)
+		h.setClientCC(w.Header())
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	hdr := w.Header()
+	for k, vs := range res.header {
+		hdr[k] = append(hdr[k], vs...)
+	}
+	hdr["Cache-Status"] = []string{statusCollapsed}
+	h.setClientCC(hdr)
+	writeStored(w, r, res.status, res.body)
+}
+
+// uncacheable returns why a captured response must not be stored, or "".
+func (h *routeHandler) uncacheable(cw *captureWriter, status int) string {
+	switch {
+	case cw.passthrough:
+		return "streamed"
+	case cw.failed:
+		return "panicked"
+	case !slices.Contains(h.cacheable, status):
+		return "status"
+	}
+	hdr := cw.Header()
+	if _, ok := hdr["Set-Cookie"]; ok {
+		return "set-cookie"
+	}
+	if _, ok := hdr["Content-Encoding"]; ok {
+		return "content-encoding"
+	}
+	if _, ok := hdr["Vary"]; ok {
+		return "vary"
+	}
+	for _, cc := range hdr["Cache-Control"] {
+		for d := range strings.SplitSeq(cc, ",") {
+			d = strings.ToLower(strings.TrimSpace(d))
+			if d == "no-store" || (d == "private" && h.perCaller == nil) || strings.HasPrefix(d, "private=") && h.perCaller == nil {
+				return "cache-control"
+			}
+		}
+	}
+	return ""
+}
+
+// hopByHop headers describe one connection and are never stored (RFC 9110
+// 7.6.1), nor are Date and hoard's own per-response headers.
+var unstoredHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Date": true, "Cache-Status": true, "Age": true, "Content-Length": true,
+}
+
+// storedHeader selects the header fields that are stored with a response.
+func storedHeader(hdr http.Header) []headerField {
+	var conn []string
+	for _, v := range hdr["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			conn = append(conn, http.CanonicalHeaderKey(strings.TrimSpace(f)))
+		}
+	}
+	names := slices.Sorted(mapKeys(hdr))
+	var out []headerField
+	for _, k := range names {
+		if unstoredHeaders[k] || slices.Contains(conn, k) || strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		for _, v := range hdr[k] {
+			out = append(out, headerField{name: k, value: v})
+		}
+	}
+	return out
+}
+
+// --- writes ---------------------------------------------------------------
+
+func (h *routeHandler) serveWrite(w http.ResponseWriter, r *http.Request) {
+	c := h.c
+	genKeys, delKeys, err := h.invalidationKeys(r)
+	if err != nil {
+		// Nothing has run: answer before the handler can change anything.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, "{\"detail\":%q}\n", "cache invalidation cannot be formatted: "+err.Error())
+		c.log.error("hoard: write refused: invalidation key cannot be formatted", err, slog.String("path", r.URL.Path))
+		return
+	}
+	ctx := context.WithoutCancel(r.Context())
+	iw := &invalidatingWriter{ResponseWriter: w, invalidate: func() { c.invalidate(ctx, genKeys, delKeys) }}
+	defer func() {
+		// Again when the handler returns (or panics): a read that began
+		// between the first invalidation and the end of the handler must not
+		// keep what it read.
+		c.invalidate(ctx, genKeys, delKeys)
+	}()
+	h.next.ServeHTTP(iw, r)
+}
+
+// invalidationKeys formats every generation to bump and key to delete for a
+// write request.
+func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []string, err error) {
+	c := h.c
+	q, ok := h.newRequest(r)
+	if !ok {
+		q.query = nil
+	}
+	var buf []byte
+	addResource := func(name []byte) {
+		genKeys = append(genKeys, c.genKey(string(name)))
+		delKeys = append(delKeys, c.ns+string(name))
+	}
+	if h.prefix != nil {
+		buf, err = q.resourceName(buf[:0])
+		if err != nil {
+			return nil, nil, err
+		}
+		addResource(buf)
+	}
+	for _, e := range h.extra {
+		buf, err = e.prefix.AppendFormat(buf[:0], q.lookup)
+		if err != nil {
+			return nil, nil, err
+		}
+		buf = append(buf, ':')
+		switch e.id.kind {
+		case idTemplate:
+			buf, err = e.id.tmpl.AppendValue(buf, q.lookup)
+			if err != nil {
+				return nil, nil, err
+			}
+		case idParam:
+			if v, ok := q.lookup(e.id.name); ok {
+				buf = keys.AppendEscape(buf, v)
+			} else if q.info.pattern != "" && !h.known(e.id.name, q.info.wildcards) {
+				buf = append(buf, e.id.literal...)
+			} else {
+				return nil, nil, &keys.MissingError{Template: e.prefix.String() + ":{" + e.id.name + "}", Name: e.id.name}
+			}
+		case idLiteral:
+			buf = append(buf, e.id.literal...)
+		}
+		addResource(buf)
+	}
+	for _, p := range h.patterns {
+		buf, err = p.AppendFormat(buf[:0], q.lookup)
+		if err != nil {
+			return nil, nil, err
+		}
+		genKeys = append(genKeys, c.genKey(string(buf)))
+	}
+	return genKeys, delKeys, nil
+}
