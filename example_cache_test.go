@@ -1,0 +1,73 @@
+package hoard_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hoardcache/hoard"
+)
+
+func ExampleOpen() {
+	ctx := context.Background()
+	// The zero Config is an in-memory cache with the defaults of the
+	// environment table; hoard.FromEnv() reads the CACHE_* variables.
+	c, err := hoard.Open(ctx, hoard.Config{KeyPrefix: "app:"})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	c.Set(ctx, "greeting", []byte("hello"), time.Minute)
+	v, found, _ := c.Get(ctx, "greeting")
+	fmt.Println(string(v), found)
+	// Output: hello true
+}
+
+func ExampleGetJSON() {
+	ctx := context.Background()
+	c, _ := hoard.Open(ctx, hoard.Config{})
+	defer c.Close()
+
+	type user struct {
+		ID   int    `json:"id"`
+		Name string `json:"name"`
+	}
+	c.SetJSON(ctx, "user:1", user{ID: 1, Name: "Ada"}, 0)
+	u, found, err := hoard.GetJSON[user](ctx, c, "user:1")
+	fmt.Println(u.Name, found, err)
+	// Output: Ada true <nil>
+}
+
+func ExampleFetchJSON() {
+	ctx := context.Background()
+	c, _ := hoard.Open(ctx, hoard.Config{})
+	defer c.Close()
+
+	loads := 0
+	load := func(context.Context) (string, error) { loads++; return "from the database", nil }
+	for i := 0; i < 3; i++ {
+		v, _ := hoard.FetchJSON(ctx, c, "widget:42", 10*time.Minute, load)
+		fmt.Println(v)
+	}
+	fmt.Println("loads:", loads)
+	// Output:
+	// from the database
+	// from the database
+	// from the database
+	// loads: 1
+}
+
+func ExampleCache_Invalidate() {
+	ctx := context.Background()
+	c, _ := hoard.Open(ctx, hoard.Config{})
+	defer c.Close()
+
+	c.Set(ctx, "widget:42", []byte("old"), 0)
+	// After the database write commits, code outside a route does what a
+	// write route does: every cached view of widget 42 becomes a miss.
+	c.Invalidate(ctx, "widget:42")
+	_, found, _ := c.Get(ctx, "widget:42")
+	fmt.Println(found)
+	// Output: false
+}
