@@ -430,7 +430,7 @@ func (c *Cache) Ping(ctx context.Context) error {
 // name it makes every value recorded under that namespace a miss. A name is a
 // resource ("widget:42": the key itself, and every query and caller variant a
 // route cached for it) or a pattern that a route declared ("alice_posts:*"),
-// formatted the way a route formats it (see Key). Values are escaped by Key;
+// formatted the way a route formats it (hoard.Key escapes ids). Values are escaped by Key;
 // a name passed here is used as is. If the store is down the invalidation is
 // kept and replayed before the cache serves hits again, and the error is
 // returned.

@@ -71,3 +71,11 @@ func ExampleCache_Invalidate() {
 	fmt.Println(found)
 	// Output: false
 }
+
+func ExampleKey() {
+	fmt.Println(hoard.Key("widget", "42"))
+	fmt.Println(hoard.Key("user", "a:b*"))
+	// Output:
+	// widget:42
+	// user:a%3Ab%2A
+}
