@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"time"
+	"unsafe"
 )
 
 // The stored envelope. Every value a Cache writes is wrapped in one, so that
@@ -31,10 +32,13 @@ const (
 
 var errCorruptEntry = errors.New("hoard: corrupt cache entry")
 
-// entry is a decoded envelope. Slices alias the buffer it was decoded from.
+// entry is a decoded envelope. Slices and header strings alias the buffer
+// it was decoded from, without copying: a Store never modifies a slice it
+// returned (the Store contract), so the buffer is immutable.
 type entry struct {
 	kind     byte
-	gens     [][]byte
+	ngens    int
+	gens     []byte // ngens × (uvarint len, bytes), checked by decodeEntry
 	storedAt int64 // unix milliseconds
 	ttl      int64 // milliseconds
 	status   int
@@ -65,15 +69,27 @@ func (e *entry) remaining(now time.Time) time.Duration {
 // current reports whether the generations recorded in the entry are exactly
 // the ones read now. A missing current generation (nil) never matches.
 func (e *entry) current(gens [][]byte) bool {
-	if len(e.gens) != len(gens) {
+	if e.ngens != len(gens) {
 		return false
 	}
-	for i, g := range gens {
-		if g == nil || !bytes.Equal(e.gens[i], g) {
+	d := entryDecoder{b: e.gens}
+	for _, g := range gens {
+		if g == nil || !bytes.Equal(d.bytes(), g) {
 			return false
 		}
 	}
-	return true
+	return !d.err
+}
+
+// generations returns copies of the recorded generations (for tests and
+// re-encoding).
+func (e *entry) generations() [][]byte {
+	out := make([][]byte, e.ngens)
+	d := entryDecoder{b: e.gens}
+	for i := range out {
+		out[i] = bytes.Clone(d.bytes())
+	}
+	return out
 }
 
 func appendEntryHead(dst []byte, kind byte, gens [][]byte, storedAt time.Time, ttl time.Duration) []byte {
@@ -178,11 +194,13 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 	if n > maxEntryGens {
 		return e, errCorruptEntry
 	}
-	if n > 0 && !d.err {
-		e.gens = make([][]byte, n)
-		for i := range e.gens {
-			e.gens[i] = d.bytes()
-		}
+	e.ngens = int(n)
+	start := d.b
+	for i := uint64(0); i < n && !d.err; i++ {
+		d.bytes()
+	}
+	if !d.err {
+		e.gens = start[:len(start)-len(d.b)]
 	}
 	e.storedAt = d.varint()
 	ttl := d.uvarint()
@@ -203,8 +221,8 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 		if nh > 0 && !d.err {
 			e.header = make([]headerField, nh)
 			for i := range e.header {
-				e.header[i].name = string(d.bytes())
-				e.header[i].value = string(d.bytes())
+				e.header[i].name = unsafeString(d.bytes())
+				e.header[i].value = unsafeString(d.bytes())
 			}
 		}
 	}
@@ -215,9 +233,29 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 	return e, nil
 }
 
-// applyHeader copies the stored header fields into h.
-func (e *entry) applyHeader(h http.Header) {
-	for _, f := range e.header {
-		h[f.name] = append(h[f.name], f.value)
+// unsafeString views b as a string without copying; b must never change.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// applyHeader copies the stored header fields into h, plus extra values
+// (name, value pairs) that replace what h holds under their names. All
+// values share one backing array: one allocation however many fields.
+func (e *entry) applyHeader(h http.Header, extra ...string) {
+	vals := make([]string, len(e.header)+len(extra)/2)
+	for i, f := range e.header {
+		vals[i] = f.value
+		if cur, ok := h[f.name]; ok && len(cur) > 0 {
+			h[f.name] = append(cur, f.value)
+			continue
+		}
+		h[f.name] = vals[i : i+1 : i+1]
+	}
+	for j, k := 0, len(e.header); j+1 < len(extra); j, k = j+2, k+1 {
+		vals[k] = extra[j+1]
+		h[extra[j]] = vals[k : k+1 : k+1]
 	}
 }

@@ -2,6 +2,8 @@ package hoard
 
 import (
 	"bytes"
+	"net/http"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -38,7 +40,7 @@ func TestEntryRoundTrip(t *testing.T) {
 
 func TestEntryCurrent(t *testing.T) {
 	g1, g2 := newGeneration(), newGeneration()
-	e := entry{gens: [][]byte{g1, g2}}
+	e, _ := decodeEntry(encodeRaw([][]byte{g1, g2}, time.Now(), time.Minute, nil), kindRaw)
 	cases := []struct {
 		name string
 		now  [][]byte
@@ -98,14 +100,38 @@ func FuzzDecodeEntry(f *testing.F) {
 			}
 			var again []byte
 			if kind == kindHTTP {
-				again = encodeHTTP(e.gens, time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.status, e.header, e.body)
+				again = encodeHTTP(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.status, e.header, e.body)
 			} else {
-				again = encodeRaw(e.gens, time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.body)
+				again = encodeRaw(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.body)
 			}
 			e2, err := decodeEntry(again, kind)
-			if err != nil || e2.status != e.status || !bytes.Equal(e2.body, e.body) || len(e2.gens) != len(e.gens) {
+			if err != nil || e2.status != e.status || !bytes.Equal(e2.body, e.body) || e2.ngens != e.ngens {
 				t.Fatalf("re-encoded entry differs: %v", err)
 			}
 		}
 	})
+}
+
+func TestApplyHeader(t *testing.T) {
+	b := encodeHTTP(nil, time.Now(), time.Minute, 200, []headerField{
+		{"Content-Type", "application/json"}, {"Link", "<a>"}, {"Link", "<b>"}, {"X-Pre", "stored"},
+	}, nil)
+	e, err := decodeEntry(b, kindHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"X-Pre": {"set by middleware"}, "Age": {"old"}}
+	e.applyHeader(h, "Age", "3", "Cache-Status", "hoard; hit")
+	want := http.Header{
+		"Content-Type": {"application/json"}, "Link": {"<a>", "<b>"},
+		"X-Pre": {"set by middleware", "stored"}, "Age": {"3"}, "Cache-Status": {"hoard; hit"},
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("header = %v\nwant %v", h, want)
+	}
+	// Values are capped slices: appending to one never overwrites another.
+	h["Content-Type"] = append(h["Content-Type"], "x")
+	if h["Link"][0] != "<a>" {
+		t.Fatal("append to one header overwrote another")
+	}
 }

@@ -580,16 +580,18 @@ func (q *request) readKey(dst []byte) (key []byte, resourceLen int, ok bool) {
 
 var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
-func (h *routeHandler) newRequest(r *http.Request) (*request, bool) {
-	q := &request{rt: h.route, r: r, info: h.patternInfo(r)}
+// initRequest prepares q for r; ok is false for a query string that does
+// not decode (the request then bypasses the cache).
+func (h *routeHandler) initRequest(q *request, r *http.Request) (ok bool) {
+	*q = request{rt: h.route, r: r, info: h.patternInfo(r)}
 	if r.URL.RawQuery != "" {
 		v, err := keys.ParseQuery(nil, r.URL.RawQuery)
 		if err != nil {
-			return q, false
+			return false
 		}
 		q.query = v
 	}
-	return q, true
+	return true
 }
 
 const (
@@ -623,8 +625,8 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	q, ok := h.newRequest(r)
-	if !ok {
+	var q request
+	if !h.initRequest(&q, r) {
 		h.bypass(w, r)
 		return
 	}
@@ -632,23 +634,31 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	defer keyBufPool.Put(bp)
 	buf := append((*bp)[:0], c.ns...)
 	buf, resEnd, ok := q.readKey(buf)
-	*bp = buf
 	if !ok {
+		*bp = buf
 		h.bypass(w, r)
 		return
 	}
 	ctx := r.Context()
 	if !c.usable(ctx) {
+		*bp = buf
 		h.bypass(w, r)
 		return
 	}
-	logical := string(buf[len(c.ns):])
-	resource := logical[:resEnd-len(c.ns)]
+	// The entry key and the resource's generation key, built in one buffer
+	// and converted with one allocation.
+	keyEnd := len(buf)
+	buf = append(buf, c.ns...)
+	buf = append(buf, genPrefix...)
+	buf = append(buf, buf[len(c.ns):resEnd]...)
+	*bp = buf
+	both := string(buf)
+	fullKey, logical := both[:keyEnd], both[len(c.ns):keyEnd]
 	// keys: entry, epoch, resource generation, pattern generations.
 	storeKeys := make([]string, 3, 3+2)
-	storeKeys[0] = c.ns + logical
+	storeKeys[0] = fullKey
 	storeKeys[1] = c.epochKey
-	storeKeys[2] = c.genKey(resource)
+	storeKeys[2] = both[keyEnd:]
 	if ps := c.patterns.Load(); ps != nil {
 		var matches []string
 		for _, p := range *ps {
@@ -692,17 +702,19 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 // serveHit replays a stored response without running the handler.
 func (h *routeHandler) serveHit(w http.ResponseWriter, r *http.Request, e *entry, now time.Time) {
 	hdr := w.Header()
-	e.applyHeader(hdr)
 	ttl := int64((e.remaining(now) + time.Second - 1) / time.Second)
-	hdr["Cache-Status"] = []string{"hoard; hit; ttl=" + strconv.FormatInt(ttl, 10)}
-	hdr["Age"] = []string{strconv.FormatInt(int64(e.age(now)/time.Second), 10)}
+	e.applyHeader(hdr,
+		"Cache-Status", "hoard; hit; ttl="+strconv.FormatInt(ttl, 10),
+		"Age", strconv.FormatInt(int64(e.age(now)/time.Second), 10),
+		"Content-Length", strconv.Itoa(len(e.body)))
 	h.setClientCC(hdr)
-	writeStored(w, r, e.status, e.body)
+	writeStored(w, r, e.status, e.body, true)
 }
 
 // writeStored writes a stored status and body, answering 304 to a matching
 // If-None-Match and leaving the body out for HEAD.
-func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+// lengthSet says the caller has set Content-Length already.
+func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte, lengthSet bool) {
 	hdr := w.Header()
 	if status == http.StatusOK {
 		if inm := r.Header.Get("If-None-Match"); inm != "" {
@@ -714,7 +726,9 @@ func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte
 			}
 		}
 	}
-	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if !lengthSet {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead && len(body) > 0 {
 		w.Write(body)
@@ -800,7 +814,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 			hdr["Cache-Status"] = []string{statusMiss}
 		}
 		h.setClientCC(hdr)
-		writeStored(w, r, res.status, cw.buf.Bytes())
+		writeStored(w, r, res.status, cw.buf.Bytes(), false)
 		return
 	}
 	if !res.cacheable {
@@ -816,7 +830,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 	}
 	hdr["Cache-Status"] = []string{statusCollapsed}
 	h.setClientCC(hdr)
-	writeStored(w, r, res.status, res.body)
+	writeStored(w, r, res.status, res.body, false)
 }
 
 // uncacheable returns why a captured response must not be stored, or "".
@@ -907,8 +921,8 @@ func (h *routeHandler) serveWrite(w http.ResponseWriter, r *http.Request) {
 // write request.
 func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []string, err error) {
 	c := h.c
-	q, ok := h.newRequest(r)
-	if !ok {
+	q := &request{}
+	if !h.initRequest(q, r) {
 		q.query = nil
 	}
 	var buf []byte
