@@ -13,8 +13,10 @@ import (
 //
 // Keys are opaque strings chosen by the Cache (already namespaced and escaped).
 // Values are opaque bytes that must round-trip exactly, including empty values.
-// A store may keep the slices it returns: callers treat them as read-only, and
-// a store copies the value it is given in Set and Add if it keeps it.
+// A store may keep the slices it returns, and never modifies one after
+// returning it: callers treat them as read-only (the route middleware replays
+// header strings straight out of them). A store copies the value it is given
+// in Set and Add if it keeps it.
 //
 // Every call takes a context; network stores also bound each call by their own
 // timeout so that an unreachable server yields an error promptly, never a hang.
