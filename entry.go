@@ -39,8 +39,8 @@ type entry struct {
 	kind     byte
 	ngens    int
 	gens     []byte // ngens × (uvarint len, bytes), checked by decodeEntry
-	storedAt int64 // unix milliseconds
-	ttl      int64 // milliseconds
+	storedAt int64  // unix milliseconds
+	ttl      int64  // milliseconds
 	status   int
 	header   []headerField
 	body     []byte // payload for kindRaw
