@@ -499,6 +499,23 @@ func (q *request) lookup(name string) (string, bool) {
 	return "", false
 }
 
+// isParam reports whether an InvalidateKeys id that is a bare name (such as
+// "widget_id" or "global") names a parameter of this request, as Handle
+// decides at registration: a wildcard of the matched ServeMux pattern, a
+// QueryKeys entry or a Defaults key; anything else is a literal, so that a
+// query parameter of the same name cannot redirect the invalidation. Under a
+// router that leaves r.Pattern empty (chi), the wildcards are unknown: a name
+// with a path value is a wildcard.
+func (q *request) isParam(name string) bool {
+	if q.info.pattern != "" || q.rt.known(name, nil) {
+		return q.rt.known(name, q.info.wildcards)
+	}
+	if q.rt.params != nil {
+		return q.rt.params(q.r, name) != ""
+	}
+	return q.r.PathValue(name) != ""
+}
+
 // patternInfo returns the wildcards of the ServeMux pattern that matched r.
 func (rt *route) patternInfo(r *http.Request) *patternInfo {
 	p := rt.pattern.Load()
@@ -950,10 +967,10 @@ func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []str
 				return nil, nil, err
 			}
 		case idParam:
-			if v, ok := q.lookup(e.id.name); ok {
-				buf = keys.AppendEscape(buf, v)
-			} else if q.info.pattern != "" && !h.known(e.id.name, q.info.wildcards) {
+			if !q.isParam(e.id.name) {
 				buf = append(buf, e.id.literal...)
+			} else if v, ok := q.lookup(e.id.name); ok {
+				buf = keys.AppendEscape(buf, v)
 			} else {
 				return nil, nil, &keys.MissingError{Template: e.prefix.String() + ":{" + e.id.name + "}", Name: e.id.name}
 			}

@@ -15,7 +15,7 @@ package hoard_test
 // testApp, testAppOptions, newTestApp, newTestAppWith, testDB, testWidget,
 // testUser, testPost, testList, testResponse, doRequest, the route* pattern
 // constants, countingStore, newCountingStore, faultyStore, newFaultyStore,
-// newMemoryCache, errInjected.
+// newMemoryCache, errInjected, discardLogger.
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -916,3 +917,7 @@ func (s *faultyStore) DeletePattern(ctx context.Context, pattern string) (int, e
 	}
 	return s.Store.DeletePattern(ctx, pattern)
 }
+
+// discardLogger returns a logger that drops everything, for tests that make
+// the cache log store failures on purpose.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
