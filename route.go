@@ -801,6 +801,11 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 		res.cacheable = true
 		res.body = cw.buf.Bytes()
 		hdr := w.Header()
+		if _, ok := hdr["Content-Type"]; !ok && len(res.body) > 0 {
+			// What net/http would sniff from the body: stored, so that a
+			// HEAD served from the entry (no body to sniff) carries it too.
+			hdr["Content-Type"] = []string{http.DetectContentType(res.body)}
+		}
 		if hdr.Get("Etag") == "" {
 			sum := sha256.Sum256(res.body)
 			hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
