@@ -783,6 +783,13 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 	)
 	v, _, _ := c.flights.Do(flight, func() (any, error) {
 		ran = true
+		// Fields already in the header were put there by middleware outside
+		// the route (CORS, request ids): they are not the handler's, and
+		// that middleware sets them again on every hit.
+		var before http.Header
+		if pre := w.Header(); len(pre) > 0 {
+			before = pre.Clone()
+		}
 		cw = newCaptureWriter(w, h.maxBody, h.uncachedHeaders)
 		func() {
 			defer func() {
@@ -810,7 +817,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 			sum := sha256.Sum256(res.body)
 			hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
 		}
-		fields := storedHeader(hdr)
+		fields := storedHeader(hdr, before)
 		res.header = http.Header{}
 		for _, f := range fields {
 			res.header[f.name] = append(res.header[f.name], f.value)
@@ -894,8 +901,11 @@ var unstoredHeaders = map[string]bool{
 	"Date": true, "Cache-Status": true, "Age": true, "Content-Length": true,
 }
 
-// storedHeader selects the header fields that are stored with a response.
-func storedHeader(hdr http.Header) []headerField {
+// storedHeader selects the header fields that are stored with a response:
+// not hop-by-hop ones, and not the values that were in the header before
+// the handler ran (before; a handler's additions to such a field are kept,
+// and a field the handler replaced is stored whole).
+func storedHeader(hdr, before http.Header) []headerField {
 	var conn []string
 	for _, v := range hdr["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
@@ -908,7 +918,11 @@ func storedHeader(hdr http.Header) []headerField {
 		if unstoredHeaders[k] || slices.Contains(conn, k) || strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		for _, v := range hdr[k] {
+		vs := hdr[k]
+		if pre := before[k]; len(pre) > 0 && len(vs) >= len(pre) && slices.Equal(vs[:len(pre)], pre) {
+			vs = vs[len(pre):]
+		}
+		for _, v := range vs {
 			out = append(out, headerField{name: k, value: v})
 		}
 	}

@@ -562,3 +562,48 @@ func TestRouteWithClientCacheMiddleware(t *testing.T) {
 		}
 	})
 }
+
+// Headers that a middleware outside the route puts in the response before
+// the route runs (CORS, request ids) are that middleware's, not the
+// handler's: a hit must not replay a stale copy next to the fresh one.
+func TestRouteOuterMiddlewareHeadersNotStored(t *testing.T) {
+	routeStores(t, func(t *testing.T, b storefixture.Backend) {
+		c := b.NewCache(t, hoard.Config{})
+		mux := http.NewServeMux()
+		err := c.HandleFunc(mux, "GET /r/{id}", hoard.Route{KeyPrefix: "r"}, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Add("Vary-Not", "x") // the handler's own
+			w.Header().Add("Link", "</handler>; rel=preload")
+			io.WriteString(w, "r")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seq atomic.Int64
+		outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("X-Request-Id", strconv.FormatInt(seq.Add(1), 10))
+			h.Add("Link", "</outer>; rel=preconnect")
+			mux.ServeHTTP(w, r)
+		})
+		srv := httptest.NewServer(outer)
+		t.Cleanup(srv.Close)
+		for i := 1; i <= 3; i++ {
+			r := doRequest(t, http.MethodGet, srv.URL+"/r/1", "")
+			if i > 1 {
+				wantHit(t, "GET /r/1", r)
+			}
+			want := map[string][]string{
+				"Access-Control-Allow-Origin": {"*"},
+				"X-Request-Id":                {strconv.Itoa(i)},
+				"Link":                        {"</outer>; rel=preconnect", "</handler>; rel=preload"},
+				"Vary-Not":                    {"x"},
+			}
+			for name, vs := range want {
+				if got := r.Header.Values(name); strings.Join(got, "|") != strings.Join(vs, "|") {
+					t.Errorf("request %d (%s): %s = %q, want %q", i, r.CacheStatus(), name, got, vs)
+				}
+			}
+		}
+	})
+}
