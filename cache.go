@@ -30,9 +30,10 @@ import (
 // Clear and Invalidate O(1) on every store, including Memcached, and stops a
 // slow reader from putting back a value that a concurrent write invalidated.
 type Cache struct {
-	store    Store
-	cfg      Config
-	disabled bool
+	store     Store
+	cfg       Config
+	disabled  bool
+	selfTimed bool // the store bounds every call by its own timeout
 
 	ns       string // CACHE_KEY_PREFIX, prepended to every key
 	epochKey string // generation of the whole namespace (Clear)
@@ -93,14 +94,15 @@ func New(store Store, cfg Config) (*Cache, error) {
 		logger = slog.Default()
 	}
 	c := &Cache{
-		store:    store,
-		cfg:      cfg,
-		disabled: cfg.Disabled,
-		ns:       cfg.KeyPrefix,
-		epochKey: cfg.KeyPrefix + epochName,
-		genTTL:   max(minGenerationTTL, 2*cfg.DefaultTTL),
-		breaker:  newBreaker(breakerThreshold, breakerCooldown),
-		log:      rateLimitedLog{logger: logger.With(slog.String("component", "hoard")), interval: time.Second},
+		store:     store,
+		cfg:       cfg,
+		disabled:  cfg.Disabled,
+		ns:        cfg.KeyPrefix,
+		epochKey:  cfg.KeyPrefix + epochName,
+		genTTL:    max(minGenerationTTL, 2*cfg.DefaultTTL),
+		breaker:   newBreaker(breakerThreshold, breakerCooldown),
+		selfTimed: isSelfTimed(store),
+		log:       rateLimitedLog{logger: logger.With(slog.String("component", "hoard")), interval: time.Second},
 	}
 	return c, nil
 }
@@ -163,47 +165,105 @@ func (c *Cache) usable(ctx context.Context) bool {
 	return c.replayPending(ctx)
 }
 
+// replayPending writes the pending invalidations. Only one request replays
+// at a time; the others skip the cache until it has succeeded.
 func (c *Cache) replayPending(ctx context.Context) bool {
-	genKeys, delKeys := c.pending.take()
+	if !c.pending.replay.TryLock() {
+		return false
+	}
+	defer c.pending.replay.Unlock()
+	genKeys, delKeys, seq := c.pending.snapshot()
 	if len(genKeys)+len(delKeys) == 0 {
 		return true
 	}
 	if err := c.writeInvalidation(ctx, genKeys, delKeys); err != nil {
-		c.pending.add(genKeys, delKeys)
 		c.log.error("hoard: replaying invalidations failed; serving uncached until the store is back", err,
 			slog.Int("pending", len(genKeys)+len(delKeys)))
 		return false
 	}
-	return true
+	c.pending.forget(seq)
+	return c.pending.empty()
+}
+
+// callContext bounds one store call by CACHE_TIMEOUT, unless the store
+// bounds its calls itself (hoard's own stores do).
+func (c *Cache) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.selfTimed {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.Timeout)
 }
 
 func (c *Cache) getMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	if !c.selfTimed {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+	}
 	vals, err := c.store.GetMulti(ctx, keys)
 	c.breaker.record(err)
 	return vals, err
 }
 
 func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	ctx, cancel := c.callContext(ctx)
+	defer cancel()
 	err := c.store.Set(ctx, key, val, ttl)
 	c.breaker.record(err)
 	return err
 }
 
+// maxInvalidationFanout bounds the concurrent store calls of one
+// invalidation (a replay after an outage may hold many keys).
+const maxInvalidationFanout = 8
+
 // writeInvalidation replaces each generation with a fresh value and deletes
-// the given entry keys.
+// the given entry keys. The calls run concurrently, so an invalidation costs
+// one round trip (and a frozen store one timeout), however many namespaces
+// it names; after the first failure no new call is started.
 func (c *Cache) writeInvalidation(ctx context.Context, genKeys, delKeys []string) error {
-	var errs []error
-	for _, k := range genKeys {
-		if err := c.store.Set(ctx, k, newGeneration(), c.genTTL); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	calls := len(genKeys)
 	if len(delKeys) > 0 {
-		if err := c.store.Delete(ctx, delKeys...); err != nil {
-			errs = append(errs, err)
-		}
+		calls++
 	}
-	err := errors.Join(errs...)
+	call := func(i int) error {
+		ctx, cancel := c.callContext(ctx)
+		defer cancel()
+		if i < len(genKeys) {
+			return c.store.Set(ctx, genKeys[i], newGeneration(), c.genTTL)
+		}
+		return c.store.Delete(ctx, delKeys...)
+	}
+	var err error
+	if calls == 1 {
+		err = call(0)
+	} else {
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			errs   []error
+			failed atomic.Bool
+			sem    = make(chan struct{}, maxInvalidationFanout)
+		)
+		for i := 0; i < calls && !failed.Load(); i++ {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if failed.Load() {
+					return
+				}
+				if err := call(i); err != nil {
+					failed.Store(true)
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		err = errors.Join(errs...)
+	}
 	c.breaker.record(err)
 	return err
 }
@@ -233,7 +293,9 @@ func (c *Cache) ensureGenerations(ctx context.Context, genKeys []string, gens []
 			continue
 		}
 		fresh := newGeneration()
-		added, err := c.store.Add(ctx, genKeys[i], fresh, c.genTTL)
+		cctx, cancel := c.callContext(ctx)
+		added, err := c.store.Add(cctx, genKeys[i], fresh, c.genTTL)
+		cancel()
 		c.breaker.record(err)
 		if err != nil {
 			return false
@@ -242,7 +304,9 @@ func (c *Cache) ensureGenerations(ctx context.Context, genKeys []string, gens []
 			gens[i] = fresh
 			continue
 		}
-		v, found, err := c.store.Get(ctx, genKeys[i])
+		cctx, cancel = c.callContext(ctx)
+		v, found, err := c.store.Get(cctx, genKeys[i])
+		cancel()
 		c.breaker.record(err)
 		if err != nil || !found {
 			return false

@@ -50,9 +50,12 @@ func (b *breaker) open() bool {
 	return until != 0 && time.Now().UnixNano() < until
 }
 
+// success forgives one failure rather than all of them, so that a store
+// failing most calls (say every read, while writes go through) still opens
+// the breaker; a healthy store costs one atomic load here.
 func (b *breaker) success() {
-	if b.fails.Load() != 0 {
-		b.fails.Store(0)
+	if n := b.fails.Load(); n > 0 {
+		b.fails.CompareAndSwap(n, n-1)
 	}
 	if b.openUntil.Load() != 0 {
 		b.openUntil.Store(0)
@@ -84,13 +87,17 @@ func (b *breaker) record(err error) {
 }
 
 // pendingSet remembers invalidations that could not be written (store down),
-// so that they are replayed before the store serves hits again.
+// so that they are replayed before the store serves hits again. An entry
+// leaves the set only when a replay that started after it was added has
+// succeeded, so a failure during a replay is never lost; and the set counts
+// as non-empty for the whole replay, so no read is served meanwhile.
 type pendingSet struct {
-	n     atomic.Int32 // len(gens)+len(keys), read without the lock on the hot path
-	mu    sync.Mutex
-	gens  map[string]struct{} // generation keys to bump
-	keys  map[string]struct{} // entry keys to delete
-	since time.Time
+	n      atomic.Int32 // entries, read without the lock on the hot path
+	replay sync.Mutex   // one replayer at a time (TryLock)
+	mu     sync.Mutex
+	seq    uint64
+	gens   map[string]uint64 // generation keys to bump → seq when added
+	keys   map[string]uint64 // entry keys to delete → seq when added
 }
 
 func (p *pendingSet) empty() bool { return p.n.Load() == 0 }
@@ -99,23 +106,22 @@ func (p *pendingSet) add(genKeys, delKeys []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.gens == nil {
-		p.gens = map[string]struct{}{}
-		p.keys = map[string]struct{}{}
+		p.gens = map[string]uint64{}
+		p.keys = map[string]uint64{}
 	}
-	if len(p.gens)+len(p.keys) == 0 {
-		p.since = time.Now()
-	}
+	p.seq++
 	for _, k := range genKeys {
-		p.gens[k] = struct{}{}
+		p.gens[k] = p.seq
 	}
 	for _, k := range delKeys {
-		p.keys[k] = struct{}{}
+		p.keys[k] = p.seq
 	}
 	p.n.Store(int32(len(p.gens) + len(p.keys)))
 }
 
-// take removes and returns everything pending.
-func (p *pendingSet) take() (genKeys, delKeys []string) {
+// snapshot returns everything pending and the sequence number to pass to
+// forget once it has been written.
+func (p *pendingSet) snapshot() (genKeys, delKeys []string, seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for k := range p.gens {
@@ -124,10 +130,25 @@ func (p *pendingSet) take() (genKeys, delKeys []string) {
 	for k := range p.keys {
 		delKeys = append(delKeys, k)
 	}
-	clear(p.gens)
-	clear(p.keys)
-	p.n.Store(0)
-	return genKeys, delKeys
+	return genKeys, delKeys, p.seq
+}
+
+// forget drops the entries added up to seq (written by a replay); entries
+// added again since then stay.
+func (p *pendingSet) forget(seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, s := range p.gens {
+		if s <= seq {
+			delete(p.gens, k)
+		}
+	}
+	for k, s := range p.keys {
+		if s <= seq {
+			delete(p.keys, k)
+		}
+	}
+	p.n.Store(int32(len(p.gens) + len(p.keys)))
 }
 
 // rateLimitedLog writes at most one line per interval and counts the rest,

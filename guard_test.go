@@ -65,11 +65,35 @@ func TestPendingSet(t *testing.T) {
 	}
 	p.add([]string{"g1", "g2"}, []string{"k1"})
 	p.add([]string{"g1"}, nil)
-	if p.empty() {
-		t.Fatal("set empty after add")
+	g, k, seq := p.snapshot()
+	if len(g) != 2 || len(k) != 1 || p.empty() {
+		t.Fatalf("snapshot = %v %v; the set must stay non-empty until forget", g, k)
 	}
-	g, k := p.take()
-	if len(g) != 2 || len(k) != 1 || !p.empty() {
-		t.Fatalf("take = %v %v, empty=%v", g, k, p.empty())
+	// Added again while the replay of seq is in flight: must survive it.
+	p.add([]string{"g2"}, nil)
+	p.forget(seq)
+	g, k, _ = p.snapshot()
+	if len(g) != 1 || g[0] != "g2" || len(k) != 0 || p.empty() {
+		t.Fatalf("after forget: %v %v; an invalidation added during the replay was lost", g, k)
+	}
+	_, _, seq = p.snapshot()
+	p.forget(seq)
+	if !p.empty() {
+		t.Fatal("set not empty after the last forget")
+	}
+}
+
+func TestBreakerOpensWhenMostCallsFail(t *testing.T) {
+	b := newBreaker(5, time.Hour)
+	boom := errors.New("boom")
+	// Every read fails while one write in three succeeds.
+	for i := 0; i < 30 && b.allow(); i++ {
+		b.record(boom)
+		if i%3 == 0 {
+			b.record(nil)
+		}
+	}
+	if b.allow() {
+		t.Fatal("breaker stayed closed while most calls failed")
 	}
 }

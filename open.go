@@ -74,3 +74,14 @@ func openStore(ctx context.Context, cfg Config) (Store, error) {
 	}
 	return nil, fmt.Errorf("hoard: CACHE_BACKEND=%q: must be one of memory, redis, memcached", cfg.Backend)
 }
+
+// isSelfTimed reports whether store is one of hoard's own, which bound every
+// call themselves (redis and memcached by CACHE_TIMEOUT; memory never
+// blocks), so the Cache need not add a deadline of its own.
+func isSelfTimed(store Store) bool {
+	switch store.(type) {
+	case *memory.Store, *redis.Store, *memcached.Store:
+		return true
+	}
+	return false
+}

@@ -943,12 +943,16 @@ func (h *routeHandler) serveWrite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithoutCancel(r.Context())
-	iw := &invalidatingWriter{ResponseWriter: w, invalidate: func() { c.invalidate(ctx, genKeys, delKeys) }}
+	var failed bool
+	iw := &invalidatingWriter{ResponseWriter: w, invalidate: func() { failed = c.invalidate(ctx, genKeys, delKeys) != nil }}
 	defer func() {
 		// Again when the handler returns (or panics): a read that began
 		// between the first invalidation and the end of the handler must not
-		// keep what it read.
-		c.invalidate(ctx, genKeys, delKeys)
+		// keep what it read. If the first one failed it is pending and will
+		// be replayed before any hit; don't wait for the store twice.
+		if !failed {
+			c.invalidate(ctx, genKeys, delKeys)
+		}
 	}()
 	h.next.ServeHTTP(iw, r)
 }
