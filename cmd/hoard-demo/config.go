@@ -166,7 +166,14 @@ func describeCache(cfg hoard.Config) string {
 		if cfg.Redis.Cluster {
 			kind = "Redis Cluster, seeds"
 		}
-		return fmt.Sprintf("%s %s", kind, strings.Join(cfg.RedisAddrs(), ","))
+		where := strings.Join(cfg.RedisAddrs(), ",")
+		if cfg.Redis.URL != "" {
+			where = cfg.Redis.URL
+			if u, err := url.Parse(where); err == nil {
+				where = u.Redacted()
+			}
+		}
+		return kind + " " + where
 	case hoard.BackendMemcached:
 		return "Memcached " + strings.Join(cfg.MemcachedServers(), ",")
 	}

@@ -83,7 +83,7 @@ func TestDescribeCache(t *testing.T) {
 	redis.Redis.URL = "redis://:pw@10.0.0.1:6380/2"
 	cluster := hoard.Config{Backend: hoard.BackendRedis}
 	cluster.Redis.Cluster = true
-	cluster.Redis.URL = "redis://10.0.0.1:7000?addr=10.0.0.2:7000"
+	cluster.Redis.Host, cluster.Redis.Port = "10.0.0.1", 7000
 	mc := hoard.Config{Backend: hoard.BackendMemcached}
 	mc.Memcached.Servers = []string{"a:11211", "b:11211"}
 	for _, tc := range []struct {
@@ -92,11 +92,11 @@ func TestDescribeCache(t *testing.T) {
 	}{
 		{hoard.Config{}, "memory (in-process, 64 MiB)"},
 		{hoard.Config{Disabled: true}, "disabled (CACHE_ENABLED=false)"},
-		{redis, "Redis 10.0.0.1:6380"},
-		{cluster, "Redis Cluster, seeds 10.0.0.1:7000,10.0.0.2:7000"},
+		{redis, "Redis redis://:xxxxx@10.0.0.1:6380/2"},
+		{cluster, "Redis Cluster, seeds 10.0.0.1:7000"},
 		{mc, "Memcached a:11211,b:11211"},
 	} {
-		if got := describeCache(tc.cfg); !strings.HasPrefix(got, tc.want) || strings.Contains(got, "pw") {
+		if got := describeCache(tc.cfg); !strings.HasPrefix(got, tc.want) || strings.Contains(got, "pw@") {
 			t.Errorf("describeCache(%v) = %q; want %q…", tc.cfg.Backend, got, tc.want)
 		}
 	}
