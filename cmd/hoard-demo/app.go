@@ -88,7 +88,7 @@ func newServer(cfg config, db *sql.DB, c *hoard.Cache, log *slog.Logger) (http.H
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /health/ready", s.ready)
 	if cfg.DebugSlow {
-		mux.Handle("GET /debug/slow", s.wrap((*server).slow))
+		mux.HandleFunc("GET /debug/slow", s.slow)
 	}
 	var h http.Handler = jsonNotFound(mux)
 	h = hoard.ClientCache(cfg.Cache.Client)(h)
@@ -182,23 +182,23 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // slow is GET /debug/slow?ms=N (HOARD_DEMO_DEBUG_SLOW=1 only): it answers
-// after N milliseconds (0 to 60000), for the graceful shutdown test.
-func (s *server) slow(w http.ResponseWriter, r *http.Request) error {
+// after N milliseconds (0 to 60000), for the graceful shutdown test. It does
+// not touch the database.
+func (s *server) slow(w http.ResponseWriter, r *http.Request) {
 	q, err := queryParams(r, "ms")
-	if err != nil {
-		return err
+	ms := 0
+	if err == nil {
+		ms, err = intParam("ms", q, 0, 0, 60000)
 	}
-	ms, err := intParam("ms", q, 0, 0, 60000)
-	if err != nil {
-		return err
+	if ae, ok := errors.AsType[*apiError](err); ok {
+		writeError(w, ae.status, ae.detail)
+		return
 	}
 	select {
 	case <-time.After(time.Duration(ms) * time.Millisecond):
-	case <-r.Context().Done():
-		return r.Context().Err()
+		writeJSON(w, http.StatusOK, map[string]string{"slept_ms": strconv.Itoa(ms)})
+	case <-r.Context().Done(): // the client went away
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"slept_ms": strconv.Itoa(ms)})
-	return nil
 }
 
 // jsonNotFound answers unknown paths and methods with {"detail": …} instead

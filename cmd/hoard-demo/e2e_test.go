@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,5 +320,57 @@ func waitStatus(t *testing.T, e *testEnv, path string, status int, timeout time.
 			t.Fatalf("%v; still not %d after %v", r, status, timeout)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestConcurrentWrites: concurrent writes and reads on SQLite (one writer at
+// a time, the others wait) all succeed, and once they are done every cached
+// answer matches the database.
+func TestConcurrentWrites(t *testing.T) {
+	e := newEnv(t, sqliteDB(t), storefixture.Shared(t, storefixture.Memory).NewCache(t, hoard.Config{}))
+	const workers, rounds = 6, 8
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*rounds*3)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				var r resp
+				switch (w + i) % 3 {
+				case 0:
+					r = e.do(http.MethodPatch, "/api/v1/widgets/"+strconv.Itoa(1+w%3), `{"price": `+strconv.Itoa(w*100+i)+`}`)
+				case 1:
+					r = e.do(http.MethodPost, "/api/v1/users/alice/posts", `{"title": "t", "text": "x"}`)
+				default:
+					r = e.get("/api/v1/widgets?items_per_page=5")
+				}
+				if r.Status >= 300 {
+					errs <- r.String()
+				}
+				for _, p := range []string{"/api/v1/widgets/1", "/api/v1/users/alice/posts?items_per_page=100"} {
+					if r := e.get(p); r.Status != http.StatusOK {
+						errs <- r.String()
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Error(s)
+	}
+	for id := 1; id <= 3; id++ {
+		var price float64
+		if err := e.DB.QueryRow(`SELECT price FROM widgets WHERE id = $1`, id).Scan(&price); err != nil {
+			t.Fatal(err)
+		}
+		if w := decode[widget](t, e.want(e.get("/api/v1/widgets/"+strconv.Itoa(id)), http.StatusOK)); w.Price != price {
+			t.Errorf("widget %d: served price %v, database has %v", id, w.Price, price)
+		}
+	}
+	var n int64
+	e.DB.QueryRow(`SELECT COUNT(*) FROM posts p JOIN users u ON u.id = p.created_by_user_id WHERE u.username = 'alice'`).Scan(&n)
+	if l := decode[list[post]](t, e.want(e.get("/api/v1/users/alice/posts?items_per_page=100"), http.StatusOK)); l.TotalCount != n {
+		t.Errorf("alice's posts: served total %d, database has %d", l.TotalCount, n)
 	}
 }
