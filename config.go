@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/hoardcache/hoard/redis"
 )
 
 // Backend names the store that holds a Cache's entries (CACHE_BACKEND).
@@ -196,42 +198,20 @@ func (c ClientCacheConfig) withDefaults() ClientCacheConfig {
 }
 
 // RedisAddrs returns the address(es) of the Redis server or Cluster seeds as
-// host:port: those of Redis.URL when it is set (its host, then each ?addr=
-// parameter, missing parts defaulting to localhost and 6379 as in
-// rueidis.ParseURL), else Redis.Host and Redis.Port with defaults filled in.
-// It returns nil for a URL that does not parse; Validate reports why.
+// host:port: those of Redis.URL when it is set (parsed by redis.ParseURL, the
+// parser Open uses: "redis://h1:7000,h2:7001?cluster=true" names two seeds),
+// else Redis.Host and Redis.Port with defaults filled in. It returns nil for a
+// URL that does not parse; Validate reports why.
 func (c Config) RedisAddrs() []string {
 	c = c.WithDefaults()
 	if c.Redis.URL == "" {
 		return []string{net.JoinHostPort(c.Redis.Host, strconv.Itoa(c.Redis.Port))}
 	}
-	u, err := url.Parse(c.Redis.URL)
+	o, err := redis.ParseURL(c.Redis.URL)
 	if err != nil {
 		return nil
 	}
-	addrs := []string{redisURLAddr(u.Host, u.Hostname())}
-	for _, a := range u.Query()["addr"] {
-		addrs = append(addrs, redisURLAddr(a, u.Hostname()))
-	}
-	return addrs
-}
-
-// redisURLAddr resolves one host[:port] of a Redis URL like rueidis does.
-func redisURLAddr(hostport, urlHost string) string {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
-	}
-	if host == "" {
-		host = urlHost
-	}
-	if host == "" {
-		host = DefaultRedisHost
-	}
-	if port == "" {
-		port = strconv.Itoa(DefaultRedisPort)
-	}
-	return net.JoinHostPort(host, port)
+	return o.Addrs
 }
 
 // MemcachedServers returns the Memcached servers as host:port: Servers when
@@ -318,55 +298,36 @@ func checkAPIPrefix(p string) string {
 	return ""
 }
 
-// checkRedisURL checks the scheme and the syntax of host, port and database;
-// the rest is left to the redis package's ParseURL. It returns the database
-// the URL selects.
+// checkRedisURL checks a Redis URL with redis.ParseURL, the parser Open
+// uses, so that what Validate accepts Open accepts too. It returns the
+// database the URL selects.
 func checkRedisURL(s string) (db int, want string) {
-	const form = "must be redis://[user:password@]host[:port][/db] or rediss://… for TLS"
 	if l := strings.ToLower(s); !strings.HasPrefix(l, "redis://") && !strings.HasPrefix(l, "rediss://") {
 		return 0, "must start with redis:// or rediss://"
 	}
-	u, err := url.Parse(s)
+	o, err := redis.ParseURL(s)
 	if err != nil {
-		return 0, form
+		return 0, redactPassword(strings.TrimPrefix(err.Error(), "redis: "), s)
 	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || checkPort(n) != "" {
-			return 0, "the port " + wantPort
-		}
+	return o.DB, ""
+}
+
+// redactPassword replaces the password of a redis:// URL wherever it
+// appears in msg (URL parse errors quote the raw URL).
+func redactPassword(msg, rawURL string) string {
+	_, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return msg
 	}
-	if h := u.Hostname(); h != "" && checkHost(h) != "" {
-		return 0, form
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return msg
 	}
-	for _, a := range u.Query()["addr"] {
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			host, port = a, ""
-		}
-		if (host != "" && checkHost(host) != "") || (port != "" && checkPort(atoiOr(port, 0)) != "") {
-			return 0, "each addr= parameter must be host[:port] with a port 1-65535"
-		}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok || pw == "" {
+		return msg
 	}
-	const wantDB = "the database must be a whole number, at least 0, e.g. redis://host:6379/0"
-	switch path := u.Path; {
-	case path == "":
-	case strings.Count(path, "/") != 1:
-		return 0, wantDB
-	default:
-		n, err := strconv.Atoi(path[1:])
-		if err != nil || n < 0 {
-			return 0, wantDB
-		}
-		db = n
-	}
-	if q := u.Query(); q.Has("db") {
-		n, err := strconv.Atoi(q.Get("db"))
-		if err != nil || n < 0 {
-			return 0, wantDB
-		}
-		db = n
-	}
-	return db, ""
+	return strings.ReplaceAll(msg, pw, "xxxxx")
 }
 
 func atoiOr(s string, def int) int {

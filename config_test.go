@@ -104,12 +104,12 @@ var envCases = []struct {
 	{"CACHE_REDIS_URL", "redis://cache:6380/2", func(c Config) any { return c.Redis.URL }, "redis://cache:6380/2", ""},
 	{"CACHE_REDIS_URL", "rediss://u:p@cache", func(c Config) any { return c.RedisAddrs() }, []string{"cache:6379"}, ""},
 	{"CACHE_REDIS_URL", "http://x", nil, nil, "must start with redis:// or rediss://"},
-	{"CACHE_REDIS_URL", "redis://x:70000", nil, nil, "port must be a port number 1-65535"},
-	{"CACHE_REDIS_URL", "redis://x/db1", nil, nil, "database must be a whole number"},
-	{"CACHE_REDIS_URL", "redis://x/", nil, nil, "database must be a whole number"},
-	{"CACHE_REDIS_URL", "redis://x?db=-1", nil, nil, "database must be a whole number"},
-	{"CACHE_REDIS_URL", "redis://x?addr=y:0", nil, nil, "addr= parameter"},
-	{"CACHE_REDIS_URL", "redis://x:y:z", nil, nil, "must be redis://"},
+	{"CACHE_REDIS_URL", "redis://x:70000", nil, nil, "not a number from 1 to 65535"},
+	{"CACHE_REDIS_URL", "redis://x/db1", nil, nil, "not a database number"},
+	{"CACHE_REDIS_URL", "redis://x?db=-1", nil, nil, "only parameter is cluster"},
+	{"CACHE_REDIS_URL", "redis://x?addr=y:0", nil, nil, "only parameter is cluster"},
+	{"CACHE_REDIS_URL", "redis://x:y:z", nil, nil, "expected redis://"},
+	{"CACHE_REDIS_URL", "redis://a:7000,b:7001?cluster=true", func(c Config) any { return c.RedisAddrs() }, []string{"a:7000", "b:7001"}, ""},
 
 	{"CACHE_REDIS_HOST", "redis.internal", func(c Config) any { return c.Redis.Host }, "redis.internal", ""},
 	{"CACHE_REDIS_HOST", "::1", func(c Config) any { return c.RedisAddrs() }, []string{"[::1]:6379"}, ""},
@@ -272,7 +272,7 @@ func TestFromLookupCollectsAllErrors(t *testing.T) {
 func TestFromLookupRedisURLOverridesHostPort(t *testing.T) {
 	c, err := FromLookup(cfgLookup(map[string]string{
 		"CACHE_BACKEND":    "redis",
-		"CACHE_REDIS_URL":  "redis://:pw@primary:7000/0?addr=seed2:7001&addr=seed3",
+		"CACHE_REDIS_URL":  "redis://:pw@primary:7000,seed2:7001,seed3:6379/0",
 		"CACHE_REDIS_HOST": "ignored",
 		"CACHE_REDIS_PORT": "1234",
 	}))
@@ -438,9 +438,9 @@ func TestConfigRedisAddrs(t *testing.T) {
 		{RedisConfig{}, []string{"localhost:6379"}},
 		{RedisConfig{Host: "r", Port: 7000}, []string{"r:7000"}},
 		{RedisConfig{Host: "::1"}, []string{"[::1]:6379"}},
-		{RedisConfig{URL: "redis://"}, []string{"localhost:6379"}},
 		{RedisConfig{URL: "rediss://[::1]:7000/0", Host: "x"}, []string{"[::1]:7000"}},
-		{RedisConfig{URL: "redis://a?addr=:7001&addr=b"}, []string{"a:6379", "a:7001", "b:6379"}},
+		{RedisConfig{URL: "redis://a,a:7001,b:6379?cluster=true"}, []string{"a:6379", "a:7001", "b:6379"}},
+		{RedisConfig{URL: "redis://a?addr=b"}, nil}, // Validate says why
 	}
 	for _, tt := range tests {
 		if got := (Config{Redis: tt.redis}).RedisAddrs(); !slices.Equal(got, tt.want) {
