@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }
+
+// floors maps a hit scenario to the raw scenario of its store.
+var floors = map[string]string{
+	"hit/redis":          "raw/redis",
+	"hit/redis/zipf":     "raw/redis",
+	"hit/memcached":      "raw/memcached",
+	"hit/memcached/zipf": "raw/memcached",
+}
+
+func find(rs []result, name string) *result {
+	for i := range rs {
+		if rs[i].Scenario == name {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// computeRatios fills VsCeiling and VsFloor (requests/s ratios within the
+// run).
+func computeRatios(rs []result) {
+	ceiling := find(rs, "ceiling")
+	for i := range rs {
+		r := &rs[i]
+		if ceiling != nil && ceiling.RPS > 0 {
+			v := r.RPS / ceiling.RPS
+			r.VsCeiling = &v
+		}
+		if f := find(rs, floors[r.Scenario]); f != nil && f.RPS > 0 {
+			v := r.RPS / f.RPS
+			r.Floor, r.VsFloor = f.Scenario, &v
+		}
+	}
+}
+
+// targetResult is one target of the issue, checked against this run.
+type targetResult struct {
+	Target   string  `json:"target"`
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+	Want     float64 `json:"want"`
+	Met      bool    `json:"met"`
+}
+
+// checkTargets evaluates the issue's targets whose scenarios ran.
+func checkTargets(rs []result) []targetResult {
+	var out []targetResult
+	ratio := func(a, b string, want float64) {
+		ra, rb := find(rs, a), find(rs, b)
+		if ra == nil || rb == nil || rb.RPS == 0 {
+			return
+		}
+		v := ra.RPS / rb.RPS
+		out = append(out, targetResult{
+			Target:   fmt.Sprintf("%s ≥ %.2f × %s (requests/s)", a, want, b),
+			Measured: fmt.Sprintf("%.2f ×", v),
+			Value:    v, Want: want, Met: v >= want,
+		})
+	}
+	ratio("hit/memory", "ceiling", 0.85)
+	ratio("hit/redis", "raw/redis", 0.85)
+	ratio("hit/memcached", "raw/memcached", 0.85)
+	ratio("hit/redis", "uncached", 3)
+	ratio("disabled", "nomiddleware", 0.97)
+	if o := find(rs, "outage/redis"); o != nil {
+		out = append(out, targetResult{
+			Target:   "outage/redis: 0 errors",
+			Measured: fmt.Sprintf("%d errors", o.Errors),
+			Value:    float64(o.Errors), Want: 0, Met: o.Errors == 0,
+		})
+		if u := find(rs, "uncached"); u != nil && o.Outage != nil {
+			want := u.P99 + 5
+			out = append(out, targetResult{
+				Target:   "outage/redis: p99 during the outage ≤ uncached p99 + 5 ms",
+				Measured: fmt.Sprintf("%.2f ms (limit %.2f + 5 = %.2f ms)", o.Outage.P99Outage, u.P99, want),
+				Value:    o.Outage.P99Outage, Want: want, Met: o.Outage.P99Outage <= want,
+			})
+		}
+	}
+	return out
+}
+
+// writeTable prints the report as Markdown tables (aligned, so they read as
+// plain text too).
+func writeTable(w io.Writer, rep *report) {
+	m := rep.Machine
+	fmt.Fprintf(w, "hoard-bench: %d connections, %v per scenario after %v warm-up, %d widgets; %s, %d cores, %s %s\n\n",
+		rep.Settings.Connections, time.Duration(rep.Settings.DurationS*float64(time.Second)),
+		time.Duration(rep.Settings.WarmupS*float64(time.Second)), rep.Settings.Widgets, m.CPU, m.Cores, m.GoVersion, m.OS)
+	rows := [][]string{{"scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "hit ratio", "× ceiling", "× floor"}}
+	for _, r := range rep.Results {
+		row := []string{"`" + r.Scenario + "`", fmt.Sprintf("%.0f", r.RPS), fmtMS(r.P50), fmtMS(r.P99), fmtMS(r.P999), fmt.Sprint(r.Errors), "", "", ""}
+		if r.HitRatio != nil {
+			row[6] = fmt.Sprintf("%.3f", *r.HitRatio)
+		}
+		if r.VsCeiling != nil {
+			row[7] = fmt.Sprintf("%.2f", *r.VsCeiling)
+		}
+		if r.VsFloor != nil {
+			row[8] = fmt.Sprintf("%.2f × %s", *r.VsFloor, r.Floor)
+		}
+		rows = append(rows, row)
+	}
+	markdownTable(w, rows, []bool{false, true, true, true, true, true, true, true, true})
+
+	for _, r := range rep.Results {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "\n%s: first error: %s", r.Scenario, r.FirstError)
+		}
+	}
+	for _, r := range rep.Results {
+		if o := r.Outage; o != nil {
+			fmt.Fprintf(w, "\n`%s` by phase: before p99 %s ms; SIGSTOPped p99 %s ms (%d requests); after SIGKILL p99 %s ms (%d requests);\n"+
+				"whole outage window (%.1f s) p99 %s ms, p99.9 %s ms, max %s ms, %.0f req/s.\n",
+				r.Scenario, fmtMS(o.P99Before), fmtMS(o.P99Stopped), o.RequestsStop, fmtMS(o.P99Killed), o.RequestsKill,
+				o.WindowSeconds, fmtMS(o.P99Outage), fmtMS(o.P999Outage), fmtMS(o.MaxOutage), o.RPSDuring)
+		}
+	}
+	if len(rep.Targets) > 0 {
+		fmt.Fprintln(w)
+		rows := [][]string{{"target", "measured", "met"}}
+		for _, t := range rep.Targets {
+			met := "yes"
+			if !t.Met {
+				met = "**no**"
+			}
+			rows = append(rows, []string{t.Target, t.Measured, met})
+		}
+		markdownTable(w, rows, []bool{false, false, false})
+	}
+	if mem := rep.Memory; mem != nil {
+		fmt.Fprintln(w)
+		writeMemory(w, mem)
+	}
+}
+
+func fmtMS(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+// markdownTable writes rows (the first is the header) with padded columns;
+// right[i] right-aligns column i.
+func markdownTable(w io.Writer, rows [][]string, right []bool) {
+	width := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, c := range row {
+			width[i] = max(width[i], len([]rune(c)), 3)
+		}
+	}
+	line := func(cells []string) {
+		var b strings.Builder
+		b.WriteString("|")
+		for i, c := range cells {
+			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
+			if right[i] {
+				b.WriteString(" " + pad + c + " |")
+			} else {
+				b.WriteString(" " + c + pad + " |")
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	line(rows[0])
+	sep := make([]string, len(width))
+	for i, n := range width {
+		if right[i] {
+			sep[i] = strings.Repeat("-", n-1) + ":"
+		} else {
+			sep[i] = strings.Repeat("-", n)
+		}
+	}
+	line(sep)
+	for _, row := range rows[1:] {
+		line(row)
+	}
+}

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/redis/rueidis"
+
+	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/testserver"
+)
+
+// Store names.
+const (
+	stMemory       = "memory"
+	stRedis        = "redis"
+	stRedisCluster = "rediscluster"
+	stMemcached    = "memcached"
+)
+
+// scenario is one line of the table.
+type scenario struct {
+	name    string
+	desc    string
+	zipf    bool
+	putFrac float64
+	fill    bool // GET every widget once before the warm-up
+	hits    bool // report the hit ratio
+	outage  bool // SIGSTOP, then SIGKILL, the Redis server mid-run
+	// build returns the handler under test and what to release after the run.
+	build func(e *env) (http.Handler, func(), error)
+}
+
+// scenarios lists every scenario in the order of the table.
+func scenarios() []scenario {
+	ss := []scenario{
+		{name: "ceiling", desc: "the same JSON bytes as a cached widget, no middleware, no database",
+			build: func(e *env) (http.Handler, func(), error) {
+				return e.mux(http.HandlerFunc(e.db.ceiling), nil), nil, nil
+			}},
+		{name: "raw/redis", desc: "one bare rueidis GET per request, bytes written as they come",
+			build: (*env).rawRedis},
+		{name: "raw/memcached", desc: "one bare gomemcache GET per request (pool of 3), bytes written as they come",
+			build: (*env).rawMemcached},
+		{name: "uncached", desc: "the widget GET straight from SQLite, no cache",
+			build: func(e *env) (http.Handler, func(), error) {
+				return e.mux(http.HandlerFunc(e.db.getWidget), nil), nil, nil
+			}},
+	}
+	for _, st := range []string{stMemory, stRedis, stRedisCluster, stMemcached} {
+		for _, zipf := range []bool{false, true} {
+			name, dist := "hit/"+st, "uniform"
+			if zipf {
+				name, dist = name+"/zipf", "Zipf"
+			}
+			ss = append(ss, scenario{name: name, zipf: zipf, fill: true, hits: true,
+				desc: "the widget GET served from the " + st + " store, " + dist + " ids over the working set",
+				build: func(e *env) (http.Handler, func(), error) {
+					cfg, err := e.storeConfig(st)
+					if err != nil {
+						return nil, nil, err
+					}
+					return e.cached(cfg, false)
+				}})
+		}
+	}
+	for _, st := range []string{stMemory, stRedis, stRedisCluster, stMemcached} {
+		ss = append(ss, scenario{name: "mixed/" + st, putFrac: 0.05, fill: true, hits: true,
+			desc: "95% GET, 5% PUT (which invalidates the widget) on the " + st + " store, uniform ids",
+			build: func(e *env) (http.Handler, func(), error) {
+				cfg, err := e.storeConfig(st)
+				if err != nil {
+					return nil, nil, err
+				}
+				return e.cached(cfg, true)
+			}})
+	}
+	ss = append(ss, scenario{name: "outage/redis", fill: true, hits: true, outage: true,
+		desc:  "hit/redis on a Redis of its own, SIGSTOPped at 1/3 of the run and SIGKILLed at 2/3",
+		build: (*env).outageRedis})
+	ss = append(ss, []scenario{
+		{name: "nomiddleware", desc: "the widget route from SQLite registered on the mux without hoard",
+			build: func(e *env) (http.Handler, func(), error) {
+				return e.mux(http.HandlerFunc(e.db.getWidget), nil), nil, nil
+			}},
+		{name: "disabled", desc: "the same route through Cache.Handle with CACHE_ENABLED=false",
+			build: func(e *env) (http.Handler, func(), error) {
+				return e.cached(hoard.Config{Disabled: true}, false)
+			}},
+	}...)
+	return ss
+}
+
+// env holds what the scenarios share: the database and the store servers,
+// started on first use.
+type env struct {
+	ctx     context.Context
+	db      *widgetDB
+	logf    func(format string, args ...any)
+	redis   *testserver.Redis
+	cluster *testserver.Cluster
+	mc      []*testserver.Memcached
+	// outage is the dedicated Redis of the current outage scenario.
+	outage *testserver.Redis
+}
+
+func (e *env) Close() {
+	if e.redis != nil {
+		e.redis.Stop()
+	}
+	if e.cluster != nil {
+		e.cluster.Stop()
+	}
+	testserver.StopMemcachedPool(e.mc)
+	if e.outage != nil {
+		e.outage.Stop()
+	}
+}
+
+// mux serves h on the widget GET pattern, and put (if not nil) on the PUT.
+func (e *env) mux(h, put http.Handler) http.Handler {
+	m := http.NewServeMux()
+	m.Handle(getPattern, h)
+	if put != nil {
+		m.Handle(putPattern, put)
+	}
+	return m
+}
+
+func uniquePrefix() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "b" + hex.EncodeToString(b[:]) + ":"
+}
+
+// storeConfig points a hoard.Config at the named store, starting its servers
+// on first use. Timeout and the rest are hoard's defaults.
+func (e *env) storeConfig(st string) (hoard.Config, error) {
+	cfg := hoard.Config{KeyPrefix: uniquePrefix()}
+	switch st {
+	case stMemory:
+		cfg.Backend = hoard.BackendMemory
+	case stRedis:
+		r, err := e.startRedis()
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Backend = hoard.BackendRedis
+		cfg.Redis.URL = "redis://" + r.Addr + "/0"
+	case stRedisCluster:
+		if e.cluster == nil {
+			e.logf("starting a 3-master Redis Cluster")
+			c, err := testserver.StartRedisCluster(3, 0)
+			if err != nil {
+				return cfg, err
+			}
+			e.cluster = c
+		}
+		cfg.Backend = hoard.BackendRedis
+		cfg.Redis.URL = "redis://" + e.cluster.Addrs[0]
+		cfg.Redis.Cluster = true
+	case stMemcached:
+		pool, err := e.startMemcached()
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Backend = hoard.BackendMemcached
+		cfg.Memcached.Servers = testserver.Addrs(pool)
+	default:
+		return cfg, fmt.Errorf("unknown store %q", st)
+	}
+	return cfg, nil
+}
+
+func (e *env) startRedis() (*testserver.Redis, error) {
+	if e.redis == nil {
+		e.logf("starting redis-server")
+		r, err := testserver.StartRedis(testserver.RedisOptions{})
+		if err != nil {
+			return nil, err
+		}
+		e.redis = r
+	}
+	return e.redis, nil
+}
+
+func (e *env) startMemcached() ([]*testserver.Memcached, error) {
+	if e.mc == nil {
+		e.logf("starting 3 memcached")
+		pool, err := testserver.StartMemcachedPool(3, testserver.MemcachedOptions{})
+		if err != nil {
+			return nil, err
+		}
+		e.mc = pool
+	}
+	return e.mc, nil
+}
+
+// cached opens a Cache on cfg and serves the widget GET through Cache.Handle
+// with the demo's route options (and the PUT when put is set).
+func (e *env) cached(cfg hoard.Config, put bool) (http.Handler, func(), error) {
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	c, err := hoard.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := http.NewServeMux()
+	if err := c.Handle(m, getPattern, widgetRoute, http.HandlerFunc(e.db.getWidget)); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	if put {
+		if err := c.Handle(m, putPattern, putRoute, http.HandlerFunc(e.db.putWidget)); err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+	}
+	return m, func() { c.Close() }, nil
+}
+
+// rawRedis fills Redis with every widget's bytes and serves them with one
+// bare GET per request, with the client options of the redis store
+// (auto-pipelining, no client-side cache, pool of 10).
+func (e *env) rawRedis() (http.Handler, func(), error) {
+	r, err := e.startRedis()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:       []string{r.Addr},
+		DisableCache:      true,
+		ForceSingleClient: true,
+		BlockingPoolSize:  hoard.DefaultPoolSize,
+		PipelineMultiplex: 2, // what the redis store uses for a pool of 10
+		AlwaysPipelining:  true,
+		ConnWriteTimeout:  time.Second,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	prefix := uniquePrefix() + "raw:widget:"
+	cmds := make(rueidis.Commands, 0, len(e.db.bodies))
+	for i, b := range e.db.bodies {
+		cmds = append(cmds, c.B().Set().Key(prefix+strconv.Itoa(i+1)).Value(rueidis.BinaryString(b)).Px(10*time.Minute).Build())
+	}
+	for _, res := range c.DoMulti(e.ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("raw/redis: fill: %w", err)
+		}
+	}
+	get := func(ctx context.Context, id int) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, hoard.DefaultTimeout)
+		defer cancel()
+		return c.Do(ctx, c.B().Get().Key(prefix+strconv.Itoa(id)).Build()).AsBytes()
+	}
+	return e.mux(e.db.rawGet(get), nil), c.Close, nil
+}
+
+// rawMemcached fills the memcached pool with every widget's bytes and serves
+// them with one bare gomemcache GET per request (10 idle connections per
+// server and a 50 ms timeout, as the memcached store).
+func (e *env) rawMemcached() (http.Handler, func(), error) {
+	pool, err := e.startMemcached()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := memcache.New(testserver.Addrs(pool)...)
+	c.MaxIdleConns = hoard.DefaultPoolSize
+	c.Timeout = hoard.DefaultTimeout
+	prefix := uniquePrefix() + "raw:widget:"
+	for i, b := range e.db.bodies {
+		var err error
+		for try := 0; try < 3; try++ { // a 50 ms timeout on a busy machine
+			if err = c.Set(&memcache.Item{Key: prefix + strconv.Itoa(i+1), Value: b, Expiration: 600}); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("raw/memcached: fill: %w", err)
+		}
+	}
+	get := func(_ context.Context, id int) ([]byte, error) {
+		it, err := c.Get(prefix + strconv.Itoa(id))
+		if err != nil {
+			return nil, err
+		}
+		return it.Value, nil
+	}
+	return e.mux(e.db.rawGet(get), nil), func() { c.Close() }, nil
+}
+
+// outageRedis is hit/redis on a Redis server of its own, which the run
+// stops and kills.
+func (e *env) outageRedis() (http.Handler, func(), error) {
+	e.logf("starting a redis-server for the outage")
+	r, err := testserver.StartRedis(testserver.RedisOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	e.outage = r
+	cfg := hoard.Config{KeyPrefix: uniquePrefix(), Backend: hoard.BackendRedis}
+	cfg.Redis.URL = "redis://" + r.Addr + "/0"
+	h, closeCache, err := e.cached(cfg, false)
+	if err != nil {
+		r.Stop()
+		e.outage = nil
+		return nil, nil, err
+	}
+	return h, func() {
+		closeCache()
+		r.Stop()
+		e.outage = nil
+	}, nil
+}
+
+// Outage phases (loadResult.Lat indexes).
+const (
+	phaseBefore  = 0
+	phaseStopped = 1
+	phaseKilled  = 2
+)
+
+// runOutage stops the outage Redis (SIGSTOP) at d/3 and kills it (SIGKILL)
+// at 2d/3 of the timed run, switching phase just before each signal.
+func (e *env) runOutage(ctx context.Context, d time.Duration, phase *atomic.Int32) (stop func() error) {
+	r := e.outage
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		var firstErr error
+		wait := func(t time.Duration) bool {
+			select {
+			case <-time.After(t):
+				return true
+			case <-done:
+				return false
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if wait(d / 3) {
+			phase.Store(phaseStopped)
+			if err := r.Pause(); err != nil {
+				firstErr = fmt.Errorf("SIGSTOP redis: %w", err)
+			}
+			if wait(d/3) && firstErr == nil {
+				phase.Store(phaseKilled)
+				if err := r.Kill(); err != nil {
+					firstErr = fmt.Errorf("SIGKILL redis: %w", err)
+				}
+			}
+		}
+		errc <- firstErr
+	}()
+	return func() error {
+		close(done)
+		return <-errc
+	}
+}
+
+// selectScenarios resolves the -scenarios flag: "all", or a comma-separated
+// list of names; a name ending in "/*" or "/" selects its family
+// ("hit/*" is every hit scenario).
+func selectScenarios(spec string) ([]scenario, error) {
+	all := scenarios()
+	if spec == "" || spec == "all" {
+		return all, nil
+	}
+	seen := map[string]bool{}
+	for _, name := range strings.Split(spec, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		family := strings.TrimSuffix(strings.TrimSuffix(name, "*"), "/")
+		found := false
+		for _, s := range all {
+			match := s.name == name
+			if !match && strings.HasSuffix(name, "*") {
+				match = strings.HasPrefix(s.name, family+"/")
+			}
+			if match {
+				found = true
+				seen[s.name] = true
+			}
+		}
+		if !found {
+			names := make([]string, len(all))
+			for i, s := range all {
+				names[i] = s.name
+			}
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q; use all, or a comma-separated list of: %s (or a family such as hit/*)", name, strings.Join(names, ", "))
+		}
+	}
+	// Keep the table's order.
+	var ordered []scenario
+	for _, s := range all {
+		if seen[s.name] {
+			ordered = append(ordered, s)
+		}
+	}
+	return ordered, nil
+}
