@@ -272,7 +272,7 @@ func TestFromLookupCollectsAllErrors(t *testing.T) {
 func TestFromLookupRedisURLOverridesHostPort(t *testing.T) {
 	c, err := FromLookup(cfgLookup(map[string]string{
 		"CACHE_BACKEND":    "redis",
-		"CACHE_REDIS_URL":  "redis://:pw@primary:7000,seed2:7001,seed3:6379/0",
+		"CACHE_REDIS_URL":  "redis://:pw@primary:7000,seed2:7001,seed3:6379?cluster=true",
 		"CACHE_REDIS_HOST": "ignored",
 		"CACHE_REDIS_PORT": "1234",
 	}))
