@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,6 +36,13 @@ import (
 )
 
 func main() {
+	if limit, ok := os.LookupEnv(memoryChildEnv); ok {
+		if err := memoryChildMain(limit); err != nil {
+			fmt.Fprintln(os.Stderr, "hoard-bench: memory child:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -66,6 +74,7 @@ type options struct {
 	cpuprofile string
 	svg        string
 	memory     bool
+	from       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -81,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each scenario's measured run to this file (with the scenario's name added when there are several); it covers the load generator too")
 	fs.StringVar(&o.svg, "svg", "", "also write a chart of requests/s and p99 per scenario to this SVG file")
 	fs.BoolVar(&o.memory, "memory", false, "also measure the memory figure: RSS after 100,000 entries of 1 KiB in the memory store")
+	fs.StringVar(&o.from, "from", "", "measure nothing: print the table (or -json) and write -svg from a report saved with -json")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: hoard-bench [flags]\n\nScenarios: %s\n\nFlags:\n", strings.Join(scenarioNames(), ", "))
 		fs.PrintDefaults()
@@ -187,6 +197,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "hoard-bench: "+format+"\n", args...) }
+	if o.from != "" {
+		b, err := os.ReadFile(o.from)
+		if err != nil {
+			return usageError{fmt.Errorf("-from: %w", err)}
+		}
+		var rep report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return usageError{fmt.Errorf("-from %s: not a report written by -json: %w", o.from, err)}
+		}
+		return output(&rep, o, stdout, logf)
+	}
 
 	rep := &report{
 		Machine:   describeMachine(),
@@ -204,7 +225,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	defer db.Close()
-	e := &env{ctx: ctx, db: db, logf: logf}
+	e := &env{ctx: ctx, db: db, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	defer e.Close()
 
 	for _, sc := range sel {
@@ -221,12 +242,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	computeRatios(rep.Results)
 	rep.Targets = checkTargets(rep.Results)
 	if o.memory {
-		m, err := measureMemory(ctx, logf)
+		m, err := measureMemory(ctx, memoryEntries, memoryLimits, logf)
 		if err != nil {
 			return fmt.Errorf("memory: %w", err)
 		}
 		rep.Memory = m
 	}
+	return output(rep, o, stdout, logf)
+}
+
+// output writes the chart (-svg) and prints the report.
+func output(rep *report, o options, stdout io.Writer, logf func(string, ...any)) error {
 	if o.svg != "" {
 		if err := os.WriteFile(o.svg, chartSVG(rep), 0o644); err != nil {
 			return fmt.Errorf("-svg: %w", err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -63,7 +64,7 @@ func checkTargets(rs []result) []targetResult {
 		}
 		v := ra.RPS / rb.RPS
 		out = append(out, targetResult{
-			Target:   fmt.Sprintf("%s ≥ %.2f × %s (requests/s)", a, want, b),
+			Target:   fmt.Sprintf("%s ≥ %s × %s (requests/s)", a, strconv.FormatFloat(want, 'f', -1, 64), b),
 			Measured: fmt.Sprintf("%.2f ×", v),
 			Value:    v, Want: want, Met: v >= want,
 		})

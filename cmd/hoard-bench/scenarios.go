@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -105,6 +106,7 @@ type env struct {
 	ctx     context.Context
 	db      *widgetDB
 	logf    func(format string, args ...any)
+	logger  *slog.Logger // hoard's logs (fail-open warnings) go to stderr
 	redis   *testserver.Redis
 	cluster *testserver.Cluster
 	mc      []*testserver.Memcached
@@ -209,6 +211,7 @@ func (e *env) startMemcached() ([]*testserver.Memcached, error) {
 func (e *env) cached(cfg hoard.Config, put bool) (http.Handler, func(), error) {
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
+	cfg.Logger = e.logger
 	c, err := hoard.Open(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
@@ -370,8 +373,8 @@ func (e *env) runOutage(ctx context.Context, d time.Duration, phase *atomic.Int3
 }
 
 // selectScenarios resolves the -scenarios flag: "all", or a comma-separated
-// list of names; a name ending in "/*" or "/" selects its family
-// ("hit/*" is every hit scenario).
+// list of names; a trailing "*" matches any rest of a name ("hit/*" is
+// every hit scenario, "hit/redis*" also selects hit/rediscluster).
 func selectScenarios(spec string) ([]scenario, error) {
 	all := scenarios()
 	if spec == "" || spec == "all" {
@@ -383,12 +386,11 @@ func selectScenarios(spec string) ([]scenario, error) {
 		if name == "" {
 			continue
 		}
-		family := strings.TrimSuffix(strings.TrimSuffix(name, "*"), "/")
 		found := false
 		for _, s := range all {
 			match := s.name == name
-			if !match && strings.HasSuffix(name, "*") {
-				match = strings.HasPrefix(s.name, family+"/")
+			if prefix, ok := strings.CutSuffix(name, "*"); ok {
+				match = strings.HasPrefix(s.name, prefix)
 			}
 			if match {
 				found = true
