@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -184,6 +185,13 @@ func TestTable(t *testing.T) {
 	}
 }
 
+func TestMedianRound(t *testing.T) {
+	got := medianRound([]result{{Scenario: "x", RPS: 300, P99: 3}, {Scenario: "x", RPS: 100, P99: 1, Errors: 2, FirstError: "boom"}, {Scenario: "x", RPS: 200, P99: 2}})
+	if got.RPS != 200 || got.P99 != 2 || got.Errors != 2 || got.FirstError != "boom" || fmt.Sprint(got.RoundsRPS) != "[300 100 200]" {
+		t.Errorf("medianRound = %+v; want the 200 req/s round, all rounds' req/s in order, errors summed", got)
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var s []time.Duration
 	for i := 1; i <= 1000; i++ {
@@ -214,6 +222,7 @@ func TestFlagsAndScenarios(t *testing.T) {
 		{args: []string{"-scenarios", "mixed/*"}, want: []string{"mixed/memory", "mixed/redis", "mixed/rediscluster", "mixed/memcached"}},
 		{args: []string{"-scenarios", "hit/mongodb"}, wantErr: `unknown scenario "hit/mongodb"; use all, or a comma-separated list of: ceiling,`},
 		{args: []string{"-c", "0"}, wantErr: "-c 0: need at least 1 connection"},
+		{args: []string{"-rounds", "0"}, wantErr: "-rounds 0: need at least 1"},
 		{args: []string{"-d", "0s"}, wantErr: "-d 0s: need a positive duration"},
 		{args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
 	} {

@@ -17,6 +17,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -75,6 +77,7 @@ type options struct {
 	svg        string
 	memory     bool
 	from       string
+	rounds     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -86,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario's measured run")
 	fs.StringVar(&o.scenarios, "scenarios", "all", "all, or a comma-separated list of scenarios (a family such as hit/* selects all of it)")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of the table")
+	fs.IntVar(&o.rounds, "rounds", 1, "run the scenario list this many times (alternately forward and backward) and report, per scenario, the round with the median requests/s")
 	fs.IntVar(&o.widgets, "widgets", 10000, "size of the working set (widget ids 1..N)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each scenario's measured run to this file (with the scenario's name added when there are several); it covers the load generator too")
 	fs.StringVar(&o.svg, "svg", "", "also write a chart of requests/s and p99 per scenario to this SVG file")
@@ -110,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{fmt.Errorf("-d %v: need a positive duration such as 10s", o.duration)}
 	case o.warmup < 0:
 		return o, usageError{fmt.Errorf("-warmup %v: need 0 or a positive duration", o.warmup)}
+	case o.rounds < 1:
+		return o, usageError{fmt.Errorf("-rounds %d: need at least 1", o.rounds)}
 	case o.widgets < 1:
 		return o, usageError{fmt.Errorf("-widgets %d: need at least 1", o.widgets)}
 	}
@@ -147,27 +153,29 @@ type settings struct {
 	Connections int     `json:"connections"`
 	DurationS   float64 `json:"duration_s"`
 	WarmupS     float64 `json:"warmup_s"`
+	Rounds      int     `json:"rounds"`
 	Widgets     int     `json:"widgets"`
 	ZipfS       float64 `json:"zipf_s"`
 }
 
 // result is one scenario's line. Latencies are in milliseconds.
 type result struct {
-	Scenario    string   `json:"scenario"`
-	Description string   `json:"description"`
-	Requests    int64    `json:"requests"`
-	RPS         float64  `json:"requests_per_s"`
-	P50         float64  `json:"p50_ms"`
-	P99         float64  `json:"p99_ms"`
-	P999        float64  `json:"p999_ms"`
-	Errors      int64    `json:"errors"`
-	FirstError  string   `json:"first_error,omitempty"`
-	HitRatio    *float64 `json:"hit_ratio,omitempty"`
-	Puts        int64    `json:"puts,omitempty"`
-	VsCeiling   *float64 `json:"vs_ceiling,omitempty"`
-	Floor       string   `json:"floor,omitempty"`
-	VsFloor     *float64 `json:"vs_floor,omitempty"`
-	Outage      *outage  `json:"outage,omitempty"`
+	Scenario    string    `json:"scenario"`
+	Description string    `json:"description"`
+	Requests    int64     `json:"requests"`
+	RPS         float64   `json:"requests_per_s"`
+	RoundsRPS   []float64 `json:"rounds_requests_per_s,omitempty"` // every round's, in round order (with -rounds)
+	P50         float64   `json:"p50_ms"`
+	P99         float64   `json:"p99_ms"`
+	P999        float64   `json:"p999_ms"`
+	Errors      int64     `json:"errors"`
+	FirstError  string    `json:"first_error,omitempty"`
+	HitRatio    *float64  `json:"hit_ratio,omitempty"`
+	Puts        int64     `json:"puts,omitempty"`
+	VsCeiling   *float64  `json:"vs_ceiling,omitempty"`
+	Floor       string    `json:"floor,omitempty"`
+	VsFloor     *float64  `json:"vs_floor,omitempty"`
+	Outage      *outage   `json:"outage,omitempty"`
 }
 
 // outage splits the outage scenario's latencies by phase.
@@ -211,7 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := &report{
 		Machine:   describeMachine(),
-		Settings:  settings{Connections: o.conns, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Widgets: o.widgets, ZipfS: zipfS},
+		Settings:  settings{Connections: o.conns, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Rounds: o.rounds, Widgets: o.widgets, ZipfS: zipfS},
 		StartedAt: time.Now().UTC(),
 	}
 	dir, err := os.MkdirTemp("", "hoard-bench-")
@@ -228,16 +236,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, db: db, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	defer e.Close()
 
+	rounds := map[string][]result{}
+	for round := range o.rounds {
+		order := slices.Clone(sel)
+		if round%2 == 1 {
+			slices.Reverse(order) // no scenario always runs first or last
+		}
+		for _, sc := range order {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res, err := runScenario(ctx, e, sc, o, len(sel) > 1 || o.rounds > 1, round, logf)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			rounds[sc.name] = append(rounds[sc.name], *res)
+			logf("%-22s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d", sc.name, res.RPS, res.P50, res.P99, res.Errors)
+		}
+	}
 	for _, sc := range sel {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		res, err := runScenario(ctx, e, sc, o, len(sel) > 1, logf)
-		if err != nil {
-			return fmt.Errorf("%s: %w", sc.name, err)
-		}
-		rep.Results = append(rep.Results, *res)
-		logf("%-20s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d", sc.name, res.RPS, res.P50, res.P99, res.Errors)
+		rep.Results = append(rep.Results, medianRound(rounds[sc.name]))
 	}
 	computeRatios(rep.Results)
 	rep.Targets = checkTargets(rep.Results)
@@ -270,7 +288,7 @@ func output(rep *report, o options, stdout io.Writer, logf func(string, ...any))
 
 // runScenario starts the scenario's server, fills the cache when the
 // scenario needs it, warms up, and measures.
-func runScenario(ctx context.Context, e *env, sc scenario, o options, several bool, logf func(string, ...any)) (*result, error) {
+func runScenario(ctx context.Context, e *env, sc scenario, o options, several bool, round int, logf func(string, ...any)) (*result, error) {
 	logf("%s: %s", sc.name, sc.desc)
 	h, release, err := sc.build(e)
 	if err != nil {
@@ -308,6 +326,9 @@ func runScenario(ctx context.Context, e *env, sc scenario, o options, several bo
 		if several {
 			ext := filepath.Ext(path)
 			path = strings.TrimSuffix(path, ext) + "." + strings.ReplaceAll(sc.name, "/", "-") + ext
+			if o.rounds > 1 {
+				path = strings.TrimSuffix(path, ext) + fmt.Sprintf(".round%d", round+1) + ext
+			}
 		}
 		f, err := os.Create(path)
 		if err != nil {
@@ -387,4 +408,25 @@ func describeMachine() machine {
 		}
 	}
 	return m
+}
+
+// medianRound returns the round with the median requests/s (the lower
+// median for an even count), with every round's requests/s and the errors
+// of all rounds.
+func medianRound(rs []result) result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	byRPS := slices.Clone(rs)
+	slices.SortFunc(byRPS, func(a, b result) int { return cmp.Compare(a.RPS, b.RPS) })
+	med := byRPS[(len(byRPS)-1)/2]
+	med.Errors = 0
+	for _, r := range rs {
+		med.RoundsRPS = append(med.RoundsRPS, r.RPS)
+		med.Errors += r.Errors
+		if med.FirstError == "" {
+			med.FirstError = r.FirstError
+		}
+	}
+	return med
 }

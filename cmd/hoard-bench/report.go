@@ -96,12 +96,28 @@ func checkTargets(rs []result) []targetResult {
 // plain text too).
 func writeTable(w io.Writer, rep *report) {
 	m := rep.Machine
-	fmt.Fprintf(w, "hoard-bench: %d connections, %v per scenario after %v warm-up, %d widgets; %s, %d cores, %s %s\n\n",
+	rounds := ""
+	if rep.Settings.Rounds > 1 {
+		rounds = fmt.Sprintf(", median of %d rounds", rep.Settings.Rounds)
+	}
+	fmt.Fprintf(w, "hoard-bench: %d connections, %v per scenario after %v warm-up%s, %d widgets; %s, %d cores, %s %s\n\n",
 		rep.Settings.Connections, time.Duration(rep.Settings.DurationS*float64(time.Second)),
-		time.Duration(rep.Settings.WarmupS*float64(time.Second)), rep.Settings.Widgets, m.CPU, m.Cores, m.GoVersion, m.OS)
+		time.Duration(rep.Settings.WarmupS*float64(time.Second)), rounds, rep.Settings.Widgets, m.CPU, m.Cores, m.GoVersion, m.OS)
 	rows := [][]string{{"scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "hit ratio", "× ceiling", "× floor"}}
+	right := []bool{false, true, true, true, true, true, true, true, true}
+	if rep.Settings.Rounds > 1 {
+		rows[0] = append(rows[0], "req/s of each round")
+		right = append(right, false)
+	}
 	for _, r := range rep.Results {
 		row := []string{"`" + r.Scenario + "`", fmt.Sprintf("%.0f", r.RPS), fmtMS(r.P50), fmtMS(r.P99), fmtMS(r.P999), fmt.Sprint(r.Errors), "", "", ""}
+		if rep.Settings.Rounds > 1 {
+			var each []string
+			for _, v := range r.RoundsRPS {
+				each = append(each, fmt.Sprintf("%.0f", v))
+			}
+			row = append(row, strings.Join(each, ", "))
+		}
 		if r.HitRatio != nil {
 			row[6] = fmt.Sprintf("%.3f", *r.HitRatio)
 		}
@@ -113,7 +129,7 @@ func writeTable(w io.Writer, rep *report) {
 		}
 		rows = append(rows, row)
 	}
-	markdownTable(w, rows, []bool{false, true, true, true, true, true, true, true, true})
+	markdownTable(w, rows, right)
 
 	for _, r := range rep.Results {
 		if r.FirstError != "" {
