@@ -66,7 +66,7 @@ func TestMemory(t *testing.T) {
 // including the Redis outage, and checks that every line is complete and
 // that nothing failed. It measures nothing: the figures only have to exist.
 func TestSmoke(t *testing.T) {
-	want := []string{"ceiling", "raw/redis", "uncached", "hit/memory", "hit/redis/zipf", "mixed/memory", "outage/redis", "nomiddleware", "disabled"}
+	want := []string{"ceiling", "raw/redis", "uncached", "uncached/postgres", "hit/memory", "hit/redis/zipf", "mixed/memory", "outage/redis", "nomiddleware", "disabled"}
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

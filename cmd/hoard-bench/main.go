@@ -228,12 +228,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	logf("creating %d widgets in SQLite", o.widgets)
-	db, err := openWidgetDB(ctx, dir, o.widgets)
+	db, err := openSQLite(ctx, dir, o.widgets)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
 	defer db.Close()
-	e := &env{ctx: ctx, db: db, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	e := &env{ctx: ctx, db: db, widgets: o.widgets, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	defer e.Close()
 
 	rounds := map[string][]result{}

@@ -73,6 +73,7 @@ func checkTargets(rs []result) []targetResult {
 	ratio("hit/redis", "raw/redis", 0.85)
 	ratio("hit/memcached", "raw/memcached", 0.85)
 	ratio("hit/redis", "uncached", 3)
+	ratio("hit/redis", "uncached/postgres", 3)
 	ratio("disabled", "nomiddleware", 0.97)
 	if o := find(rs, "outage/redis"); o != nil {
 		out = append(out, targetResult{
@@ -133,7 +134,7 @@ func writeTable(w io.Writer, rep *report) {
 
 	for _, r := range rep.Results {
 		if r.FirstError != "" {
-			fmt.Fprintf(w, "\n%s: first error: %s", r.Scenario, r.FirstError)
+			fmt.Fprintf(w, "\n%s: first error: %s\n", r.Scenario, r.FirstError)
 		}
 	}
 	for _, r := range rep.Results {

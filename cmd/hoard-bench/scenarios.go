@@ -16,6 +16,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/pgtest"
 	"github.com/hoardcache/hoard/internal/testserver"
 )
 
@@ -54,6 +55,14 @@ func scenarios() []scenario {
 		{name: "uncached", desc: "the widget GET straight from SQLite, no cache",
 			build: func(e *env) (http.Handler, func(), error) {
 				return e.mux(http.HandlerFunc(e.db.getWidget), nil), nil, nil
+			}},
+		{name: "uncached/postgres", desc: "the widget GET straight from a private PostgreSQL on loopback (internal/pgtest), no cache",
+			build: func(e *env) (http.Handler, func(), error) {
+				pg, err := e.startPostgres()
+				if err != nil {
+					return nil, nil, err
+				}
+				return e.mux(http.HandlerFunc(pg.getWidget), nil), nil, nil
 			}},
 	}
 	for _, st := range []string{stMemory, stRedis, stRedisCluster, stMemcached} {
@@ -105,6 +114,9 @@ func scenarios() []scenario {
 type env struct {
 	ctx     context.Context
 	db      *widgetDB
+	widgets int
+	pgsrv   *pgtest.Server
+	pg      *widgetDB // the same widgets in PostgreSQL
 	logf    func(format string, args ...any)
 	logger  *slog.Logger // hoard's logs (fail-open warnings) go to stderr
 	redis   *testserver.Redis
@@ -115,6 +127,12 @@ type env struct {
 }
 
 func (e *env) Close() {
+	if e.pg != nil {
+		e.pg.Close()
+	}
+	if e.pgsrv != nil {
+		e.pgsrv.Stop()
+	}
 	if e.redis != nil {
 		e.redis.Stop()
 	}
@@ -180,6 +198,34 @@ func (e *env) storeConfig(st string) (hoard.Config, error) {
 		return cfg, fmt.Errorf("unknown store %q", st)
 	}
 	return cfg, nil
+}
+
+// startPostgres starts a private PostgreSQL and fills it with the working
+// set, on first use.
+func (e *env) startPostgres() (*widgetDB, error) {
+	if e.pg != nil {
+		return e.pg, nil
+	}
+	if e.pgsrv == nil {
+		e.logf("starting PostgreSQL")
+		s, err := pgtest.Start()
+		if err != nil {
+			return nil, err
+		}
+		e.pgsrv = s
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+	defer cancel()
+	url, err := e.pgsrv.CreateDatabase(ctx, "bench")
+	if err != nil {
+		return nil, err
+	}
+	pg, err := openPostgres(ctx, url, e.widgets)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	e.pg = pg
+	return pg, nil
 }
 
 func (e *env) startRedis() (*testserver.Redis, error) {
