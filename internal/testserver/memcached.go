@@ -246,10 +246,13 @@ func (m *Memcached) LogTail() string { return m.srv.logTail() }
 func (m *Memcached) Kill() error { return m.srv.kill() }
 
 // Pause freezes the process with SIGSTOP: connects still succeed, nothing
-// answers until Resume.
+// answers until Resume. It returns once every thread of the process is
+// stopped (state T in /proc), so no request is served after it returns; it
+// fails if that takes more than 5s.
 func (m *Memcached) Pause() error { return m.srv.pause() }
 
-// Resume continues a paused process with SIGCONT.
+// Resume continues a paused process with SIGCONT and returns once no
+// thread of it is stopped any more.
 func (m *Memcached) Resume() error { return m.srv.resume() }
 
 // Restart kills the process if it still runs and starts it again, empty,

@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -260,6 +261,10 @@ func (s *server) kill() error {
 	return s.proc.kill()
 }
 
+// signal sends sig (SIGSTOP or SIGCONT) and waits until every thread of the
+// process has taken it: kill(2) returns before the threads stop or run
+// again, and on a loaded host a paused server could otherwise still serve a
+// request after Pause returned.
 func (s *server) signal(sig syscall.Signal, paused bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -269,11 +274,94 @@ func (s *server) signal(sig syscall.Signal, paused bool) error {
 	if s.proc == nil || s.proc.exited() {
 		return fmt.Errorf("testserver: %s on %s is not running (killed?); call Restart", s.name, s.addr())
 	}
+	pid := s.proc.cmd.Process.Pid
 	if err := s.proc.cmd.Process.Signal(sig); err != nil {
 		return fmt.Errorf("testserver: signal %v to %s: %w", sig, s.name, err)
 	}
 	s.paused = paused
+	if err := waitThreads(pid, paused, s.proc.done, signalWait); err != nil {
+		return fmt.Errorf("testserver: %v to %s on %s (pid %d): %w", sig, s.name, s.addr(), pid, err)
+	}
 	return nil
+}
+
+// signalWait bounds how long Pause and Resume wait for the threads of the
+// process to stop or to run again.
+const signalWait = 5 * time.Second
+
+// waitThreads polls /proc/pid/task/*/stat until every thread of pid is
+// stopped (state T), or, with stopped false, until none is. It gives up
+// after bound, or when the process exits (done is closed).
+func waitThreads(pid int, stopped bool, done <-chan struct{}, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	pause := 100 * time.Microsecond
+	for {
+		states, err := threadStates(pid)
+		if err == nil && len(states) > 0 {
+			ok := true
+			for _, st := range states {
+				if (st == 'T') != stopped {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return nil
+			}
+		}
+		select {
+		case <-done:
+			return errors.New("the process exited")
+		default:
+		}
+		if time.Now().After(deadline) {
+			want := "stopped (T)"
+			if !stopped {
+				want = "running"
+			}
+			return fmt.Errorf("its threads are not all %s after %v: states %q, %v", want, bound, states, err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 5*time.Millisecond)
+	}
+}
+
+// threadStates returns the state letter (R, S, D, T, t, Z, …) of each
+// thread of pid, read from /proc/pid/task/*/stat. A thread that exits while
+// it is read is skipped.
+func threadStates(pid int) ([]byte, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	states := make([]byte, 0, len(tasks))
+	for _, t := range tasks {
+		data, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+				continue
+			}
+			return nil, err
+		}
+		st, err := statState(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s/stat: %w", dir, t.Name(), err)
+		}
+		states = append(states, st)
+	}
+	return states, nil
+}
+
+// statState returns the state field of a /proc/…/stat line: the first
+// letter after the command name, which is in parentheses and may itself
+// hold spaces and parentheses.
+func statState(stat []byte) (byte, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) || stat[i+1] != ' ' {
+		return 0, fmt.Errorf("unexpected format %q", stat)
+	}
+	return stat[i+2], nil
 }
 
 func (s *server) pause() error  { return s.signal(syscall.SIGSTOP, true) }

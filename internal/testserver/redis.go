@@ -266,10 +266,13 @@ func (r *Redis) Kill() error { return r.srv.kill() }
 
 // Pause freezes the process with SIGSTOP: connections stay open and
 // connects still succeed (the kernel accepts them), but nothing answers
-// until Resume.
+// until Resume. It returns once every thread of the process is stopped
+// (state T in /proc), so no request is served after it returns; it fails
+// if that takes more than 5s.
 func (r *Redis) Pause() error { return r.srv.pause() }
 
-// Resume continues a paused process with SIGCONT.
+// Resume continues a paused process with SIGCONT and returns once no
+// thread of it is stopped any more.
 func (r *Redis) Resume() error { return r.srv.resume() }
 
 // Restart kills the process if it still runs and starts it again on the

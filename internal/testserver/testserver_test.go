@@ -110,6 +110,7 @@ func TestRedisPauseResume(t *testing.T) {
 	if err := r.Pause(); err != nil {
 		t.Fatal(err)
 	}
+	wantThreads(t, r.srv, true)
 	c.SetDeadline(time.Now().Add(200 * time.Millisecond))
 	_, err = c.Do("PING")
 	var ne net.Error
@@ -119,6 +120,7 @@ func TestRedisPauseResume(t *testing.T) {
 	if err := r.Resume(); err != nil {
 		t.Fatal(err)
 	}
+	wantThreads(t, r.srv, false)
 	if got, err := r.Do("PING"); err != nil || got != "PONG" {
 		t.Fatalf("PING after Resume = %q, %v", got, err)
 	}
@@ -312,6 +314,7 @@ func TestMemcachedKillRestart(t *testing.T) {
 	if err := m.Pause(); err != nil {
 		t.Fatal(err)
 	}
+	wantThreads(t, m.srv, true)
 	c, err := net.DialTimeout("tcp", m.Addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +329,7 @@ func TestMemcachedKillRestart(t *testing.T) {
 	if err := m.Resume(); err != nil {
 		t.Fatal(err)
 	}
+	wantThreads(t, m.srv, false)
 	if _, err := m.Version(); err != nil {
 		t.Fatal(err)
 	}
@@ -491,5 +495,75 @@ func TestStartErrorHasLog(t *testing.T) {
 	_, err = StartMemcached(MemcachedOptions{Args: []string{"--no-such-flag"}})
 	if err == nil || !strings.Contains(err.Error(), "no-such-flag") {
 		t.Fatalf("err = %v, want the server's complaint", err)
+	}
+}
+
+// wantThreads checks, right after Pause or Resume returned, that every
+// thread of the server is stopped (stopped true) or that none is: Pause
+// must not return while a thread can still serve a request.
+func wantThreads(t *testing.T, s *server, stopped bool) {
+	t.Helper()
+	s.mu.Lock()
+	pid := s.proc.cmd.Process.Pid
+	s.mu.Unlock()
+	states, err := threadStates(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) < 2 {
+		t.Errorf("%s (pid %d) has %d thread(s); the check wants a multi-threaded server", s.name, pid, len(states))
+	}
+	for i, st := range states {
+		if (st == 'T') != stopped {
+			t.Fatalf("thread %d of %d of %s is in state %q right after it returned; want all stopped=%v (states %q)",
+				i, len(states), s.name, st, stopped, states)
+		}
+	}
+}
+
+func TestStatState(t *testing.T) {
+	tests := []struct {
+		stat string
+		want byte
+		err  bool
+	}{
+		{"123 (redis-server) S 1 123 123 0 -1", 'S', false},
+		{"123 (bio_close_file) T 1 2 3", 'T', false},
+		{"7 (a) b (c)) R 1 2", 'R', false}, // the name holds ") " and parentheses
+		{"7 (with space) D 1", 'D', false},
+		{"7 (x) t 1", 't', false},
+		{"7 noparens S 1", 0, true},
+		{"7 (x)", 0, true},
+		{"7 (x)S 1", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := statState([]byte(tt.stat))
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("statState(%q) = %q, %v; want %q, error %v", tt.stat, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestWaitThreadsBounded(t *testing.T) {
+	t.Parallel()
+	r := RedisT(t, RedisOptions{})
+	r.srv.mu.Lock()
+	pid, done := r.srv.proc.cmd.Process.Pid, r.srv.proc.done
+	r.srv.mu.Unlock()
+	// The running server never becomes stopped by itself: the wait gives up.
+	start := time.Now()
+	err := waitThreads(pid, true, done, 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "not all stopped") {
+		t.Fatalf("waitThreads(stopped) on a running server = %v; want a bounded failure", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("waitThreads took %v with a 50ms bound", took)
+	}
+	// An exited process ends the wait at once.
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitThreads(pid, true, done, time.Minute); err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("waitThreads on a killed server = %v; want \"the process exited\"", err)
 	}
 }
