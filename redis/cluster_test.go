@@ -162,6 +162,15 @@ func TestClusterPausedMaster(t *testing.T) {
 		return err
 	})
 	failFast(t, "Ping", timeout, func() error { return s.Ping(ctx) })
+	// The walk cannot skip the frozen master; the others answer the master
+	// lookup.
+	failFast(t, "DeletePattern with a frozen master", timeout, func() error {
+		_, err := s.DeletePattern(ctx, p+"nothing-matches*")
+		if err != nil && !strings.Contains(err.Error(), masters[0].Addr) {
+			t.Errorf("DeletePattern error %q does not name the frozen master %s", err, masters[0].Addr)
+		}
+		return err
+	})
 	// The other masters still serve their keys.
 	if v, _, err := s.Get(ctx, liveKey); err != nil || string(v) != "l" {
 		t.Errorf("Get on a live master = %q, %v", v, err)

@@ -25,11 +25,11 @@ const (
 // the dial (TCP + TLS + HELLO/AUTH/SELECT) timeout and the connection
 // read/write timeout (ConnWriteTimeout). A call never waits longer than
 // Options.Timeout anyway, because rueidis honours the call's context (it
-// dials with it, and sets it as the socket deadline or abandons the wait
-// when it expires). The floor applies where rueidis works without a caller
-// — New, Cluster topology refreshes, its background PING of a stalled
-// connection — so that a handshake on a loaded host does not fail start-up
-// and a server that is merely slow does not lose its connections.
+// dials with it and abandons the wait for the reply when it ends; see
+// call.go). The floor applies where rueidis works without a caller — New,
+// Cluster topology refreshes, its background PING of a stalled connection —
+// so that a handshake on a loaded host does not fail start-up and a server
+// that is merely slow does not lose its connections.
 const minConnTimeout = time.Second
 
 // Options configures a Store. The zero value connects to localhost:6379

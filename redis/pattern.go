@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -75,19 +76,25 @@ func (s *Store) walk(ctx context.Context, node rueidis.Client, pattern string) (
 		if len(batch) == 0 {
 			return nil
 		}
-		rctx, cancel := s.bound(ctx)
-		n, err := s.unlink(rctx, batch)
-		cancel()
+		c, err := s.begin(ctx)
+		if err != nil {
+			return s.fail("UNLINK", err)
+		}
+		n, err := s.unlink(c, batch)
+		c.end()
 		deleted += n
 		batch = batch[:0]
 		return err
 	}
 	for {
-		rctx, cancel := s.bound(ctx)
-		page, err := node.Do(rctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(deleteBatch).Build()).AsScanEntry()
-		cancel()
+		c, err := s.begin(ctx)
 		if err != nil {
 			return deleted, s.fail("SCAN", err)
+		}
+		page, err := c.do(node, node.B().Scan().Cursor(cursor).Match(pattern).Count(deleteBatch).Build()).AsScanEntry()
+		c.end()
+		if err != nil {
+			return deleted, s.fail("SCAN", c.err(err))
 		}
 		batch = append(batch, page.Elements...)
 		cursor = page.Cursor
@@ -109,56 +116,75 @@ type master struct {
 }
 
 // masters returns every master of the cluster, as reported by CLUSTER
-// SHARDS (Redis 7+) or CLUSTER SLOTS (older servers) asked of the first node
-// that answers. It fails if a shard serving slots has no reachable master,
-// since its keys could not be walked.
+// SHARDS (Redis 7+) or CLUSTER SLOTS (older servers). Every known node is
+// asked at once and the first complete answer wins, so the lookup costs one
+// round trip and, while nodes are frozen or down, at most one Timeout in
+// all (not one per node). It fails if a shard serving slots has no
+// reachable master, since its keys could not be walked.
 func (s *Store) masters(ctx context.Context) ([]master, error) {
 	nodes := s.c.Nodes()
-	addrs := make([]string, 0, len(nodes))
-	for a := range nodes {
-		addrs = append(addrs, a)
+	if len(nodes) == 0 {
+		return nil, s.fail("finding Cluster masters", errNoNode)
 	}
-	sort.Strings(addrs)
-
-	var lastErr error
-	for _, a := range addrs {
-		rctx, cancel := s.bound(ctx)
-		found, err := s.askMasters(rctx, a, nodes[a])
-		cancel()
-		if err != nil {
-			lastErr = err
-			if ctx.Err() != nil {
-				break
-			}
+	type answer struct {
+		addr    string
+		masters []string
+		err     error
+	}
+	answers := make(chan answer, len(nodes)) // buffered: late asks never block
+	c, err := s.begin(ctx)
+	if err != nil {
+		return nil, s.fail("finding Cluster masters", err)
+	}
+	// The call ends when the last ask does: the slower asks run on after
+	// the first answer, until they answer or time out (or ctx ends).
+	var wg sync.WaitGroup
+	for a, n := range nodes {
+		wg.Go(func() {
+			found, err := s.askMasters(c, a, n)
+			answers <- answer{a, found, c.err(err)}
+		})
+	}
+	go func() { wg.Wait(); c.end() }()
+	var errs []error
+	for range nodes {
+		ans := <-answers
+		if ans.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ans.addr, ans.err))
 			continue
 		}
-		out := make([]master, 0, len(found))
-		for _, m := range found {
-			c, ok := nodes[m]
+		out := make([]master, 0, len(ans.masters))
+		for _, m := range ans.masters {
+			client, ok := nodes[m]
 			if !ok {
 				return nil, fmt.Errorf("redis: Cluster master %s is not known to the client yet (topology is changing); retry later", m)
 			}
-			out = append(out, master{addr: m, client: c})
+			out = append(out, master{addr: m, client: client})
 		}
 		return out, nil
 	}
-	if lastErr == nil {
-		lastErr = fmt.Errorf("no node known")
+	// One line, and the same whatever order the asks failed in.
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	err = errs[0]
+	if len(errs) > 1 {
+		err = fmt.Errorf("%w (and %d more nodes failed)", err, len(errs)-1)
 	}
-	return nil, s.fail("finding Cluster masters", lastErr)
+	return nil, s.fail("finding Cluster masters", err)
 }
 
+var errNoNode = errors.New("no Cluster node known")
+
 // askMasters asks node (at addr) for the addresses of the masters.
-func (s *Store) askMasters(ctx context.Context, addr string, node rueidis.Client) ([]string, error) {
+func (s *Store) askMasters(c *call, addr string, node rueidis.Client) ([]string, error) {
 	host, _, _ := net.SplitHostPort(addr)
-	resp := node.Do(ctx, node.B().ClusterShards().Build())
+	resp := c.do(node, node.B().ClusterShards().Build())
 	shards, err := resp.ToArray()
 	if err != nil {
 		if _, isRedisErr := rueidis.IsRedisErr(err); !isRedisErr {
 			return nil, err
 		}
 		// Redis < 7 has no CLUSTER SHARDS.
-		return s.askMastersSlots(ctx, host, node)
+		return s.askMastersSlots(c, host, node)
 	}
 	var out []string
 	for _, sh := range shards {
@@ -201,8 +227,8 @@ func (s *Store) askMasters(ctx context.Context, addr string, node rueidis.Client
 }
 
 // askMastersSlots reads the masters from CLUSTER SLOTS.
-func (s *Store) askMastersSlots(ctx context.Context, host string, node rueidis.Client) ([]string, error) {
-	ranges, err := node.Do(ctx, node.B().ClusterSlots().Build()).ToArray()
+func (s *Store) askMastersSlots(c *call, host string, node rueidis.Client) ([]string, error) {
+	ranges, err := c.do(node, node.B().ClusterSlots().Build()).ToArray()
 	if err != nil {
 		return nil, err
 	}
@@ -251,8 +277,8 @@ func mustArray(m *rueidis.RedisMessage) []rueidis.RedisMessage {
 }
 
 // pingCluster PINGs every master in parallel.
-func (s *Store) pingCluster(ctx context.Context) error {
-	masters, err := s.masters(ctx)
+func (s *Store) pingCluster(c *call) error {
+	masters, err := s.masters(c)
 	if err != nil {
 		return err
 	}
@@ -262,8 +288,8 @@ func (s *Store) pingCluster(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := m.client.Do(ctx, m.client.B().Ping().Build()).Error(); err != nil {
-				errs[i] = s.fail("PING "+m.addr, err)
+			if err := c.do(m.client, m.client.B().Ping().Build()).Error(); err != nil {
+				errs[i] = s.fail("PING "+m.addr, c.err(err))
 			}
 		}()
 	}

@@ -2,10 +2,17 @@
 // built on github.com/redis/rueidis.
 //
 // Values are plain Redis strings written with SET … PX, so the value and its
-// TTL are set atomically. Concurrent calls are auto-pipelined by rueidis over
-// a few shared connections per server. Every call is bounded by
-// Options.Timeout, so a dead or frozen server costs one timeout per call,
-// never a hang.
+// TTL are set atomically. Calls are pipelined by rueidis over a few shared
+// connections per server. Every call is bounded by Options.Timeout, so a
+// dead or frozen server costs one timeout per call, never a hang.
+//
+// A call returns as soon as its context ends, and that never affects other
+// calls: the abandoned command stays in the pipeline (its reply is
+// discarded) and no shared connection is closed. The exception is a call
+// that is (re)connecting one of the shared connections when its context
+// ends: it finishes connecting, within Timeout, for the calls waiting on
+// that connection. Like any write that times out, an abandoned Set or
+// Delete may still be applied by the server.
 //
 // On Redis Cluster, multi-key operations (GetMulti, Delete) are split per
 // node by rueidis and sent in parallel, one round trip per node; there are
@@ -67,6 +74,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		BlockingPoolSize:  o.PoolSize,
 		PipelineMultiplex: pipelineMultiplex(o.PoolSize),
 		ConnWriteTimeout:  max(o.Timeout, minConnTimeout),
+		// Pipeline even a lone call, and dial with the store's dialer:
+		// see call.go for why (one caller's context must not break other
+		// callers' calls).
+		AlwaysPipelining: true,
+		DialCtxFn:        dial,
 	}
 	co.Dialer.Timeout = max(o.Timeout, minConnTimeout)
 	c, err := rueidis.NewClient(co)
@@ -78,23 +90,27 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	// Refuse a client of the wrong kind: a standalone client on a cluster
 	// node gets MOVED for most keys, and rueidis silently falls back to a
 	// standalone client when a single Cluster seed is not a cluster node.
-	cctx, cancel := context.WithTimeout(ctx, co.Dialer.Timeout)
-	defer cancel()
+	cc, err := s.beginFor(ctx, co.Dialer.Timeout)
+	if err != nil {
+		c.Close()
+		return nil, s.connectError(err)
+	}
+	defer cc.end()
 	if o.Cluster {
 		if c.Mode() != rueidis.ClientModeCluster {
 			c.Close()
 			return nil, fmt.Errorf("redis: Cluster is set but %s is not a Redis Cluster node (cluster_enabled:0); unset Cluster (CACHE_REDIS_CLUSTER=false) for a standalone server", s.addrs)
 		}
-		if err := s.pingCluster(cctx); err != nil {
+		if err := s.pingCluster(cc); err != nil {
 			c.Close()
 			return nil, s.connectError(err)
 		}
 		return s, nil
 	}
-	info, err := c.Do(cctx, c.B().Info().Section("cluster").Build()).ToString()
+	info, err := cc.do(c, c.B().Info().Section("cluster").Build()).ToString()
 	if err != nil {
 		c.Close()
-		return nil, s.connectError(err)
+		return nil, s.connectError(cc.err(err))
 	}
 	if strings.Contains(info, "cluster_enabled:1") {
 		c.Close()
@@ -125,17 +141,6 @@ func (s *Store) connectError(err error) error {
 	return fmt.Errorf("redis: cannot connect to %s: %w; %s", s.addrs, err, hint)
 }
 
-// bound returns ctx limited to the store's Timeout, unless ctx already
-// ends sooner.
-func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.timeout {
-		return ctx, noop
-	}
-	return context.WithTimeout(ctx, s.timeout)
-}
-
-func noop() {}
-
 // fail wraps a client error with the operation that failed.
 func (s *Store) fail(op string, err error) error {
 	if errors.Is(err, rueidis.ErrClosing) || s.closed.Load() {
@@ -165,14 +170,17 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if s.closed.Load() {
 		return nil, false, storeerr.ErrClosed
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	msg, err := s.c.Do(ctx, s.c.B().Get().Key(key).Build()).ToMessage()
+	c, err := s.begin(ctx)
+	if err != nil {
+		return nil, false, s.fail("GET", err)
+	}
+	defer c.end()
+	msg, err := c.do(s.c, s.c.B().Get().Key(key).Build()).ToMessage()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
 			return nil, false, nil
 		}
-		return nil, false, s.fail("GET", err)
+		return nil, false, s.fail("GET", c.err(err))
 	}
 	b, err := bytesOf(&msg)
 	if err != nil {
@@ -192,12 +200,15 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	if len(keys) == 0 {
 		return values, nil
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
+	c, err := s.begin(ctx)
+	if err != nil {
+		return nil, s.fail("GET", err)
+	}
+	defer c.end()
 	if !s.cluster {
-		arr, err := s.c.Do(ctx, s.c.B().Mget().Key(keys...).Build()).ToArray()
+		arr, err := c.do(s.c, s.c.B().Mget().Key(keys...).Build()).ToArray()
 		if err != nil {
-			return nil, s.fail("MGET", err)
+			return nil, s.fail("MGET", c.err(err))
 		}
 		if len(arr) != len(keys) {
 			return nil, s.fail("MGET", fmt.Errorf("got %d values for %d keys", len(arr), len(keys)))
@@ -216,13 +227,13 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	for i, k := range keys {
 		cmds[i] = s.c.B().Get().Key(k).Build()
 	}
-	for i, r := range s.c.DoMulti(ctx, cmds...) {
+	for i, r := range c.doMulti(s.c, cmds) {
 		msg, err := r.ToMessage()
 		if err != nil {
 			if rueidis.IsRedisNil(err) {
 				continue
 			}
-			return nil, s.fail("GET", err)
+			return nil, s.fail("GET", c.err(err))
 		}
 		if values[i], err = bytesOf(&msg); err != nil {
 			return nil, s.fail("GET", err)
@@ -239,13 +250,16 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if ttl <= 0 {
 		return storeerr.ErrInvalidTTL
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	// string(value) copies: if the call times out, rueidis may still write
-	// the queued command after we return and the caller reuses value.
-	err := s.c.Do(ctx, s.c.B().Set().Key(key).Value(string(value)).PxMilliseconds(pxMillis(ttl)).Build()).Error()
+	c, err := s.begin(ctx)
 	if err != nil {
 		return s.fail("SET", err)
+	}
+	defer c.end()
+	// string(value) copies: if the call times out, rueidis may still write
+	// the queued command after we return and the caller reuses value.
+	err = c.do(s.c, s.c.B().Set().Key(key).Value(string(value)).PxMilliseconds(pxMillis(ttl)).Build()).Error()
+	if err != nil {
+		return s.fail("SET", c.err(err))
 	}
 	return nil
 }
@@ -259,14 +273,17 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if ttl <= 0 {
 		return false, storeerr.ErrInvalidTTL
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	err := s.c.Do(ctx, s.c.B().Set().Key(key).Value(string(value)).Nx().PxMilliseconds(pxMillis(ttl)).Build()).Error()
+	c, err := s.begin(ctx)
+	if err != nil {
+		return false, s.fail("SET NX", err)
+	}
+	defer c.end()
+	err = c.do(s.c, s.c.B().Set().Key(key).Value(string(value)).Nx().PxMilliseconds(pxMillis(ttl)).Build()).Error()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
 			return false, nil
 		}
-		return false, s.fail("SET NX", err)
+		return false, s.fail("SET NX", c.err(err))
 	}
 	return true, nil
 }
@@ -280,16 +297,19 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	_, err := s.unlink(ctx, keys)
+	c, err := s.begin(ctx)
+	if err != nil {
+		return s.fail("UNLINK", err)
+	}
+	defer c.end()
+	_, err = s.unlink(c, keys)
 	return err
 }
 
 // unlink removes keys in one pipeline and returns how many existed.
 // Standalone: one UNLINK per deleteBatch keys; Cluster: one single-key
 // UNLINK per key, which rueidis groups per node.
-func (s *Store) unlink(ctx context.Context, keys []string) (int, error) {
+func (s *Store) unlink(c *call, keys []string) (int, error) {
 	var cmds rueidis.Commands
 	if s.cluster {
 		cmds = make(rueidis.Commands, len(keys))
@@ -304,11 +324,11 @@ func (s *Store) unlink(ctx context.Context, keys []string) (int, error) {
 	}
 	n := 0
 	var firstErr error
-	for _, r := range s.c.DoMulti(ctx, cmds...) {
+	for _, r := range c.doMulti(s.c, cmds) {
 		d, err := r.AsInt64()
 		if err != nil {
 			if firstErr == nil {
-				firstErr = s.fail("UNLINK", err)
+				firstErr = s.fail("UNLINK", c.err(err))
 			}
 			continue
 		}
@@ -322,11 +342,14 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	if s.closed.Load() {
 		return false, storeerr.ErrClosed
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	n, err := s.c.Do(ctx, s.c.B().Exists().Key(key).Build()).AsInt64()
+	c, err := s.begin(ctx)
 	if err != nil {
 		return false, s.fail("EXISTS", err)
+	}
+	defer c.end()
+	n, err := c.do(s.c, s.c.B().Exists().Key(key).Build()).AsInt64()
+	if err != nil {
+		return false, s.fail("EXISTS", c.err(err))
 	}
 	return n > 0, nil
 }
@@ -336,13 +359,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {
 		return storeerr.ErrClosed
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	if s.cluster {
-		return s.pingCluster(ctx)
-	}
-	if err := s.c.Do(ctx, s.c.B().Ping().Build()).Error(); err != nil {
+	c, err := s.begin(ctx)
+	if err != nil {
 		return s.fail("PING", err)
+	}
+	defer c.end()
+	if s.cluster {
+		return s.pingCluster(c)
+	}
+	if err := c.do(s.c, s.c.B().Ping().Build()).Error(); err != nil {
+		return s.fail("PING", c.err(err))
 	}
 	return nil
 }

@@ -1,0 +1,191 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// One caller's context must never make other callers' calls fail: in a
+// service, request contexts end all the time (client gone, handler
+// deadline), and errors for everyone would soon open hoard's circuit
+// breaker. rueidis v1.0.79 ties connections to call contexts in two places:
+//
+//   - A lone call (no other call in flight on that connection) is run
+//     synchronously, with the call's deadline as the socket deadline; when
+//     it passes, rueidis closes the shared connection and fails the calls
+//     queued behind it. The store sets AlwaysPipelining, so every call goes
+//     through the connection's writer and reader goroutines and a call
+//     whose context ends only abandons its own reply.
+//
+//   - Connections are (re)dialled lazily, by whichever call finds one
+//     missing, with that call's context (the TCP dial and the
+//     HELLO/AUTH/SELECT handshake), and the outcome is handed to every call
+//     waiting for the same connection. A caller whose context ends mid-dial
+//     would fail them all with its own context error.
+//
+// So rueidis never sees the caller's context. Each store call gives it a
+// call: a context the store controls, whose deadline is the store's own
+// (Options.Timeout), detached from the caller's context but cancelled when
+// the caller's context ends (context.AfterFunc: no goroutine per call), so
+// rueidis abandons the caller's reply at once and the caller returns
+// early. The exception is a call that has started a dial (the store's
+// dialer pins it): it is no longer cancelled by its caller and finishes
+// the dial and handshake within Timeout, so the connection it opens serves
+// everyone. (rueidis runs the handshake with the deadline alone, so a call
+// in it could not return early anyway.) What is left (a caller whose
+// context ended just before its dial began) is covered by sending a
+// command again when it failed on a context that is not its own
+// (neighbourFailure); such a command was never written.
+
+// call states.
+const (
+	callLive      int32 = iota // may be cancelled by its caller
+	callAbandoned              // cancelled: its caller's context ended
+	callPinned                 // dialling: no longer cancelled by its caller
+)
+
+// call is the context rueidis is given for one store call.
+type call struct {
+	context.Context // WithTimeout(WithoutCancel(caller), Timeout)
+	caller          context.Context
+	cancel          context.CancelFunc
+	stop            func() bool
+	state           atomic.Int32
+}
+
+// callKey finds the call behind a context that rueidis derived from it.
+type callKey struct{}
+
+// begin starts a call bounded by Options.Timeout for a caller's context. It
+// fails at once if ctx has already ended. End it with end.
+func (s *Store) begin(ctx context.Context) (*call, error) {
+	return s.beginFor(ctx, s.timeout)
+}
+
+// beginFor is begin with the given timeout.
+func (s *Store) beginFor(ctx context.Context, timeout time.Duration) (*call, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &call{caller: ctx}
+	c.Context, c.cancel = context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	c.stop = context.AfterFunc(ctx, c.abandon)
+	return c, nil
+}
+
+// abandon cancels the call when its caller's context ends, unless the call
+// is dialling.
+func (c *call) abandon() {
+	if c.state.CompareAndSwap(callLive, callAbandoned) {
+		c.cancel()
+	}
+}
+
+// pin keeps the call from being cancelled by its caller from now on. It
+// reports false if the call was cancelled already.
+func (c *call) pin() bool {
+	return c.state.CompareAndSwap(callLive, callPinned) || c.state.Load() == callPinned
+}
+
+// end releases the call's timer and its hook on the caller's context.
+func (c *call) end() {
+	c.stop()
+	c.cancel()
+}
+
+// Value returns the call itself for callKey, so that the store's dialer
+// finds it; other keys are the caller's values.
+func (c *call) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// err returns the error to report for a call that failed with err: the
+// caller's own context error when the caller's context ended (a call
+// abandoned because its caller's deadline passed reports
+// context.DeadlineExceeded, not the Canceled rueidis saw).
+func (c *call) err(err error) error {
+	if cerr := c.caller.Err(); cerr != nil &&
+		(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return cerr
+	}
+	return err
+}
+
+// neighbourFailure reports whether err, returned by rueidis for c, is
+// another call's context error (or a dial aborted by one) while c and its
+// caller are live: the failure of a shared dial that another call started.
+// The command was never written, so it is safe to send again, writes
+// included.
+func (c *call) neighbourFailure(err error) bool {
+	if err == nil || c.Err() != nil || c.caller.Err() != nil {
+		return false
+	}
+	// A deadline may pass a little before Err reports it.
+	if dl, ok := c.Deadline(); ok && !time.Now().Before(dl) {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// maxAttempts bounds the attempts of a command that keeps failing on other
+// calls' contexts.
+const maxAttempts = 3
+
+// do is rc.Do, sent again (up to maxAttempts) when it failed on another
+// call's context. rueidis does not recycle a command whose call failed, so
+// it can be sent again.
+func (c *call) do(rc rueidis.Client, cmd rueidis.Completed) rueidis.RedisResult {
+	r := rc.Do(c, cmd)
+	for attempt := 1; attempt < maxAttempts && c.neighbourFailure(r.NonRedisError()); attempt++ {
+		r = rc.Do(c, cmd)
+	}
+	return r
+}
+
+// doMulti is rc.DoMulti; the commands that failed on another call's
+// context are sent again (up to maxAttempts). The others are not: rueidis
+// recycles a command once it has its reply.
+func (c *call) doMulti(rc rueidis.Client, cmds rueidis.Commands) []rueidis.RedisResult {
+	rs := rc.DoMulti(c, cmds...)
+	for attempt := 1; attempt < maxAttempts; attempt++ {
+		var again rueidis.Commands
+		var at []int
+		for i := range rs {
+			if c.neighbourFailure(rs[i].NonRedisError()) {
+				again = append(again, cmds[i])
+				at = append(at, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		for j, r := range rc.DoMulti(c, again...) {
+			rs[at[j]] = r
+		}
+	}
+	return rs
+}
+
+// dial is the store's rueidis dialer (ClientOption.DialCtxFn). When a store
+// call is what needs the connection, it pins the call first, so that the
+// call's caller cannot abort a dial other calls wait for; the dial stays
+// bounded by the call's Timeout.
+func dial(ctx context.Context, dst string, dialer *net.Dialer, tlsConfig *tls.Config) (net.Conn, error) {
+	if c, ok := ctx.Value(callKey{}).(*call); ok && !c.pin() {
+		return nil, c.err(context.Canceled)
+	}
+	if tlsConfig != nil {
+		d := tls.Dialer{NetDialer: dialer, Config: tlsConfig}
+		return d.DialContext(ctx, "tcp", dst)
+	}
+	return dialer.DialContext(ctx, "tcp", dst)
+}
