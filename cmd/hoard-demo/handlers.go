@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"net/http"
@@ -217,30 +218,43 @@ func (s *server) listWidgets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := list[widget]{Data: []widget{}, Page: page, ItemsPerPage: perPage}
-	if err := s.db.QueryRowContext(r.Context(), `SELECT COUNT(*) FROM widgets`).Scan(&out.TotalCount); err != nil {
-		return err
-	}
-	offset := int64(page-1) * int64(perPage)
-	rows, err := s.db.QueryContext(r.Context(),
-		`SELECT `+widgetColumns+` FROM widgets ORDER BY id LIMIT $1 OFFSET $2`, perPage, offset)
+	out, err := queryPage(r.Context(), s.db, page, perPage, scanWidget,
+		`SELECT COUNT(*) FROM widgets`,
+		`SELECT `+widgetColumns+` FROM widgets ORDER BY id LIMIT $1 OFFSET $2`)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		wd, err := scanWidget(rows)
-		if err != nil {
-			return err
-		}
-		out.Data = append(out.Data, wd)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	out.HasMore = offset+int64(len(out.Data)) < out.TotalCount
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// queryPage reads one page of a listing: the total from countSQL, the rows
+// from pageSQL, whose last two placeholders are LIMIT and OFFSET (args fill
+// the ones before, in both queries).
+func queryPage[T any](ctx context.Context, db *sql.DB, page, perPage int, scan func(scanner) (T, error),
+	countSQL, pageSQL string, args ...any) (list[T], error) {
+	out := list[T]{Data: []T{}, Page: page, ItemsPerPage: perPage}
+	if err := db.QueryRowContext(ctx, countSQL, args...).Scan(&out.TotalCount); err != nil {
+		return out, err
+	}
+	offset := int64(page-1) * int64(perPage)
+	rows, err := db.QueryContext(ctx, pageSQL, append(args, perPage, offset)...)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return out, err
+		}
+		out.Data = append(out.Data, v)
+	}
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	out.HasMore = offset+int64(len(out.Data)) < out.TotalCount
+	return out, nil
 }
 
 // --- users --------------------------------------------------------------------
@@ -367,28 +381,12 @@ func (s *server) listPosts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := list[post]{Data: []post{}, Page: page, ItemsPerPage: perPage}
-	if err := s.db.QueryRowContext(r.Context(), `SELECT COUNT(*) FROM posts WHERE created_by_user_id = $1`, u.ID).Scan(&out.TotalCount); err != nil {
-		return err
-	}
-	offset := int64(page-1) * int64(perPage)
-	rows, err := s.db.QueryContext(r.Context(),
-		`SELECT `+postColumns+` FROM posts WHERE created_by_user_id = $1 ORDER BY id LIMIT $2 OFFSET $3`, u.ID, perPage, offset)
+	out, err := queryPage(r.Context(), s.db, page, perPage, scanPost,
+		`SELECT COUNT(*) FROM posts WHERE created_by_user_id = $1`,
+		`SELECT `+postColumns+` FROM posts WHERE created_by_user_id = $1 ORDER BY id LIMIT $2 OFFSET $3`, u.ID)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		p, err := scanPost(rows)
-		if err != nil {
-			return err
-		}
-		out.Data = append(out.Data, p)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	out.HasMore = offset+int64(len(out.Data)) < out.TotalCount
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
