@@ -36,7 +36,6 @@ var errCorruptEntry = errors.New("hoard: corrupt cache entry")
 // it was decoded from, without copying: a Store never modifies a slice it
 // returned (the Store contract), so the buffer is immutable.
 type entry struct {
-	kind     byte
 	ngens    int
 	gens     []byte // ngens × (uvarint len, bytes), checked by decodeEntry
 	storedAt int64  // unix milliseconds
@@ -188,7 +187,6 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 	if len(b) < 3 || b[0] != entryMagic || b[1] != entryVersion || b[2] != want {
 		return e, errCorruptEntry
 	}
-	e.kind = b[2]
 	d := entryDecoder{b: b[3:]}
 	n := d.uvarint()
 	if n > maxEntryGens {

@@ -44,12 +44,6 @@ func (b *breaker) allow() bool {
 	return b.probing.CompareAndSwap(false, true)
 }
 
-// open reports whether calls are being skipped now (for health reporting).
-func (b *breaker) open() bool {
-	until := b.openUntil.Load()
-	return until != 0 && time.Now().UnixNano() < until
-}
-
 // success forgives one failure rather than all of them, so that a store
 // failing most calls (say every read, while writes go through) still opens
 // the breaker; a healthy store costs one atomic load here.
