@@ -5,8 +5,54 @@
 // ring of 160 virtual nodes per server on XXH64): adding a server to a pool
 // of N moves about 1/(N+1) of the keys, all to the new server, and every
 // client configured with the same servers, in any order, agrees on where
-// each key lives. A server that is down makes the calls for its own keys
-// fail; the other servers' keys keep working.
+// each key lives.
+//
+// # Server failures
+//
+// One server of the pool going down makes its own keys miss; the other
+// servers' keys keep working. A call on one server ends in one of three ways:
+//
+//   - The server answered: a value, a miss, STORED, NOT_STORED, or an error
+//     reply about the item (SERVER_ERROR, e.g. "object too large for cache",
+//     CLIENT_ERROR, or a reply line the client does not expect). That is the
+//     result of the call, and the server counts as up.
+//   - The connect was refused, or failed at once (host or network
+//     unreachable, DNS error): a server failure that marks the server down
+//     at once.
+//   - The connect or a read or write timed out, or the connection was reset
+//     or closed: a server failure. Three of these in a row, with no answer in
+//     between, mark the server down (one is not enough: after a restart every
+//     idle connection fails once, and a busy host can stall a call, or a
+//     connect, past its Timeout).
+//
+// A server marked down is skipped for Options.Backoff (1s by default) and
+// its idle connections are closed: its calls cost no dial and no Timeout.
+// Then the next call that needs it tries it again (one call at a time: the
+// others keep skipping it until that call ends); an answer marks it up, a
+// failure keeps it down for another back-off.
+//
+// What each call does with a server that fails, or is marked down:
+//
+//   - GetMulti treats that server's keys (and those of a server that
+//     answered its request with an error) as misses (nil) and returns the
+//     values of the servers that answered, with no error. It fails only when
+//     none of the servers it needed answered (so a pool of one server, or a
+//     call whose keys all live on the failed server, still reports the
+//     outage). This is safe under a hoard Cache: a missing generation key is
+//     created again only with Add, which fails on a down server, and an
+//     entry whose recorded generations are not all present is a miss. (The
+//     Cache's epoch key lives on one server, though: while that one is down,
+//     every value of the Cache misses.)
+//   - Get and Exists fail: a single-key read has no other server to answer
+//     for it, and a miss would claim the key is absent.
+//   - Set, Add and Delete fail (Delete after deleting the keys of the other
+//     servers), so that the caller knows the write was not done: hoard's
+//     Cache keeps a failed invalidation and replays it.
+//   - Ping fails if any server fails or is marked down.
+//
+// Errors for a server marked down match ErrServerDown. As with any network
+// store, a write that timed out may still be applied: a frozen server runs
+// the commands it received once it resumes.
 //
 // Keys memcached cannot take — empty, over 250 bytes, or containing
 // control characters, spaces or DEL — are stored under a hashed form that
@@ -29,8 +75,7 @@
 // gomemcache takes no context: every call checks its context before it
 // starts, and Options.Timeout bounds each network step (connect, write,
 // each read), so a dead server fails a call at once and a frozen one within
-// about Timeout. As with any network store, a write that timed out may still
-// be applied: a frozen server runs the commands it received once it resumes.
+// about Timeout.
 //
 // Exists fetches the value, as the text protocol has no cheaper check. The
 // store cannot list keys: DeletePattern returns hoard.ErrPatternNotSupported
@@ -60,6 +105,7 @@ const (
 	DefaultServer   = "localhost:11211"
 	DefaultPoolSize = 10
 	DefaultTimeout  = 50 * time.Millisecond
+	DefaultBackoff  = time.Second
 )
 
 // Options configures New. The zero value is a pool of one server on
@@ -79,12 +125,16 @@ type Options struct {
 	// Timeout bounds each network step of a call: connecting, writing the
 	// request, and reading each reply (CACHE_TIMEOUT). Zero means 50ms.
 	Timeout time.Duration
+
+	// Backoff is how long a server that failed is skipped before a call
+	// tries it again (see "Server failures" above). Zero means 1s.
+	Backoff time.Duration
 }
 
 // Store is a hoard store on a pool of memcached servers. It is safe for
 // concurrent use. Create it with New and release it with Close.
 type Store struct {
-	client   *memcache.Client
+	nodes    []*node // one per server, in the order of ring.addrs
 	ring     *ring
 	poolSize int
 	closed   atomic.Bool
@@ -114,12 +164,17 @@ func New(opts Options) (*Store, error) {
 	if opts.Timeout < 0 {
 		return nil, fmt.Errorf("memcached: Timeout %v is negative; use 0 for the default (%v) or a positive duration", opts.Timeout, DefaultTimeout)
 	}
+	if opts.Backoff < 0 {
+		return nil, fmt.Errorf("memcached: Backoff %v is negative; use 0 for the default (%v) or a positive duration", opts.Backoff, DefaultBackoff)
+	}
 	poolSize := cmp.Or(opts.PoolSize, DefaultPoolSize)
-	r := newRing(servers)
-	c := memcache.NewFromSelector(r)
-	c.MaxIdleConns = poolSize
-	c.Timeout = cmp.Or(opts.Timeout, DefaultTimeout)
-	return &Store{client: c, ring: r, poolSize: poolSize}, nil
+	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
+	backoff := cmp.Or(opts.Backoff, DefaultBackoff)
+	nodes := make([]*node, len(servers))
+	for i, addr := range servers {
+		nodes[i] = newNode(addr, poolSize, timeout, backoff)
+	}
+	return &Store{nodes: nodes, ring: newRing(servers), poolSize: poolSize}, nil
 }
 
 // checkServer reports whether s is a usable "host:port" address.
@@ -155,20 +210,44 @@ func (s *Store) begin(ctx context.Context) error {
 // sees the connection or the call sees closed.)
 func (s *Store) end() {
 	if s.closed.Load() {
-		_ = s.client.Close()
+		s.closeIdle()
 	}
 }
 
-// fail wraps err, returned by a call on key's server, with what the store
-// was doing and on which server.
-func (s *Store) fail(op, skey string, err error) error {
+// closeIdle closes the idle connections to every server.
+func (s *Store) closeIdle() error {
+	var errs []error
+	for _, n := range s.nodes {
+		if err := n.client.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("memcached %s: close: %w", n.addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// node returns the server that holds skey, a stored key.
+func (s *Store) node(skey string) *node { return s.nodes[s.ring.index(skey)] }
+
+// call runs f on n unless n is marked down, and records the outcome.
+func (n *node) call(f func(c *memcache.Client) error) error {
+	if !n.available() {
+		return n.downErr()
+	}
+	err := f(n.client)
+	n.report(err)
+	return err
+}
+
+// fail wraps err, returned by a call on server n, with what the store was
+// doing and on which server.
+func (s *Store) fail(op string, n *node, err error) error {
 	if errors.Is(err, storeerr.ErrClosed) {
 		return err
 	}
 	if s.closed.Load() {
 		return fmt.Errorf("memcached: %s failed while the store was closed: %w", op, storeerr.ErrClosed)
 	}
-	return fmt.Errorf("memcached %s: %s: %w", s.ring.addrs[s.ring.index(skey)], op, err)
+	return fmt.Errorf("memcached %s: %s: %w", n.addr, op, err)
 }
 
 // expiration converts ttl to memcached's expiration field, relative to now.
@@ -193,26 +272,41 @@ func expiration(ttl time.Duration, now time.Time) (int32, error) {
 	return int32(now.Unix() + secs), nil
 }
 
-// Get returns the value of key; found is false when key is absent or expired.
+// Get returns the value of key; found is false when key is absent or
+// expired. It fails when the key's server fails or is marked down.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, false, err
 	}
 	defer s.end()
 	skey := storedKey(key)
-	it, err := s.client.Get(skey)
+	n := s.node(skey)
+	if !n.available() {
+		return nil, false, s.fail("get", n, n.downErr())
+	}
+	it, err := n.client.Get(skey)
+	n.report(err)
 	switch {
 	case err == nil:
 		return it.Value, true, nil
 	case errors.Is(err, memcache.ErrCacheMiss):
 		return nil, false, nil
 	}
-	return nil, false, s.fail("get", skey, err)
+	return nil, false, s.fail("get", n, err)
+}
+
+// batch is the keys of one GetMulti that live on one server.
+type batch struct {
+	node *node
+	keys []string // stored keys
+	pos  []int    // pos[i] is the index of keys[i] in the caller's keys
+	err  error
 }
 
 // GetMulti returns the values of keys, in order, nil for the absent ones.
 // It asks every server involved at once, each for all of its keys in one
-// request, and fails if any of them fails.
+// request. The keys of a server that fails, or is marked down, are nil; it
+// fails only when no server it asked answered.
 func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
@@ -222,23 +316,77 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 		return values, nil
 	}
 	defer s.end()
-	skeys := make([]string, len(keys))
+	batches := make([]batch, 0, min(len(keys), len(s.nodes)))
 	for i, k := range keys {
-		skeys[i] = storedKey(k)
+		sk := storedKey(k)
+		n := s.node(sk)
+		j := 0
+		for j < len(batches) && batches[j].node != n {
+			j++
+		}
+		if j == len(batches) {
+			batches = append(batches, batch{node: n})
+		}
+		b := &batches[j]
+		b.keys = append(b.keys, sk)
+		b.pos = append(b.pos, i)
 	}
-	items, err := s.client.GetMulti(skeys)
+	if len(batches) == 1 {
+		s.getBatch(&batches[0], values)
+	} else {
+		var wg sync.WaitGroup
+		for i := 1; i < len(batches); i++ {
+			wg.Go(func() { s.getBatch(&batches[i], values) })
+		}
+		s.getBatch(&batches[0], values)
+		wg.Wait()
+	}
+	var errs []error
+	for i := range batches {
+		if err := batches[i].err; err != nil {
+			errs = append(errs, fmt.Errorf("memcached %s: %w", batches[i].node.addr, err))
+		}
+	}
+	if len(errs) < len(batches) {
+		return values, nil
+	}
+	if s.closed.Load() {
+		return nil, fmt.Errorf("memcached: get of %d keys failed while the store was closed: %w", len(keys), storeerr.ErrClosed)
+	}
+	return nil, fmt.Errorf("memcached: get of %d keys: no server answered: %w", len(keys), errors.Join(errs...))
+}
+
+// getBatch reads b's keys from its server into values, or sets b.err.
+func (s *Store) getBatch(b *batch, values [][]byte) {
+	n := b.node
+	if !n.available() {
+		b.err = n.downErr()
+		return
+	}
+	if len(b.keys) == 1 {
+		// gomemcache's Get runs in this goroutine; its GetMulti starts one
+		// per server.
+		it, err := n.client.Get(b.keys[0])
+		n.report(err)
+		switch {
+		case err == nil:
+			values[b.pos[0]] = it.Value
+		case !errors.Is(err, memcache.ErrCacheMiss):
+			b.err = err
+		}
+		return
+	}
+	items, err := n.client.GetMulti(b.keys)
+	n.report(err)
 	if err != nil {
-		if s.closed.Load() {
-			return nil, fmt.Errorf("memcached: get of %d keys failed while the store was closed: %w", len(keys), storeerr.ErrClosed)
-		}
-		return nil, fmt.Errorf("memcached: get of %d keys: %w", len(keys), err)
+		b.err = err
+		return
 	}
-	for i, sk := range skeys {
+	for i, sk := range b.keys {
 		if it := items[sk]; it != nil {
-			values[i] = it.Value
+			values[b.pos[i]] = it.Value
 		}
 	}
-	return values, nil
 }
 
 // Set stores value under key for ttl, which must be positive.
@@ -252,9 +400,10 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	defer s.end()
 	skey := storedKey(key)
-	err = s.client.Set(&memcache.Item{Key: skey, Value: value, Expiration: exp})
-	if err != nil {
-		return s.failStore("set", skey, len(value), err)
+	n := s.node(skey)
+	item := &memcache.Item{Key: skey, Value: value, Expiration: exp}
+	if err := n.call(func(c *memcache.Client) error { return c.Set(item) }); err != nil {
+		return s.failStore("set", n, len(value), err)
 	}
 	return nil
 }
@@ -271,29 +420,32 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	defer s.end()
 	skey := storedKey(key)
-	err = s.client.Add(&memcache.Item{Key: skey, Value: value, Expiration: exp})
+	n := s.node(skey)
+	item := &memcache.Item{Key: skey, Value: value, Expiration: exp}
+	err = n.call(func(c *memcache.Client) error { return c.Add(item) })
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, memcache.ErrNotStored):
 		return false, nil
 	}
-	return false, s.failStore("add", skey, len(value), err)
+	return false, s.failStore("add", n, len(value), err)
 }
 
 // failStore is fail for set and add, with advice when the server refused the
 // value for its size.
-func (s *Store) failStore(op, skey string, size int, err error) error {
+func (s *Store) failStore(op string, n *node, size int, err error) error {
 	if strings.Contains(err.Error(), "too large") {
 		err = fmt.Errorf("%w; the %d-byte value is over the server's item size limit: start memcached with a larger -I (e.g. -I 2m) or cache smaller values", err, size)
 	}
-	return s.fail(op, skey, err)
+	return s.fail(op, n, err)
 }
 
 // Delete removes keys; absent keys are not an error. Keys on different
 // servers, and up to PoolSize keys of one server, are deleted concurrently.
 // A server that fails stops being asked for its remaining keys, so a dead
-// or frozen server costs one Timeout, not one per key.
+// or frozen server costs one Timeout, not one per key; the other servers'
+// keys are still deleted, and the error names the failed server.
 func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	if err := s.begin(ctx); err != nil {
 		return err
@@ -305,7 +457,7 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 1 {
 		return s.delete(storedKey(keys[0]))
 	}
-	groups := make([][]string, len(s.ring.addrs))
+	groups := make([][]string, len(s.nodes))
 	for _, k := range keys {
 		sk := storedKey(k)
 		i := s.ring.index(sk)
@@ -349,11 +501,12 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 }
 
 func (s *Store) delete(skey string) error {
-	err := s.client.Delete(skey)
+	n := s.node(skey)
+	err := n.call(func(c *memcache.Client) error { return c.Delete(skey) })
 	if err == nil || errors.Is(err, memcache.ErrCacheMiss) {
 		return nil
 	}
-	return s.fail("delete", skey, err)
+	return s.fail("delete", n, err)
 }
 
 // DeletePattern returns hoard.ErrPatternNotSupported: memcached cannot list
@@ -374,17 +527,20 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return found, err
 }
 
-// Ping checks that every server of the pool answers.
+// Ping checks that every server of the pool answers; it stops at the first
+// that fails or is marked down.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	defer s.end()
-	if err := s.client.Ping(); err != nil {
-		if s.closed.Load() {
-			return fmt.Errorf("memcached: ping failed while the store was closed: %w", storeerr.ErrClosed)
+	for _, n := range s.nodes {
+		if err := n.call((*memcache.Client).Ping); err != nil {
+			if s.closed.Load() {
+				return fmt.Errorf("memcached: ping failed while the store was closed: %w", storeerr.ErrClosed)
+			}
+			return fmt.Errorf("memcached %s: ping: %w", n.addr, err)
 		}
-		return fmt.Errorf("memcached: ping: %w", err)
 	}
 	return nil
 }
@@ -396,5 +552,5 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return s.client.Close()
+	return s.closeIdle()
 }

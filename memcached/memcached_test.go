@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ func TestNewChecksOptions(t *testing.T) {
 		{"duplicate", memcached.Options{Servers: []string{"a:1", "b:1", "a:1"}}, `"a:1" is listed twice`},
 		{"negative pool size", memcached.Options{PoolSize: -1}, "PoolSize -1"},
 		{"negative timeout", memcached.Options{Timeout: -time.Second}, "Timeout -1s"},
+		{"negative backoff", memcached.Options{Backoff: -time.Second}, "Backoff -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -636,16 +638,45 @@ func recovers(t *testing.T, s *memcached.Store, key string) {
 	}
 }
 
+// partial fails t unless GetMulti of live and dead keys (which hold their
+// own names) returns without an error, every live key's value, and nil for
+// every dead key; and unless GetMulti of the dead keys alone fails.
+func partial(t *testing.T, s *memcached.Store, live, dead []string) {
+	t.Helper()
+	keys := append(append([]string(nil), live...), dead...)
+	values, err := s.GetMulti(bg, keys)
+	if err != nil {
+		t.Fatalf("GetMulti of %d live and %d dead keys: %v; want the live values and misses for the rest", len(live), len(dead), err)
+	}
+	for i, k := range keys {
+		want := k
+		if i >= len(live) {
+			want = ""
+		}
+		if (values[i] == nil) != (want == "") || string(values[i]) != want {
+			t.Errorf("GetMulti: %q = %q, want %q", k, values[i], want)
+		}
+	}
+	if _, err := s.GetMulti(bg, dead); err == nil {
+		t.Errorf("GetMulti of only the dead server's keys succeeded; want an error (no server answered)")
+	}
+}
+
+// testBackoff is the Backoff of the outage tests' stores.
+const testBackoff = 300 * time.Millisecond
+
 func TestKilledServer(t *testing.T) {
 	pool := testserver.MemcachedPoolT(t, 3, testserver.MemcachedOptions{})
 	byServer := keysByServer(t, pool, 5)
-	s := NewStore(t, pool, memcached.Options{Timeout: outageTimeout})
+	s := NewStore(t, pool, memcached.Options{Timeout: outageTimeout, Backoff: testBackoff})
 	dead := pool[0]
 	var healthy []string
 	for _, m := range pool[1:] {
 		healthy = append(healthy, byServer[m.Addr]...)
 	}
 	deadKeys := byServer[dead.Addr]
+	// Idle connections to every server exist before the kill.
+	stillWorks(t, s, append(append([]string(nil), healthy...), deadKeys...))
 	if err := dead.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -655,15 +686,103 @@ func TestKilledServer(t *testing.T) {
 		within(t, "Set of a killed server's key", limit, func() error { return s.Set(bg, k, []byte("v"), time.Minute) })
 	}
 	within(t, "Add of a killed server's key", limit, func() error { _, err := s.Add(bg, deadKeys[0], []byte("v"), time.Minute); return err })
-	within(t, "GetMulti including a killed server", limit, func() error { _, err := s.GetMulti(bg, append(healthy, deadKeys...)); return err })
-	within(t, "Delete including a killed server", limit, func() error { return s.Delete(bg, deadKeys...) })
+	within(t, "Delete including a killed server", limit, func() error { return s.Delete(bg, append(deadKeys, healthy[0])...) })
+	if _, found, err := s.Get(bg, healthy[0]); err != nil || found {
+		t.Errorf("Get(%q) after a Delete that failed on another server = found %v, %v; want deleted", healthy[0], found, err)
+	}
+	if err := s.Set(bg, healthy[0], []byte(healthy[0]), time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	within(t, "Ping with a killed server", limit, func() error { return s.Ping(bg) })
+	partial(t, s, healthy, deadKeys)
 	stillWorks(t, s, healthy)
+
+	// By now a connect has been refused: the server is marked down, and
+	// its calls fail without trying it.
+	calls := map[string]func() error{
+		"Get":    func() error { _, _, err := s.Get(bg, deadKeys[0]); return err },
+		"Set":    func() error { return s.Set(bg, deadKeys[0], []byte("v"), time.Minute) },
+		"Add":    func() error { _, err := s.Add(bg, deadKeys[0], []byte("v"), time.Minute); return err },
+		"Delete": func() error { return s.Delete(bg, deadKeys[0]) },
+		"Ping":   func() error { return s.Ping(bg) },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, memcached.ErrServerDown) {
+			// The back-off may just have ended: this call retried it.
+			err = call()
+		}
+		if !errors.Is(err, memcached.ErrServerDown) || !strings.Contains(err.Error(), dead.Addr) {
+			t.Errorf("%s of a key of the killed server, after a refused connect: %v; want ErrServerDown naming %s", name, err, dead.Addr)
+		}
+	}
 
 	if err := dead.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	// Within about one back-off, the server is tried again and works.
 	recovers(t, s, deadKeys[0])
+	values, err := s.GetMulti(bg, append(healthy, deadKeys[0]))
+	if err != nil || string(values[len(healthy)]) != deadKeys[0] {
+		t.Fatalf("GetMulti after the restart: %v; the restarted server's key = %q, want %q", err, values[len(healthy)], deadKeys[0])
+	}
+	stillWorks(t, s, healthy)
+}
+
+// TestKilledServerUnderLoad kills a server while many goroutines read and
+// write: reads of the other servers' keys never fail or miss, and once the
+// server is marked down, its calls stop costing connects.
+func TestKilledServerUnderLoad(t *testing.T) {
+	pool := testserver.MemcachedPoolT(t, 3, testserver.MemcachedOptions{})
+	byServer := keysByServer(t, pool, 4)
+	s := NewStore(t, pool, memcached.Options{Timeout: outageTimeout, Backoff: testBackoff, PoolSize: 2})
+	dead := pool[2]
+	var healthy []string
+	for _, m := range pool[:2] {
+		healthy = append(healthy, byServer[m.Addr]...)
+	}
+	deadKeys := byServer[dead.Addr]
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, downErrs atomic.Int64
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				live := healthy[(w+i)%len(healthy)]
+				keys := []string{live, deadKeys[(w+i)%len(deadKeys)], healthy[(w+i+1)%len(healthy)]}
+				values, err := s.GetMulti(bg, keys)
+				reads.Add(1)
+				if err != nil {
+					t.Errorf("GetMulti(%q) with one server killed: %v", keys, err)
+					return
+				}
+				if string(values[0]) != keys[0] || string(values[2]) != keys[2] {
+					t.Errorf("GetMulti(%q) = %q; the live servers' keys must still hit", keys, values)
+					return
+				}
+				err = s.Set(bg, keys[1], []byte(keys[1]), time.Minute)
+				if errors.Is(err, memcached.ErrServerDown) {
+					downErrs.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := dead.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d reads, %d writes skipped as the server was down", reads.Load(), downErrs.Load())
+	if downErrs.Load() == 0 {
+		t.Errorf("no write failed with ErrServerDown during 1s after the kill; a killed server must be marked down")
+	}
 }
 
 // pause freezes m and waits until it stops answering: SIGSTOP takes effect
@@ -700,7 +819,7 @@ func TestPausedServer(t *testing.T) {
 	// Two idle connections per server: Delete of many keys runs two at a
 	// time, and must still fail after one Timeout, not one per key.
 	byServer := keysByServer(t, pool, 16)
-	s := NewStore(t, pool, memcached.Options{Timeout: outageTimeout, PoolSize: 2})
+	s := NewStore(t, pool, memcached.Options{Timeout: outageTimeout, PoolSize: 2, Backoff: testBackoff})
 	frozen := pool[1]
 	var healthy []string
 	for _, m := range []*testserver.Memcached{pool[0], pool[2]} {
@@ -718,9 +837,11 @@ func TestPausedServer(t *testing.T) {
 	within(t, "Get of a frozen server's key", limit, func() error { _, _, err := s.Get(bg, frozenKeys[0]); return err })
 	within(t, "Set of a frozen server's key", limit, func() error { return s.Set(bg, frozenKeys[1], []byte("v"), time.Minute) })
 	within(t, "Exists of a frozen server's key", limit, func() error { _, err := s.Exists(bg, frozenKeys[2]); return err })
-	within(t, "GetMulti including a frozen server", limit, func() error { _, err := s.GetMulti(bg, append(healthy, frozenKeys...)); return err })
 	within(t, fmt.Sprintf("Delete of %d keys of a frozen server", len(frozenKeys)), limit, func() error { return s.Delete(bg, frozenKeys...) })
 	within(t, "Ping with a frozen server", limit, func() error { return s.Ping(bg) })
+	// Timeouts in a row mark the server down: GetMulti answers from the
+	// other servers at once.
+	partial(t, s, healthy, frozenKeys[3:])
 	stillWorks(t, s, healthy)
 
 	if err := frozen.Resume(); err != nil {
