@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"net/http"
 	"time"
 	"unsafe"
@@ -103,17 +104,31 @@ func appendEntryHead(dst []byte, kind byte, gens [][]byte, storedAt time.Time, t
 	return dst
 }
 
+// castagnoli is the CRC-32C table (hardware-accelerated on amd64 and arm64).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// entrySumLen is the length of the checksum that ends every envelope.
+const entrySumLen = 4
+
+// appendEntryTail appends the payload (length-prefixed) and the checksum of
+// the whole envelope.
+func appendEntryTail(dst, payload []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(payload)))
+	dst = append(dst, payload...)
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli))
+}
+
 // encodeRaw wraps a provider-API value.
 func encodeRaw(gens [][]byte, storedAt time.Time, ttl time.Duration, value []byte) []byte {
-	dst := make([]byte, 0, 32+len(value)+len(gens)*10)
+	dst := make([]byte, 0, 40+len(value)+len(gens)*10)
 	dst = appendEntryHead(dst, kindRaw, gens, storedAt, ttl)
-	return append(dst, value...)
+	return appendEntryTail(dst, value)
 }
 
 // encodeHTTP wraps a captured response. header fields are written in the
 // order given; the caller has already dropped what must not be stored.
 func encodeHTTP(gens [][]byte, storedAt time.Time, ttl time.Duration, status int, header []headerField, body []byte) []byte {
-	n := 48 + len(body) + len(gens)*10
+	n := 56 + len(body) + len(gens)*10
 	for _, h := range header {
 		n += len(h.name) + len(h.value) + 4
 	}
@@ -127,7 +142,7 @@ func encodeHTTP(gens [][]byte, storedAt time.Time, ttl time.Duration, status int
 		dst = binary.AppendUvarint(dst, uint64(len(h.value)))
 		dst = append(dst, h.value...)
 	}
-	return append(dst, body...)
+	return appendEntryTail(dst, body)
 }
 
 // entryDecoder reads an envelope with bounds checks on every step.
@@ -181,13 +196,18 @@ const maxEntryGens = 64
 const maxEntryHeaders = 256
 
 // decodeEntry decodes an envelope. want is the kind the caller expects; any
-// other kind, a truncated or corrupt value is errCorruptEntry.
+// other kind, a truncated or corrupt value (wrong checksum, lengths that do
+// not add up to exactly the value's length) is errCorruptEntry.
 func decodeEntry(b []byte, want byte) (entry, error) {
 	var e entry
-	if len(b) < 3 || b[0] != entryMagic || b[1] != entryVersion || b[2] != want {
+	if len(b) < 3+entrySumLen || b[0] != entryMagic || b[1] != entryVersion || b[2] != want {
 		return e, errCorruptEntry
 	}
-	d := entryDecoder{b: b[3:]}
+	sumAt := len(b) - entrySumLen
+	if crc32.Checksum(b[:sumAt], castagnoli) != binary.BigEndian.Uint32(b[sumAt:]) {
+		return e, errCorruptEntry
+	}
+	d := entryDecoder{b: b[3:sumAt]}
 	n := d.uvarint()
 	if n > maxEntryGens {
 		return e, errCorruptEntry
@@ -224,10 +244,10 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 			}
 		}
 	}
-	if d.err {
+	e.body = d.bytes()
+	if d.err || len(d.b) != 0 {
 		return entry{}, errCorruptEntry
 	}
-	e.body = d.b
 	return e, nil
 }
 

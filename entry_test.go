@@ -2,6 +2,8 @@ package hoard
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"net/http"
 	"reflect"
 	"testing"
@@ -73,40 +75,93 @@ func TestEntryAgeAndRemaining(t *testing.T) {
 	}
 }
 
-// Every truncation of a valid entry is rejected, never half-decoded.
+// Every truncation of a valid entry is rejected, never half-decoded: a
+// value cut short inside its body or its payload must not decode with a
+// shorter one (version 1 of the envelope took the body as "the rest").
 func TestEntryTruncated(t *testing.T) {
-	b := encodeHTTP([][]byte{newGeneration()}, time.Now(), time.Minute, 200,
-		[]headerField{{"Content-Type", "text/plain"}}, nil)
-	for i := 0; i < len(b); i++ {
-		if _, err := decodeEntry(b[:i], kindHTTP); err == nil {
-			t.Fatalf("truncated to %d of %d bytes decoded", i, len(b))
+	for _, b := range [][]byte{
+		encodeHTTP([][]byte{newGeneration()}, time.Now(), time.Minute, 200,
+			[]headerField{{"Content-Type", "text/plain"}}, []byte("the whole body")),
+		encodeHTTP([][]byte{newGeneration()}, time.Now(), time.Minute, 200,
+			[]headerField{{"Content-Type", "text/plain"}}, nil),
+		encodeRaw([][]byte{newGeneration()}, time.Now(), time.Minute, []byte("the whole value")),
+	} {
+		kind := b[2]
+		if _, err := decodeEntry(b, kind); err != nil {
+			t.Fatalf("valid entry: %v", err)
+		}
+		for i := 0; i < len(b); i++ {
+			if e, err := decodeEntry(b[:i], kind); err == nil {
+				t.Fatalf("truncated to %d of %d bytes decoded, body %q", i, len(b), e.body)
+			}
+		}
+		// Bytes appended to a valid value are corruption too.
+		if _, err := decodeEntry(append(bytes.Clone(b), 'x'), kind); err == nil {
+			t.Fatal("a value with a trailing byte decoded")
 		}
 	}
 }
 
+// Every single-bit error anywhere in an entry, body included, is rejected.
+func TestEntryCorruptBit(t *testing.T) {
+	b := encodeHTTP([][]byte{newGeneration()}, time.Now(), time.Minute, 200,
+		[]headerField{{"Content-Type", "application/json"}}, []byte(`{"id":1,"name":"a"}`))
+	for i := range b {
+		for bit := range 8 {
+			c := bytes.Clone(b)
+			c[i] ^= 1 << bit
+			if e, err := decodeEntry(c, kindHTTP); err == nil {
+				t.Fatalf("bit %d of byte %d flipped: decoded, body %q", bit, i, e.body)
+			}
+		}
+	}
+}
+
+// reseal replaces the last 4 bytes of b (or appends them) with the checksum
+// of the rest, so that the fuzzer's mutations reach the parser behind it.
+func reseal(b []byte) []byte {
+	body := b
+	if len(b) >= entrySumLen {
+		body = b[:len(b)-entrySumLen]
+	}
+	return binary.BigEndian.AppendUint32(bytes.Clone(body), crc32.Checksum(body, castagnoli))
+}
+
 // FuzzDecodeEntry: bytes from the store (corrupt, truncated, foreign) never
-// panic; whatever decodes re-encodes to the same bytes.
+// panic; a value that decodes is consistent (re-encoding it gives a value
+// that decodes to the same fields) and no truncation of it decodes. Each
+// input is tried as given (almost always stopped by the checksum) and
+// resealed with a valid checksum, so that the parser behind it is fuzzed too.
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeHTTP([][]byte{newGeneration()}, time.UnixMilli(1), time.Minute, 200,
 		[]headerField{{"Content-Type", "application/json"}}, []byte(`{"id":1}`)))
 	f.Add(encodeRaw(nil, time.UnixMilli(5), time.Second, []byte("x")))
-	f.Add([]byte("h\x01\x02\xff\xff\xff\xff\xff"))
+	f.Add([]byte("h\x02\x02\xff\xff\xff\xff\xff"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, kind := range []byte{kindHTTP, kindRaw} {
-			e, err := decodeEntry(b, kind)
-			if err != nil {
-				continue
-			}
-			var again []byte
-			if kind == kindHTTP {
-				again = encodeHTTP(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.status, e.header, e.body)
-			} else {
-				again = encodeRaw(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.body)
-			}
-			e2, err := decodeEntry(again, kind)
-			if err != nil || e2.status != e.status || !bytes.Equal(e2.body, e.body) || e2.ngens != e.ngens {
-				t.Fatalf("re-encoded entry differs: %v", err)
+		for _, in := range [][]byte{b, reseal(b)} {
+			for _, kind := range []byte{kindHTTP, kindRaw} {
+				e, err := decodeEntry(in, kind)
+				if err != nil {
+					continue
+				}
+				var again []byte
+				if kind == kindHTTP {
+					again = encodeHTTP(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.status, e.header, e.body)
+				} else {
+					again = encodeRaw(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.body)
+				}
+				e2, err := decodeEntry(again, kind)
+				if err != nil || e2.status != e.status || !bytes.Equal(e2.body, e.body) || e2.ngens != e.ngens ||
+					e2.storedAt != e.storedAt || e2.ttl != e.ttl || !reflect.DeepEqual(e2.header, e.header) ||
+					!reflect.DeepEqual(e2.generations(), e.generations()) {
+					t.Fatalf("re-encoded entry differs: %v", err)
+				}
+				for i := 0; i < len(again); i++ {
+					if _, err := decodeEntry(again[:i], kind); err == nil {
+						t.Fatalf("re-encoded entry truncated to %d of %d bytes decoded", i, len(again))
+					}
+				}
 			}
 		}
 	})

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hoardcache/hoard/internal/glob"
 )
 
 func FuzzEscape(f *testing.F) {
@@ -274,7 +276,7 @@ func FuzzKeyNamespace(f *testing.F) {
 		}
 		tuple := func(vals, id, q, c string, bits uint8) keyTuple {
 			k := keyTuple{vals: fuzzValues(tpl, vals), id: id, hasID: bits&1 != 0, query: fuzzPairs(q), caller: c, hasCaller: bits&2 != 0}
-			slices.SortFunc(k.query, comparePairs)
+			slices.SortStableFunc(k.query, comparePairs)
 			return k
 		}
 		k1, k2 := tuple(vals1, id1, q1, c1, flags), tuple(vals2, id2, q2, c2, flags>>2)
@@ -371,6 +373,152 @@ func FuzzPatternSoundness(f *testing.F) {
 			if len(key) <= 10 && len(ptpl.names) <= 2 {
 				if want := bruteMatches(ptpl, key); !ok || !slices.Equal(out, want) {
 					t.Fatalf("%q.AppendMatches(%q) = %q, %v; brute force %q", ptext, key, out, ok, want)
+				}
+			}
+		}
+	})
+}
+
+// langMatch reports whether key is in the language of pattern template t
+// filled with vals, computed from the template's own structure: its literal
+// "*" matches any run of bytes and its "?" one byte, every other literal
+// byte and every byte of every escaped value only itself. It is the
+// specification of "values never widen a pattern": a formatted pattern must
+// glob-match exactly these keys.
+func langMatch(t *Template, vals map[string]string, key string) bool {
+	// tokens: 0..255 a literal byte, -1 "*", -2 "?".
+	var tok []int
+	for _, p := range t.parts {
+		if p.name >= 0 {
+			for _, c := range []byte(Escape(vals[t.names[p.name]])) {
+				tok = append(tok, int(c))
+			}
+			continue
+		}
+		for _, c := range []byte(p.lit) {
+			switch c {
+			case '*':
+				tok = append(tok, -1)
+			case '?':
+				tok = append(tok, -2)
+			default:
+				tok = append(tok, int(c))
+			}
+		}
+	}
+	cur := make([]bool, len(key)+1)
+	nxt := make([]bool, len(key)+1)
+	cur[0] = true
+	for _, tk := range tok {
+		clear(nxt)
+		for j := 0; j <= len(key); j++ {
+			switch {
+			case tk == -1:
+				nxt[j] = cur[j] || (j > 0 && nxt[j-1])
+			case j == 0:
+			case tk == -2:
+				nxt[j] = cur[j-1]
+			default:
+				nxt[j] = cur[j-1] && int(key[j-1]) == tk
+			}
+		}
+		cur, nxt = nxt, cur
+	}
+	return cur[len(key)]
+}
+
+// prefixPattern returns the pattern template that covers every key of key
+// template k whose first parts match: k's text up to and including the
+// last hard byte (":", "=", "&", "#") of its literal part at index i, then
+// "*" ("{username}_posts:page_{page}:..." cut at 1 gives "{username}_posts:*").
+// ok is false when that literal holds no hard byte.
+func prefixPattern(k *Template, i int) (text string, ok bool) {
+	var b strings.Builder
+	for j, p := range k.parts[:i+1] {
+		if p.name >= 0 {
+			b.WriteString("{" + k.names[p.name] + "}")
+			continue
+		}
+		if j < i {
+			b.WriteString(p.lit)
+			continue
+		}
+		h := strings.LastIndexAny(p.lit, ":=&#")
+		if h < 0 {
+			return "", false
+		}
+		b.WriteString(p.lit[:h+1])
+	}
+	b.WriteString("*")
+	return b.String(), true
+}
+
+// FuzzPatternWidth: a pattern formatted from a template with any values is
+// never wider than its template. (1) It glob-matches exactly the keys that
+// the template's own "*" and "?" allow with those values written literally
+// (langMatch), also behind a CACHE_KEY_PREFIX namespace escaped as
+// Cache.DeletePattern does; (2) a pattern cut from a key template at a
+// separator ("{username}_posts:*" from the listing's template) matches a key
+// of that template exactly when the values of its placeholders are equal: a
+// username of "*", "al" or "alice:x" never covers alice's keys.
+func FuzzPatternWidth(f *testing.F) {
+	f.Add("{username}_posts:page_{page}:items_per_page:{items_per_page}", "*\x001\x0010", "alice\x001\x0010", "x", "k\x00v", "bob", "ns:", "ns:", uint8(1))
+	f.Add("{username}_posts:page_{page}:items_per_page:{items_per_page}", "al", "alice\x001\x0010", "", "", "", "", "", uint8(0))
+	f.Add("{username}_posts:page_{page}:items_per_page:{items_per_page}", "alice:x", "alice\x00x", "", "", "", "a", "a", uint8(0))
+	f.Add("widgets:page_{page}:items_per_page:{items_per_page}", "1\x00?", "1\x001", "", "", "", "*", "x", uint8(0))
+	f.Add("{a}:{b}:{c}", "x%3A\x00y", "x:\x00y", "", "", "", "", "", uint8(2))
+	f.Add("{a}={b}&{c}#d", "[\x00]\x00\\", "[\x00]\x00\\", "1", "", "", "n[s]", "n[s]", uint8(1))
+	f.Add("u{a}:v", "%2A", "*", "", "", "", "", "", uint8(0))
+	f.Fuzz(func(t *testing.T, ktext, pvals, kvals, id, q, caller, ns, ns2 string, flags uint8) {
+		ktpl, err := ParseKey(ktext)
+		if err != nil {
+			return
+		}
+		k := keyTuple{vals: fuzzValues(ktpl, kvals), id: id, hasID: flags&1 != 0, query: fuzzPairs(q), caller: caller, hasCaller: flags&2 != 0}
+		key := buildKey(t, ktpl, k)
+		keys := []string{key, pvals, kvals + ":" + id}
+		// Patterns: the key template cut at each separator (the first
+		// ncut), and the key template itself read as a pattern.
+		var ptexts []string
+		for i, p := range ktpl.parts {
+			if p.name < 0 {
+				if pt, ok := prefixPattern(ktpl, i); ok {
+					ptexts = append(ptexts, pt)
+				}
+			}
+		}
+		ncut := len(ptexts)
+		ptexts = append(ptexts, ktext, ktext+"*", ktext+":?*")
+		for pi, ptext := range ptexts {
+			ptpl, err := ParsePattern(ptext)
+			if err != nil {
+				t.Fatalf("pattern %q derived from key template %q does not parse: %v", ptext, ktext, err)
+			}
+			for _, vals := range []map[string]string{fuzzValues(ptpl, pvals), k.vals} {
+				pat, err := ptpl.Format(lookupMap(vals))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, kk := range keys {
+					if got, want := glob.Match(pat, kk), langMatch(ptpl, vals, kk); got != want {
+						t.Fatalf("pattern %q (template %q, values %q) vs key %q: glob %v, template language %v", pat, ptext, vals, kk, got, want)
+					}
+					full := glob.Escape(ns) + pat
+					if glob.Match(full, ns2+kk) && (!strings.HasPrefix(ns2+kk, ns) || !langMatch(ptpl, vals, strings.TrimPrefix(ns2+kk, ns))) {
+						t.Fatalf("namespaced pattern %q matches %q outside namespace %q's language of %q", full, ns2+kk, ns, ptext)
+					}
+				}
+				if pi < ncut {
+					// A cut pattern: matches the key exactly when its
+					// placeholders hold the key's values.
+					same := true
+					for _, n := range ptpl.names {
+						same = same && vals[n] == k.vals[n]
+					}
+					if got := glob.Match(pat, key); got != same {
+						t.Fatalf("pattern %q (template %q, values %q) vs key %q of %q (values %q): match %v, values equal %v",
+							pat, ptext, vals, key, ktext, k.vals, got, same)
+					}
 				}
 			}
 		}

@@ -1,7 +1,6 @@
 package keys
 
 import (
-	"cmp"
 	"errors"
 	"net/url"
 	"slices"
@@ -13,12 +12,9 @@ type Pair struct {
 	Name, Value string
 }
 
-func comparePairs(a, b Pair) int {
-	if c := strings.Compare(a.Name, b.Name); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Value, b.Value)
-}
+// comparePairs orders pairs by name only: AppendQuery sorts stably with it,
+// so the values of one name keep the order they had in the request.
+func comparePairs(a, b Pair) int { return strings.Compare(a.Name, b.Name) }
 
 // ErrBadQuery is returned by ParseQuery for a query string that does not
 // decode. The middleware bypasses the cache for such a request: a key built
@@ -70,15 +66,20 @@ func QueryPairs(dst []Pair, q url.Values) []Pair {
 }
 
 // AppendQuery appends the query part ":q=n=v&n=v" of a key to dst: the pairs
-// sorted by name then value (q is sorted in place), each name and value
+// sorted by name (q is sorted in place, stably), each name and value
 // escaped, so that "?a=1%26b%3D2" (a = "1&b=2") and "?a=1&b=2" give
 // different keys. It appends nothing when q is empty. Repeated pairs are
-// kept: "?a=1&a=1" and "?a=1" are different requests.
+// kept: "?a=1&a=1" and "?a=1" are different requests. The values of one name
+// keep their order (a difference from spec 1.3's "sorted by name then
+// value"): "?a=2&a=1" and "?a=1&a=2" are different requests, since
+// r.URL.Query().Get("a") gives "2" for one and "1" for the other, and
+// sharing their entry would let one poison the other. Only the order of
+// different names, which url.Values cannot see, is ignored.
 func AppendQuery(dst []byte, q []Pair) []byte {
 	if len(q) == 0 {
 		return dst
 	}
-	slices.SortFunc(q, comparePairs)
+	slices.SortStableFunc(q, comparePairs)
 	dst = append(dst, ":q="...)
 	for i, p := range q {
 		if i > 0 {
