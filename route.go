@@ -26,6 +26,39 @@ import (
 // DELETE the resource prefix[:id] is invalidated with every query and caller
 // variant, plus InvalidateKeys and InvalidatePatterns, before the response's
 // status reaches the client. Other methods pass through.
+//
+// # What the key holds, and what the application decides
+//
+// A GET's key holds the route's placeholders, its id, its query parameters
+// (one name's values in their order) and, with PerCaller, the caller; no
+// request header takes part. A cached response is therefore served to
+// every request with the same key, whatever else the request carries:
+//
+//   - Authorization (and cookies, client certificates): a route without
+//     PerCaller is shared. hoard does not look at Authorization: a request
+//     that carries it reads and stores the same entry as an anonymous one,
+//     as the application declared by not setting PerCaller. If the response
+//     depends on who asks, set PerCaller (a request without a caller then
+//     bypasses the cache); to keep only some answers out of the shared
+//     cache, have the handler set "Cache-Control: private" or "no-store" on
+//     them (not stored, though a stored shared answer still serves such
+//     requests), or route authenticated requests around the middleware.
+//   - Headers the handler reads (Accept-Language, Host, X-Forwarded-Host,
+//     X-Forwarded-Proto, X-Original-URL...): a response that depends on one
+//     must say so with Vary; hoard never stores a response that carries
+//     Vary (so "Vary: *" is never cached either). A handler that reflects
+//     such a header without Vary (absolute URLs built from X-Forwarded-Host,
+//     say) lets one request poison the entry for everyone: trust those
+//     headers only from your proxy, or set Vary.
+//   - Method overrides: a GET or HEAD carrying X-HTTP-Method-Override,
+//     X-HTTP-Method or X-Method-Override bypasses the cache (neither read nor
+//     stored). An application that honours them should rewrite r.Method in
+//     middleware outside hoard, so that the write also invalidates.
+//
+// The path reaches the key only through wildcards, so Handle refuses a GET
+// pattern with a wildcard that is not in the key, or a subtree pattern
+// ("GET /files/") without ResourceID; under Middleware, such a request
+// bypasses the cache and is logged.
 type Route struct {
 	// KeyPrefix is the key template, e.g. "widget" or
 	// "{username}_posts:page_{page}:items_per_page:{items_per_page}".
@@ -55,9 +88,12 @@ type Route struct {
 	InvalidatePatterns []string
 
 	// PerCaller, when set, returns the caller's identity (e.g. the user id
-	// from the auth context); the key gets ":u=<caller>", so callers never
-	// share an entry. A GET with no caller ("") bypasses the cache. A write
-	// invalidates the resource for every caller.
+	// from the auth context, never an unverified header); the key gets
+	// ":u=<caller>", escaped, so callers never share an entry (an id such as
+	// "alice&u=bob" or "*" is escaped, not read as a separator or wildcard).
+	// A GET with no caller ("") bypasses the cache. A write invalidates the
+	// resource for every caller. Nil: the route is shared by every caller,
+	// authenticated or not (see above).
 	PerCaller func(r *http.Request) string
 
 	// QueryKeys, when set, is the allow-list of query parameters that take
@@ -143,6 +179,9 @@ type route struct {
 type patternInfo struct {
 	pattern   string
 	wildcards []string
+	// unkeyed, when set, says why two paths matching the pattern could
+	// share a GET key (see route.unkeyedPath); such a GET bypasses.
+	unkeyed string
 }
 
 func routeErr(format string, args ...any) error {
@@ -376,7 +415,11 @@ func (c *Cache) Handle(mux *http.ServeMux, pattern string, rt Route, h http.Hand
 	if err := r.checkNames(pattern, wildcards, methods); err != nil {
 		return err
 	}
-	r.pattern.Store(&patternInfo{pattern: pattern, wildcards: wildcards})
+	unkeyed := r.unkeyedPath(pattern, wildcards)
+	if unkeyed != "" && reads(methods) {
+		return routeErr("%s", unkeyed)
+	}
+	r.pattern.Store(&patternInfo{pattern: pattern, wildcards: wildcards, unkeyed: unkeyed})
 	c.registerPatterns(r.patterns)
 	if c.disabled {
 		mux.Handle(pattern, h)
@@ -529,9 +572,46 @@ func (rt *route) patternInfo(r *http.Request) *patternInfo {
 	if err != nil {
 		return &patternInfo{pattern: r.Pattern}
 	}
-	p = &patternInfo{pattern: r.Pattern, wildcards: wc}
+	p = &patternInfo{pattern: r.Pattern, wildcards: wc, unkeyed: rt.unkeyedPath(r.Pattern, wc)}
 	rt.pattern.Store(p)
 	return p
+}
+
+// reads reports whether a pattern with these methods (none: every method)
+// serves GET or HEAD.
+func reads(methods []string) bool {
+	return len(methods) == 0 || slices.Contains(methods, http.MethodGet) || slices.Contains(methods, http.MethodHead)
+}
+
+// unkeyedPath returns why two different paths matching a ServeMux pattern
+// would get the same GET key, or "": a wildcard that is neither in KeyPrefix
+// nor the resource id ("GET /users/{username}/posts/{id}" with KeyPrefix
+// "post" would serve alice's post 1 to a request for bob's post 1), or a
+// subtree pattern ("GET /files/", which matches /files/a and /files/b) whose
+// route has no ResourceID.
+func (r *route) unkeyedPath(pattern string, wildcards []string) string {
+	if r.prefix == nil {
+		return ""
+	}
+	inKey := func(name string) bool { return slices.Contains(r.prefix.Names(), name) || name == r.resource }
+	for i, w := range wildcards {
+		if r.resource == "" && i == len(wildcards)-1 {
+			break // the id segment
+		}
+		if !inKey(w) {
+			return fmt.Sprintf("GET pattern %q: wildcard {%s} is not part of the key, so paths that differ only in it would share one cached response; "+
+				"put {%s} in KeyPrefix (e.g. \"{%s}_%s\") or register the route without hoard", pattern, w, w, w, r.prefix.String())
+		}
+	}
+	_, rest, _ := strings.Cut(pattern, " ")
+	if !strings.Contains(pattern, " ") {
+		rest = pattern
+	}
+	if strings.HasSuffix(strings.TrimSpace(rest), "/") && r.resource == "" && len(wildcards) == 0 {
+		return fmt.Sprintf("GET pattern %q matches every path under it, but no part of the path is in the key, so they would share one cached response; "+
+			"end the pattern with a wildcard such as {path...} (it becomes the id), add {$} to match the path exactly, or set ResourceID", pattern)
+	}
+	return ""
 }
 
 // resourceName formats prefix[:id], the namespace a write invalidates.
@@ -611,6 +691,25 @@ func (h *routeHandler) initRequest(q *request, r *http.Request) (ok bool) {
 	return true
 }
 
+// methodOverrideHeaders ask a framework to treat a request as another
+// method. hoard dispatches on r.Method, so a GET or HEAD carrying one
+// bypasses the cache: if the application honours the header behind the
+// middleware, a cached read must not answer what it treats as a write, and
+// the write's response must not be stored as the resource's GET. (Apply
+// method overrides before hoard, in middleware that sets r.Method, so that
+// writes also invalidate.)
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// overridden reports whether h holds a method-override header.
+func overridden(h http.Header) bool {
+	for _, k := range methodOverrideHeaders {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 const (
 	statusBypass    = "hoard; fwd=bypass"
 	statusMiss      = "hoard; fwd=miss"
@@ -642,8 +741,17 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
+	if overridden(r.Header) {
+		h.bypass(w, r)
+		return
+	}
 	var q request
 	if !h.initRequest(&q, r) {
+		h.bypass(w, r)
+		return
+	}
+	if q.info.unkeyed != "" {
+		c.log.error("hoard: route served uncached", errors.New(q.info.unkeyed))
 		h.bypass(w, r)
 		return
 	}
@@ -872,21 +980,24 @@ func (h *routeHandler) uncacheable(cw *captureWriter, status int) string {
 	case !slices.Contains(h.cacheable, status):
 		return "status"
 	}
-	hdr := cw.Header()
-	if _, ok := hdr["Set-Cookie"]; ok {
-		return "set-cookie"
-	}
-	if _, ok := hdr["Content-Encoding"]; ok {
-		return "content-encoding"
-	}
-	if _, ok := hdr["Vary"]; ok {
-		return "vary"
-	}
-	for _, cc := range hdr["Cache-Control"] {
-		for d := range strings.SplitSeq(cc, ",") {
-			d = strings.ToLower(strings.TrimSpace(d))
-			if d == "no-store" || (d == "private" && h.perCaller == nil) || strings.HasPrefix(d, "private=") && h.perCaller == nil {
-				return "cache-control"
+	// Field names are compared case-insensitively: a handler may write
+	// w.Header()["set-cookie"] directly, and net/http sends it as is.
+	for k, vs := range cw.Header() {
+		switch http.CanonicalHeaderKey(k) {
+		case "Set-Cookie":
+			return "set-cookie"
+		case "Content-Encoding":
+			return "content-encoding"
+		case "Vary":
+			return "vary"
+		case "Cache-Control":
+			for _, cc := range vs {
+				for d := range strings.SplitSeq(cc, ",") {
+					d = strings.ToLower(strings.TrimSpace(d))
+					if d == "no-store" || (d == "private" || strings.HasPrefix(d, "private=")) && h.perCaller == nil {
+						return "cache-control"
+					}
+				}
 			}
 		}
 	}
@@ -915,7 +1026,8 @@ func storedHeader(hdr, before http.Header) []headerField {
 	names := slices.Sorted(mapKeys(hdr))
 	var out []headerField
 	for _, k := range names {
-		if unstoredHeaders[k] || slices.Contains(conn, k) || strings.HasPrefix(k, http.TrailerPrefix) {
+		ck := http.CanonicalHeaderKey(k)
+		if unstoredHeaders[ck] || slices.Contains(conn, ck) || strings.HasPrefix(ck, http.TrailerPrefix) {
 			continue
 		}
 		vs := hdr[k]
