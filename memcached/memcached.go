@@ -298,6 +298,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 // batch is the keys of one GetMulti that live on one server.
 type batch struct {
 	node *node
+	n    int      // number of keys
 	keys []string // stored keys
 	pos  []int    // pos[i] is the index of keys[i] in the caller's keys
 	err  error
@@ -316,19 +317,39 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 		return values, nil
 	}
 	defer s.end()
-	batches := make([]batch, 0, min(len(keys), len(s.nodes)))
+	// Group the keys by server, servers in the order they first appear.
+	// Two allocations hold every key list: strs (the stored keys, then the
+	// same grouped by batch) and ints (each key's batch, then the caller's
+	// index of each grouped key).
+	n := len(keys)
+	strs := make([]string, 2*n)
+	ints := make([]int, 2*n)
+	skeys, grouped := strs[:n], strs[n:]
+	where, pos := ints[:n], ints[n:]
+	batches := make([]batch, 0, min(n, len(s.nodes)))
 	for i, k := range keys {
 		sk := storedKey(k)
-		n := s.node(sk)
+		skeys[i] = sk
+		nd := s.node(sk)
 		j := 0
-		for j < len(batches) && batches[j].node != n {
+		for j < len(batches) && batches[j].node != nd {
 			j++
 		}
 		if j == len(batches) {
-			batches = append(batches, batch{node: n})
+			batches = append(batches, batch{node: nd})
 		}
+		batches[j].n++
+		where[i] = j
+	}
+	off := 0
+	for j := range batches {
 		b := &batches[j]
-		b.keys = append(b.keys, sk)
+		b.keys, b.pos = grouped[off:off:off+b.n], pos[off:off:off+b.n]
+		off += b.n
+	}
+	for i, j := range where {
+		b := &batches[j]
+		b.keys = append(b.keys, skeys[i]) // within capacity: no allocation
 		b.pos = append(b.pos, i)
 	}
 	if len(batches) == 1 {
@@ -336,7 +357,8 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	} else {
 		var wg sync.WaitGroup
 		for i := 1; i < len(batches); i++ {
-			wg.Go(func() { s.getBatch(&batches[i], values) })
+			b := &batches[i]
+			wg.Go(func() { s.getBatch(b, values) })
 		}
 		s.getBatch(&batches[0], values)
 		wg.Wait()

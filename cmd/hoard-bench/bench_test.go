@@ -165,11 +165,12 @@ func TestTable(t *testing.T) {
 			Outage: &outage{P99Before: 3, P99Stopped: 60, P99Killed: 10, P99Outage: 15, RequestsStop: 100, RequestsKill: 200}},
 	}
 	computeRatios(rs)
-	rep := &report{Results: rs, Targets: checkTargets(rs), Settings: settings{Connections: 64, DurationS: 10, WarmupS: 2, Widgets: 10000}}
+	rep := &report{Results: rs, Targets: checkTargets(rs), Settings: settings{Connections: 64, DurationS: 10, WarmupS: 2, Widgets: 10000, MemcachedPool: 10}}
 	var b bytes.Buffer
 	writeTable(&b, rep)
 	out := b.String()
 	for _, want := range []string{
+		"10000 widgets, memcached pool 10 per server;",
 		"| `hit/memory`   | 18000 |   0.20 |   2.00 |     5.00 |      0 |     1.000 |      0.90 |                  |",
 		"| `hit/redis`    |  8000 |   0.50 |   4.00 |     8.00 |      0 |     0.999 |      0.40 | 0.80 × raw/redis |",
 		"SIGSTOPped p99 60.0 ms (100 requests)",
@@ -224,6 +225,8 @@ func TestFlagsAndScenarios(t *testing.T) {
 		{args: []string{"-c", "0"}, wantErr: "-c 0: need at least 1 connection"},
 		{args: []string{"-rounds", "0"}, wantErr: "-rounds 0: need at least 1"},
 		{args: []string{"-d", "0s"}, wantErr: "-d 0s: need a positive duration"},
+		{args: []string{"-memcached-pool", "0"}, wantErr: "-memcached-pool 0: need at least 1 connection per server"},
+		{args: []string{"-scenarios", "raw/memcached*"}, want: []string{"raw/memcached", "raw/memcached/3keys"}},
 		{args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
 	} {
 		o, err := parseFlags(c.args, io.Discard)

@@ -35,6 +35,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hoardcache/hoard"
 )
 
 func main() {
@@ -78,6 +80,7 @@ type options struct {
 	memory     bool
 	from       string
 	rounds     int
+	mcPool     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -91,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of the table")
 	fs.IntVar(&o.rounds, "rounds", 1, "run the scenario list this many times (alternately forward and backward) and report, per scenario, the round with the median requests/s")
 	fs.IntVar(&o.widgets, "widgets", 10000, "size of the working set (widget ids 1..N)")
+	fs.IntVar(&o.mcPool, "memcached-pool", hoard.DefaultPoolSize, "idle connections kept per memcached server, by raw/memcached and by the memcached store (CACHE_MEMCACHED_POOL_SIZE)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each scenario's measured run to this file (with the scenario's name added when there are several); it covers the load generator too")
 	fs.StringVar(&o.svg, "svg", "", "also write a chart of requests/s and p99 per scenario to this SVG file")
 	fs.BoolVar(&o.memory, "memory", false, "also measure the memory figure: RSS after 100,000 entries of 1 KiB in the memory store")
@@ -118,6 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{fmt.Errorf("-rounds %d: need at least 1", o.rounds)}
 	case o.widgets < 1:
 		return o, usageError{fmt.Errorf("-widgets %d: need at least 1", o.widgets)}
+	case o.mcPool < 1:
+		return o, usageError{fmt.Errorf("-memcached-pool %d: need at least 1 connection per server", o.mcPool)}
 	}
 	return o, nil
 }
@@ -156,6 +162,10 @@ type settings struct {
 	Rounds      int     `json:"rounds"`
 	Widgets     int     `json:"widgets"`
 	ZipfS       float64 `json:"zipf_s"`
+	// MemcachedPool is the idle connections kept per memcached server by
+	// raw/memcached and the memcached store (0 in reports written before
+	// the -memcached-pool flag: it was 10).
+	MemcachedPool int `json:"memcached_pool_size,omitempty"`
 }
 
 // result is one scenario's line. Latencies are in milliseconds.
@@ -219,7 +229,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := &report{
 		Machine:   describeMachine(),
-		Settings:  settings{Connections: o.conns, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Rounds: o.rounds, Widgets: o.widgets, ZipfS: zipfS},
+		Settings:  settings{Connections: o.conns, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Rounds: o.rounds, Widgets: o.widgets, ZipfS: zipfS, MemcachedPool: o.mcPool},
 		StartedAt: time.Now().UTC(),
 	}
 	dir, err := os.MkdirTemp("", "hoard-bench-")
@@ -233,7 +243,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	defer db.Close()
-	e := &env{ctx: ctx, db: db, widgets: o.widgets, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	e := &env{ctx: ctx, db: db, widgets: o.widgets, mcPool: o.mcPool, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	defer e.Close()
 
 	rounds := map[string][]result{}

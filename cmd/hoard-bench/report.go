@@ -17,6 +17,8 @@ var floors = map[string]string{
 	"hit/redis/zipf":     "raw/redis",
 	"hit/memcached":      "raw/memcached",
 	"hit/memcached/zipf": "raw/memcached",
+	// The floor of a hit with hoard's key layout, against the one-key floor.
+	"raw/memcached/3keys": "raw/memcached",
 }
 
 func find(rs []result, name string) *result {
@@ -101,9 +103,13 @@ func writeTable(w io.Writer, rep *report) {
 	if rep.Settings.Rounds > 1 {
 		rounds = fmt.Sprintf(", median of %d rounds", rep.Settings.Rounds)
 	}
-	fmt.Fprintf(w, "hoard-bench: %d connections, %v per scenario after %v warm-up%s, %d widgets; %s, %d cores, %s %s\n\n",
+	pool := ""
+	if n := rep.Settings.MemcachedPool; n > 0 {
+		pool = fmt.Sprintf(", memcached pool %d per server", n)
+	}
+	fmt.Fprintf(w, "hoard-bench: %d connections, %v per scenario after %v warm-up%s, %d widgets%s; %s, %d cores, %s %s\n\n",
 		rep.Settings.Connections, time.Duration(rep.Settings.DurationS*float64(time.Second)),
-		time.Duration(rep.Settings.WarmupS*float64(time.Second)), rounds, rep.Settings.Widgets, m.CPU, m.Cores, m.GoVersion, m.OS)
+		time.Duration(rep.Settings.WarmupS*float64(time.Second)), rounds, rep.Settings.Widgets, pool, m.CPU, m.Cores, m.GoVersion, m.OS)
 	rows := [][]string{{"scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "hit ratio", "× ceiling", "× floor"}}
 	right := []bool{false, true, true, true, true, true, true, true, true}
 	if rep.Settings.Rounds > 1 {

@@ -51,7 +51,9 @@ func scenarios() []scenario {
 		{name: "raw/redis", desc: "one bare rueidis GET per request, bytes written as they come",
 			build: (*env).rawRedis},
 		{name: "raw/memcached", desc: "one bare gomemcache GET per request (pool of 3), bytes written as they come",
-			build: (*env).rawMemcached},
+			build: func(e *env) (http.Handler, func(), error) { return e.rawMemcached(false) }},
+		{name: "raw/memcached/3keys", desc: "one bare gomemcache GetMulti per request of the three keys a hit reads (the widget's bytes, one epoch key, the widget's generation key), the bytes written as they come",
+			build: func(e *env) (http.Handler, func(), error) { return e.rawMemcached(true) }},
 		{name: "uncached", desc: "the widget GET straight from SQLite, no cache",
 			build: func(e *env) (http.Handler, func(), error) {
 				return e.mux(http.HandlerFunc(e.db.getWidget), nil), nil, nil
@@ -115,6 +117,7 @@ type env struct {
 	ctx     context.Context
 	db      *widgetDB
 	widgets int
+	mcPool  int // idle connections per memcached server
 	pgsrv   *pgtest.Server
 	pg      *widgetDB // the same widgets in PostgreSQL
 	logf    func(format string, args ...any)
@@ -194,6 +197,7 @@ func (e *env) storeConfig(st string) (hoard.Config, error) {
 		}
 		cfg.Backend = hoard.BackendMemcached
 		cfg.Memcached.Servers = testserver.Addrs(pool)
+		cfg.Memcached.PoolSize = e.mcPool
 	default:
 		return cfg, fmt.Errorf("unknown store %q", st)
 	}
@@ -316,15 +320,20 @@ func (e *env) rawRedis() (http.Handler, func(), error) {
 }
 
 // rawMemcached fills the memcached pool with every widget's bytes and serves
-// them with one bare gomemcache GET per request (10 idle connections per
-// server and a 50 ms timeout, as the memcached store).
-func (e *env) rawMemcached() (http.Handler, func(), error) {
+// them with one bare gomemcache GET per request (-memcached-pool idle
+// connections per server, 10 by default, and a 50 ms timeout, as the
+// memcached store). With threeKeys, each request instead reads, with one
+// GetMulti, the three keys a hit of the memcached store reads: the entry,
+// the cache's epoch and the widget's generation, which the pool's hashing
+// spreads over up to three servers. That is the floor of a hit with hoard's
+// key layout, as raw/memcached is the floor of any hit.
+func (e *env) rawMemcached(threeKeys bool) (http.Handler, func(), error) {
 	pool, err := e.startMemcached()
 	if err != nil {
 		return nil, nil, err
 	}
 	c := memcache.New(testserver.Addrs(pool)...)
-	c.MaxIdleConns = hoard.DefaultPoolSize
+	c.MaxIdleConns = e.mcPool
 	c.Timeout = hoard.DefaultTimeout
 	prefix := uniquePrefix() + "raw:widget:"
 	for i, b := range e.db.bodies {
@@ -345,6 +354,41 @@ func (e *env) rawMemcached() (http.Handler, func(), error) {
 			return nil, err
 		}
 		return it.Value, nil
+	}
+	if threeKeys {
+		gen := strings.TrimSuffix(prefix, "raw:widget:") + "#g:widget:"
+		epoch := strings.TrimSuffix(prefix, "raw:widget:") + "#epoch"
+		fill := func(key string) error {
+			var err error
+			for try := 0; try < 3; try++ {
+				if err = c.Set(&memcache.Item{Key: key, Value: []byte("12345678"), Expiration: 600}); err == nil {
+					break
+				}
+			}
+			return err
+		}
+		if err := fill(epoch); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("raw/memcached/3keys: fill: %w", err)
+		}
+		for i := range e.db.bodies {
+			if err := fill(gen + strconv.Itoa(i+1)); err != nil {
+				c.Close()
+				return nil, nil, fmt.Errorf("raw/memcached/3keys: fill: %w", err)
+			}
+		}
+		get = func(_ context.Context, id int) ([]byte, error) {
+			key := prefix + strconv.Itoa(id)
+			items, err := c.GetMulti([]string{key, epoch, gen + strconv.Itoa(id)})
+			if err != nil {
+				return nil, err
+			}
+			it := items[key]
+			if it == nil {
+				return nil, memcache.ErrCacheMiss
+			}
+			return it.Value, nil
+		}
 	}
 	return e.mux(e.db.rawGet(get), nil), func() { c.Close() }, nil
 }
