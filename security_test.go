@@ -25,7 +25,7 @@ import (
 
 // serveLocal runs one request through h in process and returns what the
 // client would receive; header holds name, value pairs ("Host" sets r.Host).
-func serveLocal(t *testing.T, h http.Handler, method, target string, header ...string) testResponse {
+func serveLocal(t testing.TB, h http.Handler, method, target string, header ...string) testResponse {
 	t.Helper()
 	req := httptest.NewRequest(method, target, nil)
 	for i := 0; i+1 < len(header); i += 2 {
@@ -44,7 +44,7 @@ func serveLocal(t *testing.T, h http.Handler, method, target string, header ...s
 
 // localMux registers routes on a ServeMux with c.Handle (or c.Middleware
 // when viaMiddleware) and counts handler runs per pattern.
-func localMux(t *testing.T, c *hoard.Cache, routes ...miniRoute) (*http.ServeMux, map[string]*atomic.Int64) {
+func localMux(t testing.TB, c *hoard.Cache, routes ...miniRoute) (*http.ServeMux, map[string]*atomic.Int64) {
 	t.Helper()
 	mux := http.NewServeMux()
 	runs := map[string]*atomic.Int64{}
