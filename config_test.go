@@ -2,6 +2,8 @@ package hoard
 
 import (
 	"errors"
+	"maps"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -464,15 +466,19 @@ func TestConfigRedactURL(t *testing.T) {
 }
 
 // FuzzFromLookup feeds FromLookup an environment written as KEY=VALUE
-// lines. It must never panic; an error must name, at the start of each of
-// its lines, a variable FromEnv reads; a success must be a valid Config
-// with its defaults filled in and usable addresses.
+// lines. It must never panic and always give the same answer; an error must
+// name, at the start of each of its lines, a variable FromEnv reads, and
+// never show a Redis password (CACHE_REDIS_PASSWORD, or the one in
+// CACHE_REDIS_URL); a success must be a valid Config with its defaults
+// filled in and usable addresses.
 func FuzzFromLookup(f *testing.F) {
 	f.Add("CACHE_BACKEND=redis\nCACHE_REDIS_URL=redis://u:p@h:1/2")
 	f.Add("CACHE_TIMEOUT=50\nCACHE_ENABLED=maybe")
 	f.Add("CACHE_MEMCACHED_SERVERS=a:1,[::1]:2,b\nCACHE_MEMCACHED_PORT=0")
 	f.Add("CLIENT_CACHE_MAX_AGE=0\nCLIENT_CACHE_PUBLIC_PREFIXES=/a,b\nAPI_PREFIX=/")
 	f.Add("DEFAULT_CACHE_EXPIRATION=2147483648\nCACHE_REDIS_CLUSTER=1\nCACHE_REDIS_DB=1")
+	f.Add("CACHE_REDIS_URL=redis://u:s3cret@h:99999/0\nCACHE_REDIS_PASSWORD=hunter22\nCACHE_REDIS_PORT=x")
+	f.Add("CACHE_REDIS_URL=redis://:p%40ss@h/x?addr=b\nCACHE_BACKEND=redis")
 	vars := EnvVars()
 	f.Fuzz(func(t *testing.T, data string) {
 		env := map[string]string{}
@@ -481,7 +487,11 @@ func FuzzFromLookup(f *testing.F) {
 			env[k] = v
 		}
 		c, err := FromLookup(cfgLookup(env))
+		if again, err2 := FromLookup(cfgLookup(env)); !reflect.DeepEqual(c, again) || (err == nil) != (err2 == nil) {
+			t.Fatalf("FromLookup is not deterministic: %+v, %v / %+v, %v", c, err, again, err2)
+		}
 		if err != nil {
+			checkPasswordsHidden(t, env, err)
 			for line := range strings.SplitSeq(err.Error(), "\n") {
 				name, _, ok := strings.Cut(line, "=")
 				if !ok || !slices.Contains(vars, name) {
@@ -507,6 +517,38 @@ func FuzzFromLookup(f *testing.F) {
 		}
 		newClientCachePolicyOrFail(t, c.Client)
 	})
+}
+
+// checkPasswordsHidden fails if err shows a password of env: the error is
+// computed again with each password replaced by another string, and a
+// password that appears only when it is set has leaked.
+func checkPasswordsHidden(t *testing.T, env map[string]string, err error) {
+	t.Helper()
+	other := func(p string) string {
+		q := strings.Repeat("Q", len(p))
+		if q == p {
+			q = strings.Repeat("R", len(p))
+		}
+		return q
+	}
+	leaked := func(pw string, with map[string]string) {
+		_, err2 := FromLookup(cfgLookup(with))
+		if strings.Contains(err.Error(), pw) && (err2 == nil || !strings.Contains(err2.Error(), pw)) {
+			t.Fatalf("the error shows the password %q:\n%v", pw, err)
+		}
+	}
+	if pw := env["CACHE_REDIS_PASSWORD"]; pw != "" {
+		with := maps.Clone(env)
+		with["CACHE_REDIS_PASSWORD"] = other(pw)
+		leaked(pw, with)
+	}
+	if u, perr := url.Parse(env["CACHE_REDIS_URL"]); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" && strings.Count(env["CACHE_REDIS_URL"], ":"+pw+"@") == 1 {
+			with := maps.Clone(env)
+			with["CACHE_REDIS_URL"] = strings.Replace(env["CACHE_REDIS_URL"], ":"+pw+"@", ":"+other(pw)+"@", 1)
+			leaked(pw, with)
+		}
+	}
 }
 
 func newClientCachePolicyOrFail(t *testing.T, cc ClientCacheConfig) {
