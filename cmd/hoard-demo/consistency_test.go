@@ -1,0 +1,524 @@
+//go:build consistency
+
+package main
+
+// The stale-read checker (internal/consistency) through the real demo HTTP
+// stack on SQLite, on every store, and under store faults (issue 6, items 1
+// and 2). CPU-heavy, so behind the consistency build tag and run on its own:
+//
+//	go test -race -count=1 -tags consistency -run 'Consistency' ./cmd/hoard-demo
+//
+// Longer runs: add -consistency.duration=60s (the per-store runs; the fault
+// scenarios keep their fixed timeline).
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/consistency"
+	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testserver"
+)
+
+var consistencyDuration = flag.Duration("consistency.duration", 20*time.Second,
+	"how long TestConsistency runs the stale-read checker on each store")
+
+// Checker load: a moderate client count for a 2-core machine, and the
+// least throughput a run must reach to count (well below what -race on a
+// loaded 2-core machine does, so a slow CI box passes while a run that
+// mostly waits on timeouts does not).
+const (
+	ccClients      = 16
+	ccMinGETsPerS  = 100
+	ccMinPUTsPerS  = 5
+	ccWriteShare   = 0.1
+	ccPostFaultMin = 5 * time.Second
+
+	ccWarm   = 3 * time.Second // before a fault
+	ccOutage = 5 * time.Second // a fault's length
+)
+
+// ccEnv is one demo server on a fresh SQLite database and a Cache on the
+// given configuration, with the checker pointed at it.
+type ccEnv struct {
+	t     *testing.T
+	cache *hoard.Cache
+	url   string
+	logs  *syncBuffer // warnings and errors of the server and of hoard
+}
+
+func newCCEnv(t *testing.T, cfg hoard.Config) *ccEnv {
+	t.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = logger
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = storefixture.UniquePrefix()
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = storefixture.Timeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := hoard.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("open the cache: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h, err := newServer(config{Cache: c.Config()}, sqliteDB(t), c, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			s := logs.String()
+			if len(s) > 8000 {
+				s = "…" + s[len(s)-8000:]
+			}
+			t.Logf("server warnings and errors:\n%s", s)
+		}
+	})
+	return &ccEnv{t: t, cache: c, url: srv.URL, logs: logs}
+}
+
+// ccRun is a checker running in the background.
+type ccRun struct {
+	c      *consistency.Checker
+	cancel context.CancelFunc
+	done   chan consistency.Report
+	once   sync.Once
+	report consistency.Report
+}
+
+func (e *ccEnv) start(ids []int64) *ccRun {
+	e.t.Helper()
+	c, err := consistency.New(consistency.Config{
+		BaseURL:       e.url + "/api/v1/widgets",
+		IDs:           ids,
+		Clients:       ccClients,
+		WriteFraction: ccWriteShare,
+		MaxExamples:   20,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &ccRun{c: c, cancel: cancel, done: make(chan consistency.Report, 1)}
+	go func() { r.done <- c.Run(ctx) }()
+	e.t.Cleanup(func() { r.stop(); c.Close() })
+	return r
+}
+
+// stop ends the run and returns the whole report.
+func (r *ccRun) stop() consistency.Report {
+	r.once.Do(func() {
+		r.cancel()
+		r.report = <-r.done
+	})
+	return r.report
+}
+
+// ccIDs are the widgets the checker uses: 12 of the 15 seeded ones.
+func ccIDs() []int64 {
+	ids := make([]int64, 12)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	return ids
+}
+
+// checkRun asserts what every run must show: no failure of any kind, and
+// traffic proportional to its length.
+func checkRun(t *testing.T, label string, r consistency.Report) {
+	t.Helper()
+	t.Logf("%s: %v", label, r)
+	if err := r.Err(); err != nil {
+		t.Errorf("%s: %v", label, err)
+	}
+	secs := r.Elapsed.Seconds()
+	if min := int64(ccMinGETsPerS * secs); r.GETs < min {
+		t.Errorf("%s: %d GETs in %v; want at least %d (%d/s)", label, r.GETs, r.Elapsed, min, ccMinGETsPerS)
+	}
+	if min := int64(ccMinPUTsPerS * secs); r.PUTs < min {
+		t.Errorf("%s: %d PUTs in %v; want at least %d (%d/s)", label, r.PUTs, r.Elapsed, min, ccMinPUTsPerS)
+	}
+	if r.Hits == 0 {
+		t.Errorf("%s: no cache hit at all; the run proves nothing about stale hits", label)
+	}
+}
+
+// figures prints one line per run that the reliability notes quote.
+func figures(t *testing.T, label string, r consistency.Report) {
+	t.Helper()
+	t.Logf("FIGURES %-28s GETs %7d  PUTs %6d  hits %5.1f%%  stale %d  invalid %d  non-2xx %d  transport %d  (%v)",
+		label, r.GETs, r.PUTs, 100*r.HitRatio(), r.Stale, r.Invalid, r.Non2xx, r.TransportErrors, r.Elapsed.Round(time.Second))
+}
+
+// TestConsistency runs the checker on each store for -consistency.duration
+// (20 s by default).
+func TestConsistency(t *testing.T) {
+	d := *consistencyDuration
+	for _, name := range storefixture.Names {
+		t.Run(name, func(t *testing.T) {
+			e := newCCEnv(t, storefixture.Shared(t, name).Config(t))
+			run := e.start(ccIDs())
+			time.Sleep(d)
+			r := run.stop()
+			figures(t, name, r)
+			checkRun(t, name, r)
+		})
+	}
+}
+
+// phase is one step of a fault scenario: act runs at its start (nil: none),
+// then the checker runs on for d.
+type phase struct {
+	name string
+	d    time.Duration
+	act  func(t *testing.T)
+}
+
+// runPhases runs the checker through phases and returns the report of each
+// phase (its window) and of the whole run. Every scenario fails on any
+// stale read, non-2xx answer, invalid answer or transport error.
+func runPhases(t *testing.T, e *ccEnv, ids []int64, phases []phase) ([]consistency.Report, consistency.Report) {
+	t.Helper()
+	run := e.start(ids)
+	var windows []consistency.Report
+	prev := run.c.Snapshot()
+	for _, p := range phases {
+		if p.act != nil {
+			p.act(t)
+		}
+		time.Sleep(p.d)
+		now := run.c.Snapshot()
+		w := now.Sub(prev)
+		t.Logf("%-10s %v", p.name+":", w)
+		windows = append(windows, w)
+		prev = now
+	}
+	total := run.stop()
+	figures(t, t.Name()[strings.LastIndex(t.Name(), "/")+1:], total)
+	checkRun(t, "whole run", total)
+	return windows, total
+}
+
+// checkFault asserts the common shape of a fault scenario: phases are
+// warm-up, fault, (anything), and a final post-fault window. Hits before
+// the fault; PUTs acknowledged during it (writes during the outage that a
+// later GET must see); hits again at the end, so that the post-fault window
+// did test stale hits.
+func checkFault(t *testing.T, w []consistency.Report) {
+	t.Helper()
+	if w[0].Hits == 0 {
+		t.Errorf("no hit before the fault: %v", w[0])
+	}
+	if acked := w[1].PUTs; acked == 0 {
+		t.Errorf("no PUT during the fault: %v", w[1])
+	}
+	last := w[len(w)-1]
+	if last.Hits == 0 {
+		t.Errorf("no hit after the store came back (last %v): the post-fault window proves nothing", last.Elapsed)
+	}
+}
+
+func redisConfig(addr string) hoard.Config {
+	cfg := hoard.Config{Backend: hoard.BackendRedis}
+	cfg.Redis.URL = "redis://" + addr + "/0"
+	return cfg
+}
+
+func check(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsistencyFaults: store faults while the checker runs. Each scenario
+// has its own servers.
+func TestConsistencyFaults(t *testing.T) {
+	// SIGKILL, 5 s down, restarted with its data (append-only file, fsync
+	// always): the entries and generations from before the outage come
+	// back, so the PUTs acknowledged during the outage (their
+	// invalidations pending) must be replayed before any hit.
+	t.Run("RedisKilled", func(t *testing.T) {
+		r := testserver.RedisT(t, testserver.RedisOptions{Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
+		e := newCCEnv(t, redisConfig(r.Addr))
+		w, _ := runPhases(t, e, ccIDs(), []phase{
+			{"warm-up", ccWarm, nil},
+			{"killed", ccOutage, func(t *testing.T) { check(t, r.Kill()) }},
+			{"restarted", ccPostFaultMin, func(t *testing.T) { check(t, r.Restart()) }},
+		})
+		checkFault(t, w)
+		if n, err := r.Do("DBSIZE"); err != nil || n == "0" {
+			t.Errorf("DBSIZE after the restart = %q, %v; want the data back from the append-only file", n, err)
+		}
+	})
+
+	// SIGSTOP for 5 s, then SIGCONT: commands sent meanwhile time out on the
+	// client and run late on the server.
+	t.Run("RedisFrozen", func(t *testing.T) {
+		r := testserver.RedisT(t, testserver.RedisOptions{})
+		e := newCCEnv(t, redisConfig(r.Addr))
+		w, _ := runPhases(t, e, ccIDs(), []phase{
+			{"warm-up", ccWarm, nil},
+			{"frozen", ccOutage, func(t *testing.T) { check(t, r.Pause()) }},
+			{"resumed", ccPostFaultMin, func(t *testing.T) { check(t, r.Resume()) }},
+		})
+		checkFault(t, w)
+	})
+
+	// Generation keys lost: a restart without persistence (a short outage,
+	// and an empty server), then FLUSHALL (no error at all: the client only
+	// finds the generations gone).
+	t.Run("RedisEmptied", func(t *testing.T) {
+		r := testserver.RedisT(t, testserver.RedisOptions{})
+		e := newCCEnv(t, redisConfig(r.Addr))
+		w, _ := runPhases(t, e, ccIDs(), []phase{
+			{"warm-up", ccWarm, nil},
+			{"restarted", 4 * time.Second, func(t *testing.T) { check(t, r.Restart()) }},
+			{"flushed", ccPostFaultMin, func(t *testing.T) {
+				if _, err := r.Do("FLUSHALL"); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		})
+		// The restart is short; the PUT check of checkFault is about the
+		// restart window, which does see PUTs.
+		checkFault(t, w)
+	})
+
+	t.Run("RedisEvicting", testRedisEvicting)
+	t.Run("MemcachedOneKilled", testMemcachedOneKilled)
+	t.Run("ClusterMasterKilled", testClusterMasterKilled)
+}
+
+// testRedisEvicting: a Redis with a small maxmemory and allkeys-lru, and a
+// filler that keeps writing other keys, so that entries and generation
+// keys are evicted while the checker runs. Evicted keys are watched with
+// keyspace notifications: the test requires generation keys among them.
+func testRedisEvicting(t *testing.T) {
+	r := testserver.RedisT(t, testserver.RedisOptions{Args: []string{
+		"--maxmemory-policy", "allkeys-lru", "--notify-keyspace-events", "Ee"}})
+	e := newCCEnv(t, redisConfig(r.Addr))
+	ns := e.cache.Config().KeyPrefix
+
+	// Watch evictions.
+	sub, err := r.Dial()
+	check(t, err)
+	check(t, sub.Send("SUBSCRIBE", "__keyevent@0__:evicted"))
+	if _, err := sub.Receive(); err != nil {
+		t.Fatal(err)
+	}
+	var evictedGens, evictedEntries atomic.Int64
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			m, err := sub.Receive()
+			if err != nil {
+				return
+			}
+			if a, ok := m.([]any); ok && len(a) == 3 {
+				k, _ := a[2].(string)
+				switch {
+				case strings.HasPrefix(k, ns+"#g:"):
+					evictedGens.Add(1)
+				case strings.HasPrefix(k, ns+"widget:"):
+					evictedEntries.Add(1)
+				}
+			}
+		}
+	})
+	defer watch.Wait()
+	defer sub.Close()
+
+	// The filler: 4 KiB values under other keys, about 400 a second.
+	fill, err := r.Dial()
+	check(t, err)
+	defer fill.Close()
+	stopFill := make(chan struct{})
+	var filler sync.WaitGroup
+	defer filler.Wait()
+	defer close(stopFill)
+	startFill := func(t *testing.T) {
+		info, err := r.Info("memory")
+		check(t, err)
+		used, _ := strconv.ParseInt(info["used_memory"], 10, 64)
+		// Room for the working set (12 entries and generations, a few KiB)
+		// and a little filler: the filler forces evictions of everything.
+		limit := used + 96<<10
+		if _, err := r.Do("CONFIG", "SET", "maxmemory", strconv.FormatInt(limit, 10)); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("used_memory %d, maxmemory %d", used, limit)
+		val := strings.Repeat("x", 4096)
+		filler.Go(func() {
+			tick := time.NewTicker(2500 * time.Microsecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stopFill:
+					return
+				case <-tick.C:
+				}
+				if _, err := fill.Do("SET", "filler:"+strconv.Itoa(i), val); err != nil {
+					t.Errorf("filler SET: %v", err)
+					return
+				}
+			}
+		})
+	}
+	w, _ := runPhases(t, e, ccIDs(), []phase{
+		{"warm-up", ccWarm, nil},
+		{"evicting", 10 * time.Second, startFill},
+	})
+	info, err := r.Info("stats")
+	check(t, err)
+	evicted, _ := strconv.ParseInt(info["evicted_keys"], 10, 64)
+	t.Logf("evicted_keys %d: %d generation keys, %d widget entries of this cache", evicted, evictedGens.Load(), evictedEntries.Load())
+	if evicted == 0 || evictedGens.Load() == 0 {
+		t.Errorf("evicted_keys %d, generation keys evicted %d; want both > 0 (the scenario did not evict generations)", evicted, evictedGens.Load())
+	}
+	if w[1].Hits == 0 {
+		t.Errorf("no hit while evicting: %v; the scenario proves nothing about stale hits", w[1])
+	}
+}
+
+// testMemcachedOneKilled: one of three memcached servers is killed for 5 s
+// and restarted empty. Widgets with a key (entry or generation) on it miss
+// meanwhile; the others keep hitting; afterwards all hit again. The killed
+// server is one that does not hold the namespace epoch (every read needs
+// it, so killing its server makes every read miss, a case the Redis
+// scenarios cover).
+func testMemcachedOneKilled(t *testing.T) {
+	pool := testserver.MemcachedPoolT(t, 3, testserver.MemcachedOptions{})
+	cfg := hoard.Config{Backend: hoard.BackendMemcached}
+	cfg.Memcached.Servers = testserver.Addrs(pool)
+	e := newCCEnv(t, cfg)
+	ns := e.cache.Config().KeyPrefix
+	ids := ccIDs()
+
+	// where returns the index of the server holding key, or -1.
+	where := func(key string) int {
+		for i, m := range pool {
+			if v, err := m.Do("get " + key); err == nil && strings.Contains(v, "VALUE ") {
+				return i
+			}
+		}
+		return -1
+	}
+	var (
+		victim   = -1
+		affected = map[int64]bool{}
+	)
+	locate := func(t *testing.T) {
+		epoch := where(ns + "#epoch")
+		if epoch < 0 {
+			t.Fatal("the namespace epoch is on no server after the warm-up")
+		}
+		entry := map[int64]int{}
+		gen := map[int64]int{}
+		deadline := time.Now().Add(3 * time.Second)
+		for len(entry) < len(ids) || len(gen) < len(ids) {
+			if time.Now().After(deadline) {
+				t.Fatalf("could not locate every widget's keys within 3 s: entries %v, generations %v", entry, gen)
+			}
+			for _, id := range ids {
+				s := strconv.FormatInt(id, 10)
+				if _, ok := entry[id]; !ok {
+					if i := where(ns + "widget:" + s); i >= 0 {
+						entry[id] = i
+					}
+				}
+				if _, ok := gen[id]; !ok {
+					if i := where(ns + "#g:widget:" + s); i >= 0 {
+						gen[id] = i
+					}
+				}
+			}
+		}
+		for v := range pool {
+			if v == epoch {
+				continue
+			}
+			aff := map[int64]bool{}
+			for _, id := range ids {
+				if entry[id] == v || gen[id] == v {
+					aff[id] = true
+				}
+			}
+			if len(aff) > 0 && len(aff) < len(ids) {
+				victim, affected = v, aff
+				break
+			}
+		}
+		if victim < 0 {
+			t.Fatalf("no server to kill that holds some widgets' keys but not all, nor the epoch (epoch on %d; entries %v, generations %v)", epoch, entry, gen)
+		}
+		t.Logf("epoch on server %d; killing server %d, which holds a key of widgets %v", epoch, victim, affected)
+		check(t, pool[victim].Kill())
+	}
+	w, _ := runPhases(t, e, ids, []phase{
+		{"warm-up", ccWarm, nil},
+		{"settling", 500 * time.Millisecond, locate},
+		{"killed", 4500 * time.Millisecond, nil},
+		{"restarted", ccPostFaultMin, func(t *testing.T) { check(t, pool[victim].Restart()) }},
+	})
+	checkFault(t, append(w[:1:1], w[2:]...))
+	down, after := w[2], w[3]
+	var hitsOthers int64
+	for _, wr := range down.Widgets {
+		if affected[wr.ID] {
+			if wr.Hits != 0 {
+				t.Errorf("widget %d has a key on the killed server but had %d hits while it was down", wr.ID, wr.Hits)
+			}
+		} else {
+			hitsOthers += wr.Hits
+		}
+	}
+	if hitsOthers == 0 {
+		t.Errorf("no hit on the widgets whose keys are all on live servers while one server was down: %v", down)
+	}
+	var hitsAffected int64
+	for _, wr := range after.Widgets {
+		if affected[wr.ID] {
+			hitsAffected += wr.Hits
+		}
+	}
+	if hitsAffected == 0 {
+		t.Errorf("the killed server's widgets do not hit again after its restart: %v", after.Widgets)
+	}
+}
+
+// testClusterMasterKilled: one master of a 3-master Cluster (no replicas)
+// is killed for 5 s, then restarted; the cluster must be healthy again and
+// hits must resume.
+func testClusterMasterKilled(t *testing.T) {
+	cl := testserver.RedisClusterT(t, 3, 0)
+	cfg := hoard.Config{Backend: hoard.BackendRedis}
+	cfg.Redis.URL = "redis://" + cl.Addrs[0]
+	cfg.Redis.Cluster = true
+	e := newCCEnv(t, cfg)
+	m := cl.Masters()[1]
+	w, _ := runPhases(t, e, ccIDs(), []phase{
+		{"warm-up", ccWarm, nil},
+		{"killed", 5 * time.Second, func(t *testing.T) { check(t, m.Kill()) }},
+		{"restarted", 7 * time.Second, func(t *testing.T) {
+			check(t, m.Restart())
+			check(t, cl.WaitHealthy(testserver.ClusterTimeout))
+		}},
+	})
+	checkFault(t, w)
+}
