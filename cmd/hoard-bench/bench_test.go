@@ -186,6 +186,21 @@ func TestTable(t *testing.T) {
 	}
 }
 
+func TestTableCPUColumn(t *testing.T) {
+	rep := &report{Results: []result{{Scenario: "hit/memcached", RPS: 5000, CPUPerReqUS: 123.4}, {Scenario: "raw/memcached", RPS: 9000}}}
+	var b bytes.Buffer
+	writeTable(&b, rep)
+	for _, want := range []string{"| CPU µs/req |", "|        123 |", "|            |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	medians := medianRound([]result{{RPS: 1, CPUPerReqUS: 300}, {RPS: 2, CPUPerReqUS: 100}, {RPS: 3, CPUPerReqUS: 200}})
+	if medians.RPS != 2 || medians.CPUPerReqUS != 200 {
+		t.Errorf("medianRound: %v req/s, %v µs/req; want the median of each, 2 and 200", medians.RPS, medians.CPUPerReqUS)
+	}
+}
+
 func TestMedianRound(t *testing.T) {
 	got := medianRound([]result{{Scenario: "x", RPS: 300, P99: 3}, {Scenario: "x", RPS: 100, P99: 1, Errors: 2, FirstError: "boom"}, {Scenario: "x", RPS: 200, P99: 2}})
 	if got.RPS != 200 || got.P99 != 2 || got.Errors != 2 || got.FirstError != "boom" || fmt.Sprint(got.RoundsRPS) != "[300 100 200]" {

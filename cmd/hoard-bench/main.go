@@ -179,13 +179,19 @@ type result struct {
 	P99         float64   `json:"p99_ms"`
 	P999        float64   `json:"p999_ms"`
 	Errors      int64     `json:"errors"`
-	FirstError  string    `json:"first_error,omitempty"`
-	HitRatio    *float64  `json:"hit_ratio,omitempty"`
-	Puts        int64     `json:"puts,omitempty"`
-	VsCeiling   *float64  `json:"vs_ceiling,omitempty"`
-	Floor       string    `json:"floor,omitempty"`
-	VsFloor     *float64  `json:"vs_floor,omitempty"`
-	Outage      *outage   `json:"outage,omitempty"`
+	// CPUPerReqUS is the CPU time (user + system) of this whole process
+	// (server under test and load generator, not the store servers) per
+	// request of the measured run, in microseconds; with -rounds, the
+	// median of the rounds'. Less sensitive than requests/s to other
+	// processes competing for the cores.
+	CPUPerReqUS float64  `json:"cpu_us_per_request,omitempty"`
+	FirstError  string   `json:"first_error,omitempty"`
+	HitRatio    *float64 `json:"hit_ratio,omitempty"`
+	Puts        int64    `json:"puts,omitempty"`
+	VsCeiling   *float64 `json:"vs_ceiling,omitempty"`
+	Floor       string   `json:"floor,omitempty"`
+	VsFloor     *float64 `json:"vs_floor,omitempty"`
+	Outage      *outage  `json:"outage,omitempty"`
 }
 
 // outage splits the outage scenario's latencies by phase.
@@ -353,7 +359,9 @@ func runScenario(ctx context.Context, e *env, sc scenario, o options, several bo
 	if sc.outage {
 		stopOutage = e.runOutage(ctx, o.duration, &phase)
 	}
+	cpu0 := processCPU()
 	lr := cl.run(ctx, o.conns, o.duration, true, &phase)
+	cpu := processCPU() - cpu0
 	if stopOutage != nil {
 		if err := stopOutage(); err != nil {
 			return nil, err
@@ -374,6 +382,7 @@ func runScenario(ctx context.Context, e *env, sc scenario, o options, several bo
 		P999:        ms(percentile(all, 0.999)),
 		Errors:      lr.Errors,
 		FirstError:  lr.FirstErr,
+		CPUPerReqUS: perRequestUS(cpu, lr.Requests),
 		Puts:        lr.Puts,
 	}
 	if sc.hits && lr.Gets > 0 {
@@ -420,6 +429,23 @@ func describeMachine() machine {
 	return m
 }
 
+// processCPU returns the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perRequestUS is cpu per request in microseconds (0 without requests).
+func perRequestUS(cpu time.Duration, requests int64) float64 {
+	if requests <= 0 || cpu <= 0 {
+		return 0
+	}
+	return float64(cpu) / float64(time.Microsecond) / float64(requests)
+}
+
 // medianRound returns the round with the median requests/s (the lower
 // median for an even count), with every round's requests/s and the errors
 // of all rounds.
@@ -430,6 +456,12 @@ func medianRound(rs []result) result {
 	byRPS := slices.Clone(rs)
 	slices.SortFunc(byRPS, func(a, b result) int { return cmp.Compare(a.RPS, b.RPS) })
 	med := byRPS[(len(byRPS)-1)/2]
+	cpus := make([]float64, 0, len(rs))
+	for _, r := range rs {
+		cpus = append(cpus, r.CPUPerReqUS)
+	}
+	slices.Sort(cpus)
+	med.CPUPerReqUS = cpus[(len(cpus)-1)/2]
 	med.Errors = 0
 	for _, r := range rs {
 		med.RoundsRPS = append(med.RoundsRPS, r.RPS)

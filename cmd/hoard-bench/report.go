@@ -112,12 +112,24 @@ func writeTable(w io.Writer, rep *report) {
 		time.Duration(rep.Settings.WarmupS*float64(time.Second)), rounds, rep.Settings.Widgets, pool, m.CPU, m.Cores, m.GoVersion, m.OS)
 	rows := [][]string{{"scenario", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "hit ratio", "× ceiling", "× floor"}}
 	right := []bool{false, true, true, true, true, true, true, true, true}
+	cpuCol := slices.ContainsFunc(rep.Results, func(r result) bool { return r.CPUPerReqUS > 0 })
+	if cpuCol {
+		rows[0] = append(rows[0], "CPU µs/req")
+		right = append(right, true)
+	}
 	if rep.Settings.Rounds > 1 {
 		rows[0] = append(rows[0], "req/s of each round")
 		right = append(right, false)
 	}
 	for _, r := range rep.Results {
 		row := []string{"`" + r.Scenario + "`", fmt.Sprintf("%.0f", r.RPS), fmtMS(r.P50), fmtMS(r.P99), fmtMS(r.P999), fmt.Sprint(r.Errors), "", "", ""}
+		if cpuCol {
+			cpu := ""
+			if r.CPUPerReqUS > 0 {
+				cpu = fmt.Sprintf("%.0f", r.CPUPerReqUS)
+			}
+			row = append(row, cpu)
+		}
 		if rep.Settings.Rounds > 1 {
 			var each []string
 			for _, v := range r.RoundsRPS {
