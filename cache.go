@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,23 +151,26 @@ func (c *Cache) checkKey(key string) error {
 
 // --- store calls through the breaker -------------------------------------
 
-// usable reports whether the store may serve reads now: the breaker is
-// closed (or lets a probe through) and no failed invalidation is waiting.
-// Pending invalidations are replayed first; until they succeed, reads skip
-// the cache, so an invalidation lost to an outage never lets a stale entry
-// be served.
+// usable reports whether the store may be called now: the breaker is
+// closed (or lets a probe through). If invalidations failed earlier, it
+// first tries to replay them all (one request at a time, and at most once
+// per replayInterval after a failed replay). The reads they concern are not
+// served from the store until their own generations are written (getMulti),
+// so an invalidation lost to an outage never lets a stale entry be served,
+// while the namespaces it does not name keep hitting.
 func (c *Cache) usable(ctx context.Context) bool {
 	if !c.breaker.allow() {
 		return false
 	}
-	if c.pending.empty() {
-		return true
+	if !c.pending.empty() && time.Now().UnixNano() >= c.pending.retryAt.Load() {
+		c.replayPending(ctx)
 	}
-	return c.replayPending(ctx)
+	return true
 }
 
-// replayPending writes the pending invalidations. Only one request replays
-// at a time; the others skip the cache until it has succeeded.
+// replayPending writes the pending invalidations, as far as the store takes
+// them, and reports whether none is left. Only one request replays at a
+// time; the others go on without waiting.
 func (c *Cache) replayPending(ctx context.Context) bool {
 	if !c.pending.replay.TryLock() {
 		return false
@@ -176,13 +180,41 @@ func (c *Cache) replayPending(ctx context.Context) bool {
 	if len(genKeys)+len(delKeys) == 0 {
 		return true
 	}
-	if err := c.writeInvalidation(ctx, genKeys, delKeys); err != nil {
-		c.log.error("hoard: replaying invalidations failed; serving uncached until the store is back", err,
-			slog.Int("pending", len(genKeys)+len(delKeys)))
+	// In random order: keys the store takes are written even when another
+	// one keeps failing (its server of a pool is down) and stops the replay.
+	rand.Shuffle(len(genKeys), func(i, j int) { genKeys[i], genKeys[j] = genKeys[j], genKeys[i] })
+	rand.Shuffle(len(delKeys), func(i, j int) { delKeys[i], delKeys[j] = delKeys[j], delKeys[i] })
+	failed, err := c.replay(ctx, genKeys, delKeys, seq)
+	if err != nil {
+		c.log.error("hoard: replaying invalidations failed; the namespaces they name are served uncached until the store takes them", err,
+			slog.Int("pending", failed))
 		return false
 	}
-	c.pending.forget(seq)
 	return c.pending.empty()
+}
+
+// replay writes pending invalidations snapshot at seq (one call per key, so
+// that the keys of a server that answers are written when another server's
+// are not) and forgets those written. It returns how many it could not
+// write. Its failures reach the breaker at most once per replayInterval.
+func (c *Cache) replay(ctx context.Context, genKeys, delKeys []string, seq uint64) (failed int, err error) {
+	failedGens, failedDels, err := c.writeInvalidationRecorded(ctx, genKeys, delKeys, false)
+	c.pending.forgetKeys(without(genKeys, failedGens), without(delKeys, failedDels), seq)
+	switch {
+	case err == nil:
+		c.breaker.record(nil)
+	case c.pending.failedAt(time.Now()):
+		c.breaker.record(err)
+	}
+	return len(failedGens) + len(failedDels), err
+}
+
+// without returns the keys not in drop.
+func without(keys, drop []string) []string {
+	if len(drop) == 0 {
+		return keys
+	}
+	return slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(drop, k) })
 }
 
 // callContext bounds one store call by CACHE_TIMEOUT, unless the store
@@ -194,7 +226,29 @@ func (c *Cache) callContext(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, c.cfg.Timeout)
 }
 
+// errPending is getMulti's answer for keys that include a generation whose
+// invalidation failed and has not been replayed yet.
+var errPending = fmt.Errorf("%w: an invalidation of this namespace failed and is waiting to be replayed; it is served uncached until the store takes it", ErrUnavailable)
+
+// getMulti reads keys in one round trip. If any of them is a pending
+// generation (its invalidation failed and is not replayed yet) it first
+// replays those, and if that fails it returns errPending without reading:
+// the entry it would check could be one the failed invalidation was meant
+// to make stale. The check comes before the read, so that a replay that
+// ends while the read runs cannot let the read use a generation from
+// before the replay.
 func (c *Cache) getMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	if c.pending.blocks(keys) {
+		// Write this read's own pending generations; the other pending
+		// ones (their server may still be down) are not its business.
+		if gens, dels, seq := c.pending.pendingAmong(keys); len(gens)+len(dels) > 0 {
+			c.replay(ctx, gens, dels, seq)
+		}
+		if c.pending.blocks(keys) {
+			c.breaker.abandon() // a probe that did not get through must not keep the slot
+			return nil, errPending
+		}
+	}
 	if !c.selfTimed {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
@@ -218,25 +272,31 @@ func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Durati
 const maxInvalidationFanout = 8
 
 // writeInvalidation replaces each generation with a fresh value and deletes
-// the given entry keys. The calls run concurrently, so an invalidation costs
-// one round trip (and a frozen store one timeout), however many namespaces
-// it names; after the first failure no new call is started.
-func (c *Cache) writeInvalidation(ctx context.Context, genKeys, delKeys []string) error {
-	calls := len(genKeys)
-	if len(delKeys) > 0 {
-		calls++
-	}
+// the given entry keys. The calls (one per key) run concurrently, so an
+// invalidation costs one round trip (and a frozen store one timeout),
+// however many keys it names; after the first failure no new call is
+// started. It returns the generation and entry keys it did not write
+// (failed or not tried).
+func (c *Cache) writeInvalidation(ctx context.Context, genKeys, delKeys []string) (failedGens, failedDels []string, err error) {
+	return c.writeInvalidationRecorded(ctx, genKeys, delKeys, true)
+}
+
+// writeInvalidationRecorded is writeInvalidation; record says whether its
+// outcome goes to the breaker.
+func (c *Cache) writeInvalidationRecorded(ctx context.Context, genKeys, delKeys []string, record bool) (failedGens, failedDels []string, err error) {
+	calls := len(genKeys) + len(delKeys)
 	call := func(i int) error {
 		ctx, cancel := c.callContext(ctx)
 		defer cancel()
 		if i < len(genKeys) {
 			return c.store.Set(ctx, genKeys[i], newGeneration(), c.genTTL)
 		}
-		return c.store.Delete(ctx, delKeys...)
+		return c.store.Delete(ctx, delKeys[i-len(genKeys)])
 	}
-	var err error
+	done := make([]bool, calls)
 	if calls == 1 {
 		err = call(0)
+		done[0] = err == nil
 	} else {
 		var (
 			wg     sync.WaitGroup
@@ -253,33 +313,48 @@ func (c *Cache) writeInvalidation(ctx context.Context, genKeys, delKeys []string
 				if failed.Load() {
 					return
 				}
-				if err := call(i); err != nil {
+				err := call(i)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
 					failed.Store(true)
-					mu.Lock()
 					errs = append(errs, err)
-					mu.Unlock()
+					return
 				}
+				done[i] = true
 			}()
 		}
 		wg.Wait()
 		err = errors.Join(errs...)
 	}
-	c.breaker.record(err)
-	return err
+	if record {
+		c.breaker.record(err)
+	}
+	for i, ok := range done {
+		switch {
+		case ok:
+		case i < len(genKeys):
+			failedGens = append(failedGens, genKeys[i])
+		default:
+			failedDels = append(failedDels, delKeys[i-len(genKeys)])
+		}
+	}
+	return failedGens, failedDels, err
 }
 
-// invalidate writes an invalidation, or, if the store fails, keeps it to be
-// replayed before the store serves hits again.
+// invalidate writes an invalidation, or, if the store fails, keeps what it
+// could not write to be replayed before the store serves hits of those
+// namespaces again.
 func (c *Cache) invalidate(ctx context.Context, genKeys, delKeys []string) error {
-	var err error
-	if c.breaker.allow() {
-		err = c.writeInvalidation(ctx, genKeys, delKeys)
-	} else {
-		err = ErrUnavailable
-	}
-	if err != nil {
+	if !c.breaker.allow() {
 		c.pending.add(genKeys, delKeys)
-		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits again", err)
+		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits of its namespaces again", ErrUnavailable)
+		return ErrUnavailable
+	}
+	failedGens, failedDels, err := c.writeInvalidation(ctx, genKeys, delKeys)
+	if err != nil {
+		c.pending.add(failedGens, failedDels)
+		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits of its namespaces again", err)
 	}
 	return err
 }
@@ -565,7 +640,9 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 	keys := c.providerKeys(key)
 	vals, err := c.getMulti(ctx, keys)
 	if err != nil {
-		c.log.error("hoard: Fetch could not read the store; loading directly", err, slog.String("key", key))
+		if !errors.Is(err, errPending) {
+			c.log.error("hoard: Fetch could not read the store; loading directly", err, slog.String("key", key))
+		}
 		return load(ctx)
 	}
 	if v, ok := decodeCurrentRaw(vals); ok {

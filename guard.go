@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,16 @@ func (b *breaker) failure() {
 	}
 }
 
+// abandon is called by a caller that allow let through but that makes no
+// store call after all (its keys are blocked by pending invalidations): if
+// the breaker is half-open, the probe slot is released so that another
+// call can probe.
+func (b *breaker) abandon() {
+	if b.openUntil.Load() != 0 {
+		b.probing.Store(false)
+	}
+}
+
 // record reports the outcome of a store call to the breaker. A caller's own
 // cancellation says nothing about the store and is not counted.
 func (b *breaker) record(err error) {
@@ -81,22 +92,35 @@ func (b *breaker) record(err error) {
 }
 
 // pendingSet remembers invalidations that could not be written (store down),
-// so that they are replayed before the store serves hits again. An entry
-// leaves the set only when a replay that started after it was added has
-// succeeded, so a failure during a replay is never lost; and the set counts
-// as non-empty for the whole replay, so no read is served meanwhile.
+// so that they are replayed before the store serves hits of the namespaces
+// they name. A pending generation blocks every read that checks it, and a
+// pending delete every read of that entry (blocks); the other namespaces
+// keep hitting during a partial outage (one memcached server of a pool
+// down). An entry leaves the set only when a replay that started after it
+// was added has written it, so a failure during a replay is never lost; and
+// it blocks reads for the whole replay.
 type pendingSet struct {
 	n      atomic.Int32 // entries, read without the lock on the hot path
 	replay sync.Mutex   // one replayer at a time (TryLock)
-	mu     sync.Mutex
-	seq    uint64
-	gens   map[string]uint64 // generation keys to bump → seq when added
-	keys   map[string]uint64 // entry keys to delete → seq when added
+	// retryAt (unix nanos) is when a full replay may be tried again after
+	// a failed one, so that a server that stays down costs one failing call
+	// per replayInterval, not one per request; see also failedAt.
+	retryAt atomic.Int64
+	mu      sync.Mutex
+	seq     uint64
+	gens    map[string]uint64 // generation keys to bump → seq when added
+	keys    map[string]uint64 // entry keys to delete → seq when added
 }
+
+// replayInterval is the least time between a failed replay and the next.
+const replayInterval = 100 * time.Millisecond
 
 func (p *pendingSet) empty() bool { return p.n.Load() == 0 }
 
 func (p *pendingSet) add(genKeys, delKeys []string) {
+	if len(genKeys)+len(delKeys) == 0 {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.gens == nil {
@@ -111,6 +135,58 @@ func (p *pendingSet) add(genKeys, delKeys []string) {
 		p.keys[k] = p.seq
 	}
 	p.n.Store(int32(len(p.gens) + len(p.keys)))
+}
+
+// blocks reports whether any of keys is pending (a generation to replace or
+// an entry to delete): a read that checks it must not be served from the
+// store.
+func (p *pendingSet) blocks(keys []string) bool {
+	if p.empty() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys {
+		if _, ok := p.gens[k]; ok {
+			return true
+		}
+		if _, ok := p.keys[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// pendingAmong returns those of keys that are pending, and the sequence
+// number to pass to forgetKeys once they have been written.
+func (p *pendingSet) pendingAmong(keys []string) (genKeys, delKeys []string, seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys {
+		if _, ok := p.gens[k]; ok && !slices.Contains(genKeys, k) {
+			genKeys = append(genKeys, k)
+		}
+		if _, ok := p.keys[k]; ok && !slices.Contains(delKeys, k) {
+			delKeys = append(delKeys, k)
+		}
+	}
+	return genKeys, delKeys, p.seq
+}
+
+// failedAt notes a failed replay; it reports whether this is the first
+// failure of the current replayInterval, the only one a replay reports to
+// the breaker (a server that stays down must not open the breaker for the
+// servers that answer).
+func (p *pendingSet) failedAt(now time.Time) bool {
+	for {
+		r := p.retryAt.Load()
+		if now.UnixNano() < r {
+			return false
+		}
+		if p.retryAt.CompareAndSwap(r, now.Add(replayInterval).UnixNano()) {
+			return true
+		}
+	}
 }
 
 // snapshot returns everything pending and the sequence number to pass to
@@ -132,14 +208,30 @@ func (p *pendingSet) snapshot() (genKeys, delKeys []string, seq uint64) {
 func (p *pendingSet) forget(seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k, s := range p.gens {
-		if s <= seq {
-			delete(p.gens, k)
+	for _, m := range []map[string]uint64{p.gens, p.keys} {
+		for k, s := range m {
+			if s <= seq {
+				delete(m, k)
+			}
 		}
 	}
-	for k, s := range p.keys {
-		if s <= seq {
-			delete(p.keys, k)
+	p.n.Store(int32(len(p.gens) + len(p.keys)))
+}
+
+// forgetKeys drops the given generation and entry keys if they were added
+// up to seq (written by a replay that snapshot seq).
+func (p *pendingSet) forgetKeys(genKeys, delKeys []string, seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.forgetLocked(p.gens, genKeys, seq)
+	p.forgetLocked(p.keys, delKeys, seq)
+}
+
+// forgetLocked drops from m those of keys added up to seq.
+func (p *pendingSet) forgetLocked(m map[string]uint64, keys []string, seq uint64) {
+	for _, k := range keys {
+		if s, ok := m[k]; ok && s <= seq {
+			delete(m, k)
 		}
 	}
 	p.n.Store(int32(len(p.gens) + len(p.keys)))

@@ -97,3 +97,56 @@ func TestBreakerOpensWhenMostCallsFail(t *testing.T) {
 		t.Fatal("breaker stayed closed while most calls failed")
 	}
 }
+
+// TestPendingSetPerKey: blocks names the reads a pending key concerns;
+// forgetKeys drops only the keys written by a replay that saw them.
+func TestPendingSetPerKey(t *testing.T) {
+	var p pendingSet
+	if p.blocks([]string{"e", "g"}) {
+		t.Fatal("empty set blocks")
+	}
+	p.add([]string{"g1"}, []string{"e1"})
+	for _, tc := range []struct {
+		keys []string
+		want bool
+	}{{[]string{"e", "g1"}, true}, {[]string{"e1", "g"}, true}, {[]string{"e2", "g2"}, false}} {
+		if got := p.blocks(tc.keys); got != tc.want {
+			t.Errorf("blocks(%v) = %v, want %v", tc.keys, got, tc.want)
+		}
+	}
+	gens, dels, seq := p.pendingAmong([]string{"e1", "g1", "g1", "x"})
+	if len(gens) != 1 || gens[0] != "g1" || len(dels) != 1 || dels[0] != "e1" {
+		t.Fatalf("pendingAmong = %v %v", gens, dels)
+	}
+	p.add([]string{"g1"}, nil) // again, after the replay's snapshot
+	p.forgetKeys(gens, dels, seq)
+	if !p.blocks([]string{"g1"}) || p.blocks([]string{"e1"}) {
+		t.Fatal("forgetKeys dropped a key added after its snapshot, or kept one it wrote")
+	}
+	p.forgetKeys(nil, nil, p.seq)
+	if !p.blocks([]string{"g1"}) {
+		t.Fatal("forgetKeys with no keys dropped g1")
+	}
+}
+
+// TestBreakerAbandonReleasesProbe: a half-open breaker's probe that makes
+// no call after all gives the slot back, so the breaker can still close.
+func TestBreakerAbandonReleasesProbe(t *testing.T) {
+	b := newBreaker(1, time.Millisecond)
+	b.record(errors.New("boom"))
+	time.Sleep(2 * time.Millisecond)
+	if !b.allow() {
+		t.Fatal("no probe after the cool-down")
+	}
+	if b.allow() {
+		t.Fatal("two probes at once")
+	}
+	b.abandon()
+	if !b.allow() {
+		t.Fatal("the abandoned probe's slot was not released")
+	}
+	b.record(nil)
+	if !b.allow() || !b.allow() {
+		t.Fatal("breaker not closed after the probe succeeded")
+	}
+}

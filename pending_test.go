@@ -1,0 +1,192 @@
+package hoard_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/memory"
+)
+
+// downStore fails every call on a key that contains one of the down
+// substrings, as a pool does whose server holding those keys is dead.
+type downStore struct {
+	hoard.Store
+	mu   sync.Mutex
+	down []string
+}
+
+var errServerDown = errors.New("test store: the server of this key is down")
+
+func (s *downStore) setDown(subs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = subs
+}
+
+func (s *downStore) isDown(keys ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		for _, d := range s.down {
+			if strings.Contains(k, d) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *downStore) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	vals, err := s.Store.GetMulti(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys { // a pool answers a dead server's keys as misses
+		if s.isDown(k) {
+			vals[i] = nil
+		}
+	}
+	return vals, nil
+}
+
+func (s *downStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if s.isDown(key) {
+		return errServerDown
+	}
+	return s.Store.Set(ctx, key, value, ttl)
+}
+
+func (s *downStore) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if s.isDown(key) {
+		return false, errServerDown
+	}
+	return s.Store.Add(ctx, key, value, ttl)
+}
+
+func (s *downStore) Delete(ctx context.Context, keys ...string) error {
+	if s.isDown(keys...) {
+		return errServerDown
+	}
+	return s.Store.Delete(ctx, keys...)
+}
+
+func newDownCache(t *testing.T) (*hoard.Cache, *downStore) {
+	t.Helper()
+	m, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &downStore{Store: m}
+	c, err := hoard.New(s, hoard.Config{KeyPrefix: "p:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, s
+}
+
+// TestPendingInvalidationBlocksOnlyItsNamespace (regression, issue 6): an
+// invalidation that fails because the server holding its generation is down
+// (one memcached server of a pool) keeps that namespace uncached until it
+// is replayed, while the other namespaces keep hitting; the replay's
+// repeated failures do not open the breaker for them. Before, one pending
+// invalidation stopped every hit of the Cache until all were replayed, so a
+// single dead server of a pool stopped the whole cache.
+func TestPendingInvalidationBlocksOnlyItsNamespace(t *testing.T) {
+	ctx := context.Background()
+	c, s := newDownCache(t)
+	for _, k := range []string{"a", "b"} {
+		if err := c.Set(ctx, k, []byte("old "+k), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.setDown("#g:a")
+	if err := c.Invalidate(ctx, "a"); err == nil {
+		t.Fatal("Invalidate with the generation's server down: no error")
+	}
+	for i := range 20 { // well past the breaker's threshold
+		if v, found, err := c.Get(ctx, "a"); found || !errors.Is(err, hoard.ErrUnavailable) {
+			t.Fatalf("Get a #%d while its invalidation is pending: %q, found=%v, err=%v; want ErrUnavailable, never the old value", i, v, found, err)
+		}
+		if v, found, err := c.Get(ctx, "b"); !found || err != nil || string(v) != "old b" {
+			t.Fatalf("Get b #%d while a's invalidation is pending: %q, found=%v, err=%v; want a hit", i, v, found, err)
+		}
+	}
+	s.setDown()
+	// The next read of a replays a's generation itself: a miss, not an error.
+	if v, found, err := c.Get(ctx, "a"); found || err != nil {
+		t.Fatalf("Get a after the server came back: %q, found=%v, err=%v; want a miss", v, found, err)
+	}
+	if err := c.Set(ctx, "a", []byte("new a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := c.Get(ctx, "a"); !found || err != nil || string(v) != "new a" {
+		t.Fatalf("Get a after the replay: %q, found=%v, err=%v; want the new value", v, found, err)
+	}
+}
+
+// TestPendingInvalidationRouteOtherWidgetsHit (regression, issue 6): the
+// same through the route middleware: a PUT whose invalidation fails on one
+// widget's generation answers 200; that widget is then answered fresh (never
+// the entry from before the PUT), and another widget keeps hitting.
+func TestPendingInvalidationRouteOtherWidgetsHit(t *testing.T) {
+	c, s := newDownCache(t)
+	var (
+		mu    sync.Mutex
+		names = map[string]string{"1": "one", "2": "two"}
+	)
+	mux := http.NewServeMux()
+	get := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Write([]byte(names[r.PathValue("id")]))
+	}
+	put := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		names[r.PathValue("id")] += "+"
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}
+	if err := c.HandleFunc(mux, "GET /w/{id}", hoard.Route{KeyPrefix: "w"}, get); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HandleFunc(mux, "PUT /w/{id}", hoard.Route{KeyPrefix: "w"}, put); err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path string) (string, string) {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+		}
+		return rec.Body.String(), rec.Header().Get("Cache-Status")
+	}
+	for _, p := range []string{"/w/1", "/w/2"} {
+		do(http.MethodGet, p)
+		if _, cs := do(http.MethodGet, p); !strings.HasPrefix(cs, "hoard; hit") {
+			t.Fatalf("GET %s not cached: %s", p, cs)
+		}
+	}
+	s.setDown("#g:w:1")
+	do(http.MethodPut, "/w/1")
+	for i := range 20 {
+		if body, cs := do(http.MethodGet, "/w/1"); body != "one+" {
+			t.Fatalf("GET /w/1 #%d after its PUT answered 200: %q [%s]; want \"one+\"", i, body, cs)
+		}
+		if body, cs := do(http.MethodGet, "/w/2"); body != "two" || !strings.HasPrefix(cs, "hoard; hit") {
+			t.Fatalf("GET /w/2 #%d while /w/1's invalidation is pending: %q [%s]; want a hit", i, body, cs)
+		}
+	}
+	s.setDown()
+	do(http.MethodGet, "/w/1")
+	if body, cs := do(http.MethodGet, "/w/1"); body != "one+" || !strings.HasPrefix(cs, "hoard; hit") {
+		t.Fatalf("GET /w/1 after the server came back: %q [%s]; want a hit of \"one+\"", body, cs)
+	}
+}
