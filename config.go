@@ -66,6 +66,12 @@ type Config struct {
 	DefaultTTL time.Duration
 	// KeyPrefix is put before every key, so that several applications can
 	// share one server (CACHE_KEY_PREFIX). Clear only removes this namespace.
+	// End it with a separator such as ':' ("shop:"): prefixes that are
+	// prefixes of each other ("shop" and "shopfront") are not separate
+	// namespaces on a shared server, since "shop*" also matches the other's
+	// keys, so Clear deletes its stored values too (they become misses; a
+	// value is never served across namespaces, as every entry records its
+	// own namespace's generations).
 	KeyPrefix string
 	// Timeout is the deadline of one store call (CACHE_TIMEOUT). 0 means 50ms.
 	Timeout time.Duration
