@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storefixture"
@@ -531,4 +532,46 @@ func TestSecurityNonCanonicalHeaderNames(t *testing.T) {
 			t.Errorf("%s: %s: stored", f[0], f[1])
 		}
 	}
+}
+
+// TestSecurityRangeAndConditional: a partial (206) or Not Modified (304)
+// answer that the handler gives to one client's Range or If-None-Match is
+// never stored, so no other client receives a fragment or an empty 304
+// in place of the whole resource.
+func TestSecurityRangeAndConditional(t *testing.T) {
+	c := newMemoryCache(t, hoard.Config{}, nil)
+	content := strings.Repeat("0123456789", 20)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Etag", `"v1"`)
+		http.ServeContent(w, r, "doc.txt", time.Time{}, strings.NewReader(content))
+	}
+	mux, runs := localMux(t, c, miniRoute{pattern: "GET /doc/{id}", rt: &hoard.Route{KeyPrefix: "rdoc"}, h: h})
+
+	part := serveLocal(t, mux, http.MethodGet, "/doc/1", "Range", "bytes=0-9")
+	if part.Status != http.StatusPartialContent || part.Body != content[:10] {
+		t.Fatalf("Range request: %v", part)
+	}
+	nm := serveLocal(t, mux, http.MethodGet, "/doc/1", "If-None-Match", `"v1"`)
+	if nm.Status != http.StatusNotModified {
+		t.Fatalf("conditional request on a miss: %v", nm)
+	}
+	if storeHas(t, c, "rdoc:1") {
+		t.Fatal("a 206 or 304 answer was stored")
+	}
+	full := serveLocal(t, mux, http.MethodGet, "/doc/1")
+	if full.Status != http.StatusOK || full.Body != content || full.CacheStatus() != csStored {
+		t.Fatalf("plain GET after them: %v", full)
+	}
+	if r := serveLocal(t, mux, http.MethodGet, "/doc/1"); !isHit(r) || r.Body != content {
+		t.Errorf("plain GET: want a hit with the whole resource, got %v", r)
+	}
+	// A hit ignores Range (allowed by RFC 9110) and answers the whole body;
+	// If-None-Match on a hit is a 304 without a body.
+	if r := serveLocal(t, mux, http.MethodGet, "/doc/1", "Range", "bytes=0-9"); r.Status != http.StatusOK || r.Body != content {
+		t.Errorf("Range on a hit: %v", r)
+	}
+	if r := serveLocal(t, mux, http.MethodGet, "/doc/1", "If-None-Match", `"v1"`); r.Status != http.StatusNotModified || r.Body != "" {
+		t.Errorf("If-None-Match on a hit: %v", r)
+	}
+	wantRuns(t, "Range and conditional", runs["GET /doc/{id}"].Load(), 3)
 }
