@@ -33,13 +33,13 @@ var consistencyDuration = flag.Duration("consistency.duration", 20*time.Second,
 	"how long TestConsistency runs the stale-read checker on each store")
 
 // Checker load: a moderate client count for a 2-core machine, and the
-// least throughput a run must reach to count (well below what -race on a
-// loaded 2-core machine does, so a slow CI box passes while a run that
-// mostly waits on timeouts does not).
+// least throughput a run must reach to count: well below the 90 to 500
+// GETs/s measured with -race on a shared 2-core machine, so that a slow box
+// passes while a run that stalls does not.
 const (
 	ccClients      = 16
-	ccMinGETsPerS  = 100
-	ccMinPUTsPerS  = 5
+	ccMinGETsPerS  = 40
+	ccMinPUTsPerS  = 3
 	ccWriteShare   = 0.1
 	ccPostFaultMin = 5 * time.Second
 
@@ -318,6 +318,7 @@ func testRedisEvicting(t *testing.T) {
 	// Watch evictions.
 	sub, err := r.Dial()
 	check(t, err)
+	check(t, sub.SetDeadline(time.Time{})) // Dial's 5 s deadline: this one listens for the whole run
 	check(t, sub.Send("SUBSCRIBE", "__keyevent@0__:evicted"))
 	if _, err := sub.Receive(); err != nil {
 		t.Fatal(err)
@@ -347,6 +348,7 @@ func testRedisEvicting(t *testing.T) {
 	// The filler: 4 KiB values under other keys, about 400 a second.
 	fill, err := r.Dial()
 	check(t, err)
+	check(t, fill.SetDeadline(time.Time{}))
 	defer fill.Close()
 	stopFill := make(chan struct{})
 	var filler sync.WaitGroup
@@ -504,9 +506,12 @@ func testMemcachedOneKilled(t *testing.T) {
 
 // testClusterMasterKilled: one master of a 3-master Cluster (no replicas)
 // is killed for 5 s, then restarted; the cluster must be healthy again and
-// hits must resume.
+// hits must resume. A 1 s cluster-node-timeout: the other nodes mark the
+// master failed within the outage, and clear that soon after it is back.
 func testClusterMasterKilled(t *testing.T) {
-	cl := testserver.RedisClusterT(t, 3, 0)
+	cl, err := testserver.StartRedisClusterWithOptions(testserver.ClusterOptions{Masters: 3, NodeTimeout: time.Second})
+	check(t, err)
+	t.Cleanup(func() { cl.Stop() })
 	cfg := hoard.Config{Backend: hoard.BackendRedis}
 	cfg.Redis.URL = "redis://" + cl.Addrs[0]
 	cfg.Redis.Cluster = true
