@@ -162,6 +162,47 @@ func FuzzRouteStoredGarbage(f *testing.F) {
 	})
 }
 
+// nsStore fails a test (through bad) whenever a key outside namespace ns
+// reaches the store it wraps.
+type nsStore struct {
+	hoard.Store
+	ns  string
+	bad atomic.Pointer[string]
+}
+
+func (s *nsStore) check(keys ...string) {
+	for _, k := range keys {
+		if !strings.HasPrefix(k, s.ns) || strings.HasPrefix(k, s.ns+"#") && !strings.HasPrefix(k, s.ns+"#g:") && k != s.ns+"#epoch" {
+			s.bad.Store(&k)
+		}
+	}
+}
+
+func (s *nsStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	s.check(key)
+	return s.Store.Get(ctx, key)
+}
+
+func (s *nsStore) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
+	s.check(keys...)
+	return s.Store.GetMulti(ctx, keys)
+}
+
+func (s *nsStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	s.check(key)
+	return s.Store.Set(ctx, key, value, ttl)
+}
+
+func (s *nsStore) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	s.check(key)
+	return s.Store.Add(ctx, key, value, ttl)
+}
+
+func (s *nsStore) Delete(ctx context.Context, keys ...string) error {
+	s.check(keys...)
+	return s.Store.Delete(ctx, keys...)
+}
+
 // identity is what a handler can see of a request: its path value, its
 // decoded query (url.Values keeps one name's values in order) and its
 // caller.
@@ -174,7 +215,9 @@ func identity(r *http.Request) string {
 // name the identity of the request it answers, as the bare handler would;
 // entries from earlier inputs stay in the cache, so each request is checked
 // against every earlier one. Caller ids and path values hold separators,
-// escapes and glob metacharacters; a GET without a caller bypasses.
+// escapes and glob metacharacters; a GET without a caller bypasses. Every
+// key the route sends to the store is inside the cache's namespace
+// (CACHE_KEY_PREFIX), and only hoard's own generation keys start with "#".
 func FuzzRouteKey(f *testing.F) {
 	f.Add("1", "a=1&a=2", "alice", "1", "a=2&a=1", "alice")
 	f.Add("1", "", "alice&u=bob", "1", "", "alice")
@@ -186,7 +229,11 @@ func FuzzRouteKey(f *testing.F) {
 	f.Add("1", "a=1;b=2", "c", "1", "a=1", "c")
 	f.Add("1", "", "", "1", "", "*")
 	f.Add("A", "b=1&a=1", "%", "a", "a=1&b=1", "%25")
-	c := newMemoryCache(f, hoard.Config{Logger: discardLogger()}, nil)
+	var ns *nsStore
+	c := newMemoryCache(f, hoard.Config{KeyPrefix: "fz|", Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
+		ns = &nsStore{Store: s, ns: "fz|"}
+		return ns
+	})
 	var seq atomic.Int64
 	h := func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s seq=%d", identity(r), seq.Add(1))
@@ -225,6 +272,9 @@ func FuzzRouteKey(f *testing.F) {
 				}
 				if caller == "" && got.Header().Get("Cache-Status") != csBypass {
 					t.Fatalf("GET %s without a caller: %q, want a bypass", target, got.Header().Get("Cache-Status"))
+				}
+				if k := ns.bad.Load(); k != nil {
+					t.Fatalf("GET %s as %q: key %q reached the store, outside namespace %q or posing as hoard's own", target, caller, *k, ns.ns)
 				}
 			}
 		}
