@@ -93,7 +93,7 @@ type Route struct {
 	// "alice&u=bob" or "*" is escaped, not read as a separator or wildcard).
 	// A GET with no caller ("") bypasses the cache. A write invalidates the
 	// resource for every caller. Nil: the route is shared by every caller,
-	// authenticated or not (see above).
+	// authenticated or not (see the Route doc comment on Authorization).
 	PerCaller func(r *http.Request) string
 
 	// QueryKeys, when set, is the allow-list of query parameters that take
