@@ -839,8 +839,15 @@ func TestPausedServer(t *testing.T) {
 	within(t, "Exists of a frozen server's key", limit, func() error { _, err := s.Exists(bg, frozenKeys[2]); return err })
 	within(t, fmt.Sprintf("Delete of %d keys of a frozen server", len(frozenKeys)), limit, func() error { return s.Delete(bg, frozenKeys...) })
 	within(t, "Ping with a frozen server", limit, func() error { return s.Ping(bg) })
-	// Timeouts in a row mark the server down: GetMulti answers from the
-	// other servers at once.
+	// By now the server has failed calls for longer than Backoff without
+	// answering one: it is marked down, and its calls fail at once.
+	err := func() error { _, _, err := s.Get(bg, frozenKeys[0]); return err }()
+	if !errors.Is(err, memcached.ErrServerDown) {
+		err = func() error { _, _, err := s.Get(bg, frozenKeys[0]); return err }() // the back-off may just have ended
+	}
+	if !errors.Is(err, memcached.ErrServerDown) {
+		t.Errorf("Get of a frozen server's key after %v of timeouts: %v; want ErrServerDown", testBackoff, err)
+	}
 	partial(t, s, healthy, frozenKeys[3:])
 	stillWorks(t, s, healthy)
 
@@ -852,4 +859,47 @@ func TestPausedServer(t *testing.T) {
 	// timed-out writes included; keys 3 and up were only read.
 	recovers(t, s, frozenKeys[3])
 	stillWorks(t, s, frozenKeys[4:])
+}
+
+// TestPoolSizeBoundsConnections runs many more concurrent calls than
+// PoolSize on one server: they share PoolSize connections (waiting for a
+// free one) instead of opening extra connections that are closed again at
+// once.
+func TestPoolSizeBoundsConnections(t *testing.T) {
+	m := testserver.MemcachedT(t, testserver.MemcachedOptions{})
+	total := func() int {
+		st, err := m.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(st["total_connections"])
+		if err != nil {
+			t.Fatalf("total_connections = %q: %v", st["total_connections"], err)
+		}
+		return n
+	}
+	const poolSize = 2
+	s := NewStore(t, []*testserver.Memcached{m}, memcached.Options{PoolSize: poolSize})
+	before := total()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				k := "k" + strconv.Itoa(w) + ":" + strconv.Itoa(i)
+				if err := s.Set(bg, k, []byte("v"), time.Minute); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := s.GetMulti(bg, []string{k, "absent"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Each Stats call opens one connection of its own.
+	if opened := total() - before - 1; opened > poolSize {
+		t.Errorf("16 goroutines × 100 calls opened %d connections with PoolSize %d; want at most %d", opened, poolSize, poolSize)
+	}
 }

@@ -1,6 +1,7 @@
 package memcached
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +19,11 @@ import (
 var ErrServerDown = errors.New("memcached: server marked down")
 
 // ioFailuresToMarkDown is how many server failures in a row other than a
-// refused connect (a timeout, a reset or closed connection) mark a server
-// down. One is not enough: after a restart every idle connection fails once,
-// and a busy host can stall a call, or a connect, past its Timeout.
+// refused connect (a timeout, a reset or closed connection) it takes, with
+// no answer from the server for a whole back-off, to mark it down. A few
+// such failures prove little: after a restart every idle connection fails
+// once, and a busy host stalls calls, or connects, past their Timeout in
+// bursts while the server keeps answering the others.
 const ioFailuresToMarkDown = 3
 
 // node is one server of the pool: a gomemcache client of its own (so that
@@ -30,9 +33,15 @@ type node struct {
 	addr    string
 	client  *memcache.Client
 	backoff time.Duration
+	timeout time.Duration
+	// slots holds a token per call running on the server; its capacity is
+	// PoolSize, so gomemcache never has more connections in use than it
+	// keeps idle, and never closes one on release to dial again.
+	slots chan struct{}
 
 	downUntil atomic.Int64 // unix nanoseconds; 0 while the server is up
 	fails     atomic.Int32 // server failures in a row since the last answer
+	answered  atomic.Int64 // unix nanoseconds of the last answer (or of New)
 	last      atomic.Pointer[failure]
 }
 
@@ -52,7 +61,41 @@ func newNode(addr string, poolSize int, timeout, backoff time.Duration) *node {
 	c := memcache.NewFromSelector(single{&serverAddr{hostport: addr}})
 	c.MaxIdleConns = poolSize
 	c.Timeout = timeout
-	return &node{addr: addr, client: c, backoff: backoff}
+	n := &node{addr: addr, client: c, backoff: backoff, timeout: timeout, slots: make(chan struct{}, poolSize)}
+	n.answered.Store(time.Now().UnixNano())
+	return n
+}
+
+// start reserves one of the server's PoolSize connections for a call. It
+// fails at once if the server is marked down; while every connection is
+// busy it waits, at most Timeout or until ctx ends. A call that started
+// must end with finish.
+func (n *node) start(ctx context.Context) error {
+	if !n.available() {
+		return n.downErr()
+	}
+	select {
+	case n.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(n.timeout)
+	defer t.Stop()
+	select {
+	case n.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("memcached %s: all %d connections stayed busy for %v (Timeout); raise PoolSize (CACHE_MEMCACHED_POOL_SIZE) if the server keeps up, or check why it is slow", n.addr, cap(n.slots), n.timeout)
+	}
+}
+
+// finish records the outcome of a call that start let through and frees
+// its connection.
+func (n *node) finish(err error) {
+	n.report(err)
+	<-n.slots
 }
 
 // available reports whether a call may use the server now: it is up, or
@@ -123,6 +166,7 @@ func classify(err error) outcome {
 func (n *node) report(err error) {
 	switch classify(err) {
 	case answered:
+		n.answered.Store(time.Now().UnixNano())
 		if n.fails.Load() != 0 {
 			n.fails.Store(0)
 		}
@@ -132,7 +176,8 @@ func (n *node) report(err error) {
 	case connectFailed:
 		n.markDown(err)
 	case connectionLost:
-		if n.fails.Add(1) >= ioFailuresToMarkDown {
+		if n.fails.Add(1) >= ioFailuresToMarkDown &&
+			time.Since(time.Unix(0, n.answered.Load())) >= n.backoff {
 			n.markDown(err)
 		}
 	}

@@ -1,0 +1,92 @@
+package memcached
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+)
+
+func TestClassify(t *testing.T) {
+	addr := &serverAddr{hostport: "127.0.0.1:1"}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want outcome
+	}{
+		{"nil", nil, answered},
+		{"miss", memcache.ErrCacheMiss, answered},
+		{"not stored", memcache.ErrNotStored, answered},
+		{"error reply", fmt.Errorf("memcache: unexpected response line from %q: %q", "set", "SERVER_ERROR object too large for cache\r\n"), answered},
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, connectFailed},
+		{"unreachable", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, connectFailed},
+		{"dns", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "cache-9", IsNotFound: true}}, connectFailed},
+		{"connect timeout", &memcache.ConnectTimeoutError{Addr: addr}, connectionLost},
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, connectionLost},
+		{"read timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, connectionLost},
+		{"reset", &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, connectionLost},
+		{"eof", io.EOF, connectionLost},
+		{"unexpected eof", io.ErrUnexpectedEOF, connectionLost},
+	} {
+		if got := classify(tt.err); got != tt.want {
+			t.Errorf("classify(%s: %v) = %d, want %d", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestNodeMarkDown(t *testing.T) {
+	const backoff = 100 * time.Millisecond
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	down := func(n *node) bool { return n.downUntil.Load() != 0 }
+
+	// A busy host: timeouts in bursts, but the server keeps answering.
+	n := newNode("127.0.0.1:1", 2, time.Second, backoff)
+	for range 3 {
+		for range 10 {
+			n.report(timeout)
+		}
+		n.report(nil)
+		time.Sleep(backoff / 2)
+	}
+	for range 10 {
+		n.report(timeout)
+	}
+	if down(n) {
+		t.Errorf("timeouts within %v of an answer marked the server down", backoff)
+	}
+	// A frozen server: no answer for a whole back-off.
+	time.Sleep(backoff)
+	n.report(timeout)
+	if !down(n) || n.available() {
+		t.Fatalf("timeouts with no answer for %v did not mark the server down", backoff)
+	}
+	if err := n.downErr(); !errors.Is(err, ErrServerDown) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("downErr = %v; want ErrServerDown wrapping the timeout", err)
+	}
+	// After the back-off one call (only) may try it again; its answer
+	// marks it up.
+	time.Sleep(backoff)
+	if !n.available() {
+		t.Fatal("not available after the back-off")
+	}
+	if n.available() {
+		t.Error("a second call was let through while the first retried the server")
+	}
+	n.report(memcache.ErrCacheMiss)
+	if down(n) || !n.available() {
+		t.Error("an answer did not mark the server up")
+	}
+
+	// A refused connect marks it down at once.
+	n.report(refused)
+	if !down(n) || n.available() {
+		t.Error("a refused connect did not mark the server down")
+	}
+}
