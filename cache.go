@@ -239,10 +239,15 @@ var errPending = fmt.Errorf("%w: an invalidation of this namespace failed and is
 // before the replay.
 func (c *Cache) getMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	if c.pending.blocks(keys) {
-		// Write this read's own pending generations; the other pending
-		// ones (their server may still be down) are not its business.
-		if gens, dels, seq := c.pending.pendingAmong(keys); len(gens)+len(dels) > 0 {
-			c.replay(ctx, gens, dels, seq)
+		// Write this read's own pending keys; the other pending ones (their
+		// server may still be down) are not its business. Under the replay
+		// lock, so that no key is written twice for one failure (each
+		// write is a miss for the entries stored since the last).
+		if c.pending.replay.TryLock() {
+			if gens, dels, seq := c.pending.pendingAmong(keys); len(gens)+len(dels) > 0 {
+				c.replay(ctx, gens, dels, seq)
+			}
+			c.pending.replay.Unlock()
 		}
 		if c.pending.blocks(keys) {
 			c.breaker.abandon() // a probe that did not get through must not keep the slot

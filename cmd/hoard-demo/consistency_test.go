@@ -8,8 +8,11 @@ package main
 //
 //	go test -race -count=1 -tags consistency -run 'Consistency' ./cmd/hoard-demo
 //
-// Longer runs: add -consistency.duration=60s (the per-store runs; the fault
-// scenarios keep their fixed timeline).
+// Longer runs (the per-store runs; the fault scenarios keep their fixed
+// timeline), flags after the package:
+//
+//	go test -count=1 -timeout 60m -tags consistency -run 'TestConsistency$' ./cmd/hoard-demo \
+//		-consistency.duration=60s -consistency.gets=100000 -consistency.puts=5000
 
 import (
 	"context"
@@ -29,8 +32,14 @@ import (
 	"github.com/hoardcache/hoard/internal/testserver"
 )
 
-var consistencyDuration = flag.Duration("consistency.duration", 20*time.Second,
-	"how long TestConsistency runs the stale-read checker on each store")
+var (
+	consistencyDuration = flag.Duration("consistency.duration", 20*time.Second,
+		"how long TestConsistency runs the stale-read checker on each store (at least)")
+	consistencyGETs = flag.Int64("consistency.gets", 0,
+		"TestConsistency runs on each store until it has sent this many GETs (and -consistency.puts PUTs), at most 20 min")
+	consistencyPUTs = flag.Int64("consistency.puts", 0,
+		"see -consistency.gets")
+)
 
 // Checker load: a moderate client count for a 2-core machine, and the
 // least throughput a run must reach to count: well below the 90 to 500
@@ -166,7 +175,8 @@ func figures(t *testing.T, label string, r consistency.Report) {
 }
 
 // TestConsistency runs the checker on each store for -consistency.duration
-// (20 s by default).
+// (20 s by default), and longer if needed to reach -consistency.gets GETs
+// and -consistency.puts PUTs.
 func TestConsistency(t *testing.T) {
 	d := *consistencyDuration
 	for _, name := range storefixture.Names {
@@ -174,7 +184,16 @@ func TestConsistency(t *testing.T) {
 			e := newCCEnv(t, storefixture.Shared(t, name).Config(t))
 			run := e.start(ccIDs())
 			time.Sleep(d)
+			for deadline := time.Now().Add(20 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+				if s := run.c.Snapshot(); s.GETs >= *consistencyGETs && s.PUTs >= *consistencyPUTs {
+					break
+				}
+			}
 			r := run.stop()
+			if r.GETs < *consistencyGETs || r.PUTs < *consistencyPUTs {
+				t.Errorf("%s: %d GETs and %d PUTs in %v; -consistency.gets and -consistency.puts ask for %d and %d",
+					name, r.GETs, r.PUTs, r.Elapsed, *consistencyGETs, *consistencyPUTs)
+			}
 			figures(t, name, r)
 			checkRun(t, name, r)
 		})
