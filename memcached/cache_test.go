@@ -17,7 +17,9 @@ import (
 func cacheOnPool(t *testing.T, pool []*testserver.Memcached, n int) (c *hoard.Cache, ns string, keys []string, epochServer string) {
 	t.Helper()
 	ns = "c" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
-	s := NewStore(t, pool, memcached.Options{Timeout: outageTimeout, Backoff: testBackoff})
+	// The tests kill servers, which refuse connects at once: the long test
+	// Timeout only keeps a stalled host from failing the live servers' calls.
+	s := NewStore(t, pool, memcached.Options{Timeout: testTimeout, Backoff: testBackoff})
 	c, err := hoard.New(s, hoard.Config{KeyPrefix: ns})
 	if err != nil {
 		t.Fatal(err)

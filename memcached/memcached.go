@@ -379,6 +379,11 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 			errs = append(errs, fmt.Errorf("memcached %s: %w", batches[i].node.addr, err))
 		}
 	}
+	if len(errs) > 0 && ctx.Err() != nil {
+		// A server's keys were not read because the caller gave up, which
+		// says nothing about that server: report it rather than misses.
+		return nil, fmt.Errorf("memcached: get of %d keys: %w", len(keys), ctx.Err())
+	}
 	if len(errs) < len(batches) {
 		return values, nil
 	}

@@ -41,10 +41,13 @@ func TestClassify(t *testing.T) {
 }
 
 func TestNodeMarkDown(t *testing.T) {
-	const backoff = 100 * time.Millisecond
+	// Time is moved by hand (answered, downUntil), so that a loaded host
+	// cannot make the test flaky.
+	const backoff = time.Minute
 	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	down := func(n *node) bool { return n.downUntil.Load() != 0 }
+	ago := func(d time.Duration) int64 { return time.Now().Add(-d).UnixNano() }
 
 	// A busy host: timeouts in bursts, but the server keeps answering.
 	n := newNode("127.0.0.1:1", 2, time.Second, backoff)
@@ -53,8 +56,8 @@ func TestNodeMarkDown(t *testing.T) {
 			n.report(timeout)
 		}
 		n.report(nil)
-		time.Sleep(backoff / 2)
 	}
+	n.answered.Store(ago(backoff - time.Second))
 	for range 10 {
 		n.report(timeout)
 	}
@@ -62,7 +65,7 @@ func TestNodeMarkDown(t *testing.T) {
 		t.Errorf("timeouts within %v of an answer marked the server down", backoff)
 	}
 	// A frozen server: no answer for a whole back-off.
-	time.Sleep(backoff)
+	n.answered.Store(ago(backoff))
 	n.report(timeout)
 	if !down(n) || n.available() {
 		t.Fatalf("timeouts with no answer for %v did not mark the server down", backoff)
@@ -70,9 +73,23 @@ func TestNodeMarkDown(t *testing.T) {
 	if err := n.downErr(); !errors.Is(err, ErrServerDown) || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("downErr = %v; want ErrServerDown wrapping the timeout", err)
 	}
+	// Fewer than ioFailuresToMarkDown failures are not enough, however old
+	// the last answer.
+	n = newNode("127.0.0.1:1", 2, time.Second, backoff)
+	n.answered.Store(ago(2 * backoff))
+	for range ioFailuresToMarkDown - 1 {
+		n.report(timeout)
+	}
+	if down(n) {
+		t.Errorf("%d timeouts marked the server down", ioFailuresToMarkDown-1)
+	}
+	n.report(timeout)
+	if !down(n) {
+		t.Errorf("%d timeouts with no answer for %v did not mark the server down", ioFailuresToMarkDown, 2*backoff)
+	}
 	// After the back-off one call (only) may try it again; its answer
 	// marks it up.
-	time.Sleep(backoff)
+	n.downUntil.Store(ago(time.Millisecond))
 	if !n.available() {
 		t.Fatal("not available after the back-off")
 	}
