@@ -124,8 +124,11 @@ type MemcachedConfig struct {
 	// servers as host:port entries (CACHE_MEMCACHED_SERVERS, comma
 	// separated). Keys are spread over them by consistent hashing.
 	Servers []string
-	// PoolSize is the number of idle connections kept per server
-	// (CACHE_MEMCACHED_POOL_SIZE). 0 means 10.
+	// PoolSize is the number of connections per server
+	// (CACHE_MEMCACHED_POOL_SIZE): the idle ones kept, and the most calls
+	// one server gets at once (a call waits up to Timeout for a free
+	// connection rather than dialing one that would be closed right after).
+	// 0 means 10.
 	PoolSize int
 }
 

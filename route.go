@@ -799,7 +799,11 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	vals, err := c.getMulti(ctx, storeKeys)
 	if err != nil {
-		c.log.error("hoard: cache read failed; serving uncached", err, slog.String("key", logical))
+		// errPending is an expected state (a failed invalidation of this
+		// namespace waits to be replayed), already logged when it failed.
+		if !errors.Is(err, errPending) {
+			c.log.error("hoard: cache read failed; serving uncached", err, slog.String("key", logical))
+		}
 		h.bypass(w, r)
 		return
 	}

@@ -192,8 +192,11 @@ func TestCountsFailures(t *testing.T) {
 			if tt.mode == "put500" && r.Invalid+r.TransportErrors != 0 {
 				t.Errorf("a failed PUT that was applied is not an invalid read: %v\n%q", r, r.Examples)
 			}
-			if len(r.Examples) != 3 || !strings.Contains(r.Examples[0], tt.text) {
-				t.Errorf("examples %q; want 3, the first containing %q", r.Examples, tt.text)
+			// MaxExamples caps the examples; a short run on a loaded
+			// machine may see fewer failures than the cap.
+			want := min(int64(3), r.Stale+r.Invalid+r.Non2xx+r.TransportErrors)
+			if int64(len(r.Examples)) != want || !strings.Contains(r.Examples[0], tt.text) {
+				t.Errorf("examples %q; want %d, the first containing %q", r.Examples, want, tt.text)
 			}
 		})
 	}
