@@ -833,11 +833,36 @@ func (h *routeHandler) serveHit(w http.ResponseWriter, r *http.Request, e *entry
 	hdr := w.Header()
 	ttl := int64((e.remaining(now) + time.Second - 1) / time.Second)
 	e.applyHeader(hdr,
-		"Cache-Status", "hoard; hit; ttl="+strconv.FormatInt(ttl, 10),
-		"Age", strconv.FormatInt(int64(e.age(now)/time.Second), 10),
-		"Content-Length", strconv.Itoa(len(e.body)))
+		"Cache-Status", hitStatus.format(ttl),
+		"Age", decimal.format(int64(e.age(now)/time.Second)),
+		"Content-Length", decimal.format(int64(len(e.body))))
 	h.setClientCC(hdr)
 	writeStored(w, r, e.status, e.body, true)
+}
+
+// numberStrings remembers the strings prefix+decimal(n) for small n, so that
+// a hit formats no header value (Cache-Status ttl, Age, Content-Length):
+// each string is allocated once per process instead of once per hit.
+type numberStrings struct {
+	prefix string
+	s      [4096]atomic.Pointer[string]
+}
+
+var (
+	hitStatus = numberStrings{prefix: "hoard; hit; ttl="}
+	decimal   = numberStrings{}
+)
+
+func (t *numberStrings) format(n int64) string {
+	if n < 0 || n >= int64(len(t.s)) {
+		return t.prefix + strconv.FormatInt(n, 10)
+	}
+	if p := t.s[n].Load(); p != nil {
+		return *p
+	}
+	v := t.prefix + strconv.FormatInt(n, 10)
+	t.s[n].Store(&v)
+	return v
 }
 
 // writeStored writes a stored status and body, answering 304 to a matching
