@@ -84,6 +84,14 @@ var (
 // its entry's shard and Clear replaces every copy. So no single server
 // holds a key that every read needs. Other stores keep one epoch key and
 // untagged keys.
+//
+// Writes made under one layout do not invalidate entries stored under the
+// other, and, as with every key of a memcached pool, a server taken out of
+// the pool's configuration misses the invalidations made meanwhile: when a
+// pool changes between one server and several, or a server is put back
+// with its old data, flush the servers it concerns. Likewise, processes
+// that share a pool must use the same layout: when upgrading from a hoard
+// without it, give the new processes a new KeyPrefix (or flush the pool).
 type Sharded interface {
 	// ShardCount returns the number of shards (servers).
 	ShardCount() int

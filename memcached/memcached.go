@@ -263,7 +263,12 @@ func (s *Store) ShardCount() int { return len(s.nodes) }
 
 // ShardOf returns the index in Options.Servers of the server that holds
 // key.
-func (s *Store) ShardOf(key string) int { return s.ring.locate(key, storedKey(key)) }
+func (s *Store) ShardOf(key string) int {
+	if tag, ok := hashTag(key); ok {
+		return s.ring.index(tag)
+	}
+	return s.ring.index(storedKey(key))
+}
 
 // ShardKey returns base followed by a hash tag ("{" + tag + "}") that
 // places the key on the server of index shard in Options.Servers. The tag
