@@ -40,6 +40,14 @@ type Cache struct {
 	epochKey string // generation of the whole namespace (Clear)
 	genTTL   time.Duration
 
+	// sharded is the store when it is Sharded over more than one shard
+	// (and the prefix holds no '{'): keys then carry hash tags, so that a
+	// read touches one shard, and the epoch has one copy per shard,
+	// epochKeys[i] on shard i. Otherwise sharded is nil and epochKeys is
+	// just epochKey.
+	sharded   Sharded
+	epochKeys []string
+
 	breaker *breaker
 	pending pendingSet
 	log     rateLimitedLog
@@ -105,6 +113,19 @@ func New(store Store, cfg Config) (*Cache, error) {
 		selfTimed: isSelfTimed(store),
 		log:       rateLimitedLog{logger: logger.With(slog.String("component", "hoard")), interval: time.Second},
 	}
+	c.epochKeys = []string{c.epochKey}
+	// A '{' in the prefix would be read as the start of every key's hash
+	// tag, and DeletePattern's globs match the plain layout: such caches
+	// keep it.
+	if sh, ok := store.(Sharded); ok && !cfg.Disabled && !strings.Contains(c.ns, "{") && !store.SupportsPatterns() {
+		if n := sh.ShardCount(); n > 1 {
+			c.sharded = sh
+			c.epochKeys = make([]string, n)
+			for i := range n {
+				c.epochKeys[i] = sh.ShardKey(c.epochKey, i)
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -136,8 +157,34 @@ func newGeneration() []byte {
 }
 
 // genKey is the store key of the generation of namespace name (a resource
-// such as "widget:42" or a pattern such as "alice_posts:*").
-func (c *Cache) genKey(name string) string { return c.ns + genPrefix + name }
+// such as "widget:42" or a pattern such as "alice_posts:*"). On a Sharded
+// store the name is its hash tag, so it lives with the entries of name.
+func (c *Cache) genKey(name string) string {
+	if c.sharded != nil {
+		return c.ns + genPrefix + "{" + name + "}"
+	}
+	return c.ns + genPrefix + name
+}
+
+// entryKey is the store key of the value of key (a provider key or a
+// route's resource with no variant). On a Sharded store the key is its
+// hash tag, as in genKey.
+func (c *Cache) entryKey(key string) string {
+	if c.sharded != nil {
+		return c.ns + "{" + key + "}"
+	}
+	return c.ns + key
+}
+
+// epochFor returns the epoch key that a read of the entry stored under
+// entryKey checks: the namespace's one epoch, or on a Sharded store the
+// copy on the entry's shard. Clear replaces every copy.
+func (c *Cache) epochFor(entryKey string) string {
+	if c.sharded == nil {
+		return c.epochKey
+	}
+	return c.epochKeys[c.sharded.ShardOf(entryKey)]
+}
 
 func (c *Cache) checkKey(key string) error {
 	if key == "" {
@@ -401,7 +448,8 @@ func (c *Cache) ensureGenerations(ctx context.Context, genKeys []string, gens []
 // providerKeys are the keys a provider value is read with: the value, the
 // namespace epoch and the key's own generation.
 func (c *Cache) providerKeys(key string) []string {
-	return []string{c.ns + key, c.epochKey, c.genKey(key)}
+	entry := c.entryKey(key)
+	return []string{entry, c.epochFor(entry), c.genKey(key)}
 }
 
 // Get returns the value stored under key. found is false for an absent,
@@ -493,7 +541,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 		if err := c.checkKey(k); err != nil {
 			return err
 		}
-		full[i] = c.ns + k
+		full[i] = c.entryKey(k)
 	}
 	err := c.store.Delete(ctx, full...)
 	c.breaker.record(err)
@@ -541,7 +589,10 @@ func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
 }
 
 // Clear makes every value of this cache (its CACHE_KEY_PREFIX namespace) a
-// miss by replacing the namespace's epoch: one write, on every store. It
+// miss by replacing the namespace's epoch: one write, on every store (on a
+// Sharded store, one per shard: the copy of a shard that is down is
+// replayed later, and until then the reads of that shard are served
+// uncached). It
 // never flushes the server, so other applications' keys are untouched. On
 // stores that can walk keys, and when the cache has a KeyPrefix, the stale
 // values are also deleted to free memory; elsewhere they expire by TTL.
@@ -549,7 +600,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if c.disabled {
 		return nil
 	}
-	if err := c.invalidate(ctx, []string{c.epochKey}, nil); err != nil {
+	if err := c.invalidate(ctx, c.epochKeys, nil); err != nil {
 		return err
 	}
 	if c.ns != "" && c.store.SupportsPatterns() {
@@ -590,7 +641,7 @@ func (c *Cache) Invalidate(ctx context.Context, names ...string) error {
 		}
 		genKeys = append(genKeys, c.genKey(n))
 		if !strings.ContainsAny(n, "*?[") {
-			delKeys = append(delKeys, c.ns+n)
+			delKeys = append(delKeys, c.entryKey(n))
 		}
 	}
 	return c.invalidate(ctx, genKeys, delKeys)

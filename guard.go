@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
 // ErrUnavailable is returned by the provider API while the circuit breaker
@@ -77,12 +79,16 @@ func (b *breaker) abandon() {
 }
 
 // record reports the outcome of a store call to the breaker. A caller's own
-// cancellation says nothing about the store and is not counted.
+// cancellation says nothing about the store and is not counted; nor is a
+// call that a pool store skipped at once because its server is marked
+// down (storeerr.ErrServerDown): it cost no timeout, the store keeps
+// skipping that server itself, and the other servers' keys must keep
+// hitting.
 func (b *breaker) record(err error) {
 	switch {
 	case err == nil:
 		b.success()
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, storeerr.ErrServerDown):
 		if b.probing.Load() {
 			b.probing.Store(false)
 		}

@@ -3,8 +3,11 @@ package hoard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
 func TestBreakerOpensAfterThresholdAndProbes(t *testing.T) {
@@ -55,6 +58,28 @@ func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 	b.record(context.DeadlineExceeded)
 	if b.allow() {
 		t.Fatal("a store timeout did not count as a failure")
+	}
+}
+
+// TestBreakerIgnoresServerDown: a call a pool store skipped at once because
+// its server is marked down (storeerr.ErrServerDown, also when joined with
+// other servers' errors) is not counted: with one memcached server of three
+// down, a third of the reads fail that way, and counting them opened the
+// breaker for the keys of the live servers too.
+func TestBreakerIgnoresServerDown(t *testing.T) {
+	b := newBreaker(3, time.Hour)
+	down := fmt.Errorf("memcached 127.0.0.1:1: get: %w", errors.Join(fmt.Errorf("%w after: refused", storeerr.ErrServerDown)))
+	for i := range 10 {
+		if !b.allow() {
+			t.Fatalf("breaker opened after %d calls skipped for a server marked down", i)
+		}
+		b.record(down)
+	}
+	for range 3 {
+		b.record(errors.New("i/o timeout"))
+	}
+	if b.allow() {
+		t.Fatal("breaker still closed after 3 real failures")
 	}
 }
 

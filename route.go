@@ -636,13 +636,18 @@ func (q *request) resourceName(dst []byte) ([]byte, error) {
 
 // readKey builds the GET key; ok is false when the request must bypass the
 // cache (a query parameter outside QueryKeys, no caller on a per-caller
-// route, a placeholder without value).
-func (q *request) readKey(dst []byte) (key []byte, resourceLen int, ok bool) {
+// route, a placeholder without value). resourceLen is the length of dst
+// up to the end of the resource name; with closeTag a '}' follows it (the
+// caller wrote the '{' of the hash tag before it).
+func (q *request) readKey(dst []byte, closeTag bool) (key []byte, resourceLen int, ok bool) {
 	dst, err := q.resourceName(dst)
 	if err != nil {
 		return dst, 0, false
 	}
 	resourceLen = len(dst)
+	if closeTag {
+		dst = append(dst, '}')
+	}
 	if len(q.query) > 0 {
 		// Parameters consumed by placeholders are already in the key.
 		var rest []keys.Pair
@@ -757,8 +762,15 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	bp := keyBufPool.Get().(*[]byte)
 	defer keyBufPool.Put(bp)
+	// On a Sharded store the resource is the entry's hash tag (cache.go,
+	// entryKey): ns{resource}variant.
+	tagged := c.sharded != nil
 	buf := append((*bp)[:0], c.ns...)
-	buf, resEnd, ok := q.readKey(buf)
+	if tagged {
+		buf = append(buf, '{')
+	}
+	resStart := len(buf)
+	buf, resEnd, ok := q.readKey(buf, tagged)
 	if !ok {
 		*bp = buf
 		h.bypass(w, r)
@@ -775,16 +787,26 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	keyEnd := len(buf)
 	buf = append(buf, c.ns...)
 	buf = append(buf, genPrefix...)
-	buf = append(buf, buf[len(c.ns):resEnd]...)
+	if tagged {
+		buf = append(buf, '{')
+	}
+	buf = append(buf, buf[resStart:resEnd]...)
+	if tagged {
+		buf = append(buf, '}')
+	}
 	*bp = buf
 	both := string(buf)
 	fullKey, logical := both[:keyEnd], both[len(c.ns):keyEnd]
 	// keys: entry, epoch, resource generation, pattern generations.
 	storeKeys := make([]string, 3, 3+2)
 	storeKeys[0] = fullKey
-	storeKeys[1] = c.epochKey
+	storeKeys[1] = c.epochFor(fullKey)
 	storeKeys[2] = both[keyEnd:]
 	if ps := c.patterns.Load(); ps != nil {
+		if tagged {
+			// Patterns match the key without its hash tag's braces.
+			logical = both[resStart:resEnd] + both[resEnd+1:keyEnd]
+		}
 		var matches []string
 		for _, p := range *ps {
 			matches, ok = p.AppendMatches(matches, logical, maxPatternMatches)
@@ -1109,7 +1131,7 @@ func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []str
 	var buf []byte
 	addResource := func(name []byte) {
 		genKeys = append(genKeys, c.genKey(string(name)))
-		delKeys = append(delKeys, c.ns+string(name))
+		delKeys = append(delKeys, c.entryKey(string(name)))
 	}
 	if h.prefix != nil {
 		buf, err = q.resourceName(buf[:0])

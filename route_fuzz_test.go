@@ -71,7 +71,7 @@ func TestRouteCorruptEntryIsOverwritten(t *testing.T) {
 		ctx := context.Background()
 		for i, tc := range corruptions {
 			path := "/doc/" + strconv.Itoa(i)
-			key := c.Config().KeyPrefix + "doc:" + strconv.Itoa(i)
+			key := storeKey(c, "doc:"+strconv.Itoa(i))
 			first := serveLocal(t, mux, http.MethodGet, path)
 			if first.CacheStatus() != csStored {
 				t.Fatalf("%s: first GET: %v", tc.name, first)

@@ -131,9 +131,28 @@ func widgetName(t *testing.T, app *testApp, path string) (string, testResponse) 
 
 // storeHas reports whether the store holds the entry of logical key (a key
 // without the cache's KeyPrefix).
+// storeKey returns the store key of the route entry whose key is logical
+// (spec 1.1): KeyPrefix + logical, except on a hoard.Sharded store of
+// several shards (memcached), where the resource (the key up to its query
+// or caller part) is the key's hash tag: KeyPrefix{resource}rest.
+func storeKey(c *hoard.Cache, logical string) string {
+	ns := c.Config().KeyPrefix
+	sh, ok := c.Store().(hoard.Sharded)
+	if !ok || sh.ShardCount() < 2 || c.Store().SupportsPatterns() || strings.Contains(ns, "{") {
+		return ns + logical
+	}
+	end := len(logical)
+	for _, sep := range []string{":q=", ":u="} {
+		if i := strings.Index(logical, sep); i >= 0 && i < end {
+			end = i
+		}
+	}
+	return ns + "{" + logical[:end] + "}" + logical[end:]
+}
+
 func storeHas(t *testing.T, c *hoard.Cache, logical string) bool {
 	t.Helper()
-	ok, err := c.Store().Exists(context.Background(), c.Config().KeyPrefix+logical)
+	ok, err := c.Store().Exists(context.Background(), storeKey(c, logical))
 	if err != nil {
 		t.Fatalf("Exists(%q): %v", logical, err)
 	}

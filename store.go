@@ -69,3 +69,35 @@ var (
 	// ErrInvalidTTL is returned for a negative TTL.
 	ErrInvalidTTL = storeerr.ErrInvalidTTL
 )
+
+// Sharded is an optional interface of a Store that spreads keys over
+// several servers (shards) and honours hash tags: when a key holds a '{'
+// followed later by a '}' with at least one byte between them, only the
+// bytes between the first '{' and the next '}' choose its shard (Redis
+// Cluster's rule); other keys are placed by the whole key. The memcached
+// store implements it.
+//
+// On a Sharded store with more than one shard, a Cache lays out its keys so
+// that a read touches one server: a resource's entries (every query and
+// caller variant) and its generation carry the resource as their hash tag,
+// and the namespace epoch has one copy per shard; a read checks the copy on
+// its entry's shard and Clear replaces every copy. So no single server
+// holds a key that every read needs. Other stores keep one epoch key and
+// untagged keys.
+//
+// Writes made under one layout do not invalidate entries stored under the
+// other, and, as with every key of a memcached pool, a server taken out of
+// the pool's configuration misses the invalidations made meanwhile: when a
+// pool changes between one server and several, or a server is put back
+// with its old data, flush the servers it concerns. Likewise, processes
+// that share a pool must use the same layout: when upgrading from a hoard
+// without it, give the new processes a new KeyPrefix (or flush the pool).
+type Sharded interface {
+	// ShardCount returns the number of shards (servers).
+	ShardCount() int
+	// ShardOf returns the shard, from 0 to ShardCount()-1, that holds key.
+	ShardOf(key string) int
+	// ShardKey returns base followed by a hash tag that places the key on
+	// shard. base must not contain '{'.
+	ShardKey(base string, shard int) string
+}

@@ -7,6 +7,19 @@
 // client configured with the same servers, in any order, agrees on where
 // each key lives.
 //
+// # Hash tags
+//
+// A key that holds a '{' followed later by a '}' with at least one byte
+// between them is placed by those bytes only (the tag: from the first '{'
+// to the next '}', as in Redis Cluster), so keys with the same tag live on
+// the same server; other keys are placed by the whole key, and a long key
+// stored under its hashed form (below) is placed by the tag of the key as
+// given. The Store implements hoard.Sharded: a hoard Cache on a pool of
+// more than one server tags a resource's entries and generation with the
+// resource, and keeps one copy of its epoch on each server (ShardKey), so
+// that a hit reads one server, and no server holds a key that every read
+// needs.
+//
 // # Server failures
 //
 // One server of the pool going down makes its own keys miss; the other
@@ -43,9 +56,11 @@
 //     call whose keys all live on the failed server, still reports the
 //     outage). This is safe under a hoard Cache: a missing generation key is
 //     created again only with Add, which fails on a down server, and an
-//     entry whose recorded generations are not all present is a miss. (The
-//     Cache's epoch key lives on one server, though: while that one is down,
-//     every value of the Cache misses.)
+//     entry whose recorded generations are not all present is a miss. A
+//     Cache reads an entry, its generation and its epoch copy from one
+//     server, so while that server is down its values miss (or, on the
+//     route, are served uncached) and the other servers' values keep
+//     hitting.
 //   - Get and Exists fail: a single-key read has no other server to answer
 //     for it, and a miss would claim the key is absent.
 //   - Set, Add and Delete fail (Delete after deleting the keys of the other
@@ -148,6 +163,8 @@ type Store struct {
 	ring     *ring
 	poolSize int
 	closed   atomic.Bool
+	// shardTags[i] is a hash tag the ring places on nodes[i] (ShardKey).
+	shardTags []string
 }
 
 // New returns a Store on the servers of opts. It checks the options and the
@@ -184,7 +201,8 @@ func New(opts Options) (*Store, error) {
 	for i, addr := range servers {
 		nodes[i] = newNode(addr, poolSize, timeout, backoff)
 	}
-	return &Store{nodes: nodes, ring: newRing(servers), poolSize: poolSize}, nil
+	r := newRing(servers)
+	return &Store{nodes: nodes, ring: r, poolSize: poolSize, shardTags: r.shardTags()}, nil
 }
 
 // checkServer reports whether s is a usable "host:port" address.
@@ -235,8 +253,30 @@ func (s *Store) closeIdle() error {
 	return errors.Join(errs...)
 }
 
-// node returns the server that holds skey, a stored key.
-func (s *Store) node(skey string) *node { return s.nodes[s.ring.index(skey)] }
+// node returns the server that holds key, stored as skey.
+func (s *Store) node(key, skey string) *node { return s.nodes[s.ring.locate(key, skey)] }
+
+// ShardCount returns the number of servers. With ShardOf and ShardKey it
+// implements hoard.Sharded, through which a hoard Cache places a read's
+// keys on one server (see "Hash tags" in the package documentation).
+func (s *Store) ShardCount() int { return len(s.nodes) }
+
+// ShardOf returns the index in Options.Servers of the server that holds
+// key.
+func (s *Store) ShardOf(key string) int {
+	if tag, ok := hashTag(key); ok {
+		return s.ring.index(tag)
+	}
+	return s.ring.index(storedKey(key))
+}
+
+// ShardKey returns base followed by a hash tag ("{" + tag + "}") that
+// places the key on the server of index shard in Options.Servers. The tag
+// of a server depends only on the set of servers, not on their order.
+// base must hold no '{', or the key is placed by base's own tag.
+func (s *Store) ShardKey(base string, shard int) string {
+	return base + "{" + s.shardTags[shard] + "}"
+}
 
 // call runs f on n unless n is marked down, and records the outcome.
 func (n *node) call(ctx context.Context, f func(c *memcache.Client) error) error {
@@ -290,7 +330,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	}
 	defer s.end()
 	skey := storedKey(key)
-	n := s.node(skey)
+	n := s.node(key, skey)
 	if err := n.start(ctx); err != nil {
 		return nil, false, s.fail("get", n, err)
 	}
@@ -340,7 +380,7 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	for i, k := range keys {
 		sk := storedKey(k)
 		skeys[i] = sk
-		nd := s.node(sk)
+		nd := s.node(k, sk)
 		j := 0
 		for j < len(batches) && batches[j].node != nd {
 			j++
@@ -437,7 +477,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	defer s.end()
 	skey := storedKey(key)
-	n := s.node(skey)
+	n := s.node(key, skey)
 	item := &memcache.Item{Key: skey, Value: value, Expiration: exp}
 	if err := n.call(ctx, func(c *memcache.Client) error { return c.Set(item) }); err != nil {
 		return s.failStore("set", n, len(value), err)
@@ -457,7 +497,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	defer s.end()
 	skey := storedKey(key)
-	n := s.node(skey)
+	n := s.node(key, skey)
 	item := &memcache.Item{Key: skey, Value: value, Expiration: exp}
 	err = n.call(ctx, func(c *memcache.Client) error { return c.Add(item) })
 	switch {
@@ -492,13 +532,12 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	}
 	defer s.end()
 	if len(keys) == 1 {
-		return s.delete(ctx, storedKey(keys[0]))
+		return s.delete(ctx, keys[0])
 	}
 	groups := make([][]string, len(s.nodes))
 	for _, k := range keys {
-		sk := storedKey(k)
-		i := s.ring.index(sk)
-		groups[i] = append(groups[i], sk)
+		i := s.ring.locate(k, storedKey(k))
+		groups[i] = append(groups[i], k)
 	}
 	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
@@ -537,8 +576,9 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	return errors.Join(errs...)
 }
 
-func (s *Store) delete(ctx context.Context, skey string) error {
-	n := s.node(skey)
+func (s *Store) delete(ctx context.Context, key string) error {
+	skey := storedKey(key)
+	n := s.node(key, skey)
 	err := n.call(ctx, func(c *memcache.Client) error { return c.Delete(skey) })
 	if err == nil || errors.Is(err, memcache.ErrCacheMiss) {
 		return nil

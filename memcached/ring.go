@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // pointsPerServer is the number of virtual nodes each server gets on the
@@ -19,6 +20,11 @@ const pointsPerServer = 160
 // at or after xxh64(key), wrapping around. Adding a server to N moves about
 // 1/(N+1) of the keys, all of them to the new server; removing one moves
 // only its own keys.
+//
+// Hash tags: a key that holds a '{' followed later by a '}' with at least
+// one byte between them is placed by the bytes between the first '{' and
+// the next '}' only (Redis Cluster's rule), so keys with the same tag live
+// on the same server. Other keys are placed by the whole (stored) key.
 //
 // The ring depends only on the set of server names, not on their order, so
 // every client configured with the same servers agrees on every key. It is
@@ -69,7 +75,35 @@ func newRing(servers []string) *ring {
 	return r
 }
 
-// index returns the index in r.addrs of the server that owns key.
+// hashTag returns the hash tag of key: the bytes between its first '{'
+// and the next '}', if there are any (Redis Cluster's rule). ok is false
+// when key has no '{', no '}' after it, or nothing between the two.
+func hashTag(key string) (tag string, ok bool) {
+	i := strings.IndexByte(key, '{')
+	if i < 0 {
+		return "", false
+	}
+	j := strings.IndexByte(key[i+1:], '}')
+	if j <= 0 {
+		return "", false
+	}
+	return key[i+1 : i+1+j], true
+}
+
+// locate returns the index in r.addrs of the server that holds key, stored
+// as skey (storedKey(key)): the server of key's hash tag if it has one,
+// else the server of skey. The tag is read from key, not skey, so that a
+// long key stored under its hashed form stays with the other keys of its
+// tag.
+func (r *ring) locate(key, skey string) int {
+	if tag, ok := hashTag(key); ok {
+		return r.index(tag)
+	}
+	return r.index(skey)
+}
+
+// index returns the index in r.addrs of the server that owns key, hashed
+// whole (a stored key, or a hash tag).
 func (r *ring) index(key string) int {
 	if len(r.addrs) == 1 {
 		return 0
@@ -91,10 +125,28 @@ func (r *ring) index(key string) int {
 	return int(r.owner[lo])
 }
 
-// PickServer returns the server that owns key. It implements
-// memcache.ServerSelector.
+// PickServer returns the server that owns key, a stored key (its hash tag
+// if it has one). It implements memcache.ServerSelector.
 func (r *ring) PickServer(key string) (net.Addr, error) {
-	return r.addrs[r.index(key)], nil
+	return r.addrs[r.locate(key, key)], nil
+}
+
+// shardTags returns, for each server, a hash tag that the ring places on
+// it: the decimal form of the smallest integer that lands there. It
+// depends only on the set of servers, like the ring, so every client with
+// the same servers computes the same tags.
+func (r *ring) shardTags() []string {
+	tags := make([]string, len(r.addrs))
+	left := len(r.addrs)
+	var buf []byte
+	for k := 0; left > 0; k++ {
+		buf = strconv.AppendInt(buf[:0], int64(k), 10)
+		if i := r.index(string(buf)); tags[i] == "" {
+			tags[i] = string(buf)
+			left--
+		}
+	}
+	return tags
 }
 
 // Each calls f for every server, in the order given, and stops at the first

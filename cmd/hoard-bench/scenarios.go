@@ -52,7 +52,7 @@ func scenarios() []scenario {
 			build: (*env).rawRedis},
 		{name: "raw/memcached", desc: "one bare gomemcache GET per request (pool of 3), bytes written as they come",
 			build: func(e *env) (http.Handler, func(), error) { return e.rawMemcached(false) }},
-		{name: "raw/memcached/3keys", desc: "one bare gomemcache GetMulti per request of the three keys a hit reads (the widget's bytes, one epoch key, the widget's generation key), the bytes written as they come",
+		{name: "raw/memcached/3keys", desc: "one bare gomemcache GetMulti per request of three keys spread as hoard laid them out before hash tags (the widget's bytes, one epoch key, the widget's generation key: about 2.1 of 3 servers per request), the bytes written as they come",
 			build: func(e *env) (http.Handler, func(), error) { return e.rawMemcached(true) }},
 		{name: "uncached", desc: "the widget GET straight from SQLite, no cache",
 			build: func(e *env) (http.Handler, func(), error) {
@@ -323,10 +323,12 @@ func (e *env) rawRedis() (http.Handler, func(), error) {
 // them with one bare gomemcache GET per request (-memcached-pool idle
 // connections per server, 10 by default, and a 50 ms timeout, as the
 // memcached store). With threeKeys, each request instead reads, with one
-// GetMulti, the three keys a hit of the memcached store reads: the entry,
-// the cache's epoch and the widget's generation, which the pool's hashing
-// spreads over up to three servers. That is the floor of a hit with hoard's
-// key layout, as raw/memcached is the floor of any hit.
+// GetMulti, three keys laid out as a hit of the memcached store read them
+// before hoard used hash tags: the entry, the cache's single epoch and the
+// widget's generation, which the pool's hashing spreads over up to three
+// servers. It was the floor of a hit with that layout; a hit now reads its
+// three keys from one server (hoard.Sharded), so raw/memcached is its
+// floor.
 func (e *env) rawMemcached(threeKeys bool) (http.Handler, func(), error) {
 	pool, err := e.startMemcached()
 	if err != nil {

@@ -418,11 +418,12 @@ func testRedisEvicting(t *testing.T) {
 }
 
 // testMemcachedOneKilled: one of three memcached servers is killed for 5 s
-// and restarted empty. Widgets with a key (entry or generation) on it miss
-// meanwhile; the others keep hitting; afterwards all hit again. The killed
-// server is one that does not hold the namespace epoch (every read needs
-// it, so killing its server makes every read miss, a case the Redis
-// scenarios cover).
+// and restarted empty. On memcached a widget's entry, its generation and
+// the epoch copy its reads check live on one server (hoard.Sharded), so the
+// widgets of the killed server miss meanwhile and the others keep hitting;
+// afterwards all hit again. The killed server is the one that held the
+// namespace's single epoch key before epochs had a copy per server (killing
+// it then made every read miss), if it holds some widgets but not all.
 func testMemcachedOneKilled(t *testing.T) {
 	pool := testserver.MemcachedPoolT(t, 3, testserver.MemcachedOptions{})
 	cfg := hoard.Config{Backend: hoard.BackendMemcached}
@@ -430,6 +431,10 @@ func testMemcachedOneKilled(t *testing.T) {
 	e := newCCEnv(t, cfg)
 	ns := e.cache.Config().KeyPrefix
 	ids := ccIDs()
+	sh, ok := e.cache.Store().(hoard.Sharded)
+	if !ok {
+		t.Fatalf("the memcached store (%T) does not implement hoard.Sharded", e.cache.Store())
+	}
 
 	// where returns the index of the server holding key, or -1.
 	where := func(key string) int {
@@ -445,38 +450,36 @@ func testMemcachedOneKilled(t *testing.T) {
 		affected = map[int64]bool{}
 	)
 	locate := func(t *testing.T) {
-		epoch := where(ns + "#epoch")
-		if epoch < 0 {
-			t.Fatal("the namespace epoch is on no server after the warm-up")
+		for i := range pool {
+			if got := where(sh.ShardKey(ns+"#epoch", i)); got != i {
+				t.Fatalf("the epoch copy of server %d is on server %d after the warm-up", i, got)
+			}
 		}
 		entry := map[int64]int{}
-		gen := map[int64]int{}
 		deadline := time.Now().Add(3 * time.Second)
-		for len(entry) < len(ids) || len(gen) < len(ids) {
+		for len(entry) < len(ids) {
 			if time.Now().After(deadline) {
-				t.Fatalf("could not locate every widget's keys within 3 s: entries %v, generations %v", entry, gen)
+				t.Fatalf("could not locate every widget's entry within 3 s: %v", entry)
 			}
 			for _, id := range ids {
 				s := strconv.FormatInt(id, 10)
 				if _, ok := entry[id]; !ok {
-					if i := where(ns + "widget:" + s); i >= 0 {
+					if i := where(ns + "{widget:" + s + "}"); i >= 0 {
 						entry[id] = i
-					}
-				}
-				if _, ok := gen[id]; !ok {
-					if i := where(ns + "#g:widget:" + s); i >= 0 {
-						gen[id] = i
 					}
 				}
 			}
 		}
-		for v := range pool {
-			if v == epoch {
-				continue
+		for _, id := range ids {
+			if g := where(ns + "#g:{widget:" + strconv.FormatInt(id, 10) + "}"); g != entry[id] {
+				t.Fatalf("widget %d: entry on server %d, generation on %d; want one server", id, entry[id], g)
 			}
+		}
+		old := sh.ShardOf(ns + "#epoch")
+		for _, v := range append([]int{old}, 0, 1, 2) {
 			aff := map[int64]bool{}
 			for _, id := range ids {
-				if entry[id] == v || gen[id] == v {
+				if entry[id] == v {
 					aff[id] = true
 				}
 			}
@@ -486,9 +489,9 @@ func testMemcachedOneKilled(t *testing.T) {
 			}
 		}
 		if victim < 0 {
-			t.Fatalf("no server to kill that holds some widgets' keys but not all, nor the epoch (epoch on %d; entries %v, generations %v)", epoch, entry, gen)
+			t.Fatalf("no server to kill that holds some widgets but not all (entries %v)", entry)
 		}
-		t.Logf("epoch on server %d; killing server %d, which holds a key of widgets %v", epoch, victim, affected)
+		t.Logf("the single epoch key was on server %d; killing server %d, which holds widgets %v", old, victim, affected)
 		check(t, pool[victim].Kill())
 	}
 	w, _ := runPhases(t, e, ids, []phase{

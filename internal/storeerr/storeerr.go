@@ -15,3 +15,10 @@ var ErrClosed = errors.New("hoard: store is closed")
 
 // ErrInvalidTTL is returned by Set and Add for a TTL that is not positive.
 var ErrInvalidTTL = errors.New("hoard: TTL must be positive (0 means the default TTL only at the Cache level)")
+
+// ErrServerDown is returned (wrapped) by a store on a pool of servers for a
+// call it skipped at once because the server it needs is marked down (the
+// memcached store's ErrServerDown is this value). Such a call cost nothing,
+// and the pool's other servers may be fine, so a Cache's circuit breaker
+// does not count it.
+var ErrServerDown = errors.New("memcached: server marked down")
