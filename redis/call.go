@@ -140,10 +140,18 @@ func (c *call) neighbourFailure(err error) bool {
 // calls' contexts.
 const maxAttempts = 3
 
+// pinned: every command is pinned (cmd.Pin) before rueidis sees it, so
+// rueidis never returns it to its pool. The race detector caught a command
+// being rebuilt from the pool while a pipe's background writer of a
+// connection that a Redis restart had just broken was still reading it
+// (consistency test RedisEmptied); an unpooled command costs one
+// allocation and cannot be shared.
+
 // do is rc.Do, sent again (up to maxAttempts) when it failed on another
 // call's context. rueidis does not recycle a command whose call failed, so
 // it can be sent again.
 func (c *call) do(rc rueidis.Client, cmd rueidis.Completed) rueidis.RedisResult {
+	cmd = cmd.Pin() // see pinned
 	r := rc.Do(c, cmd)
 	for attempt := 1; attempt < maxAttempts && c.neighbourFailure(r.NonRedisError()); attempt++ {
 		r = rc.Do(c, cmd)
@@ -155,6 +163,9 @@ func (c *call) do(rc rueidis.Client, cmd rueidis.Completed) rueidis.RedisResult 
 // context are sent again (up to maxAttempts). The others are not: rueidis
 // recycles a command once it has its reply.
 func (c *call) doMulti(rc rueidis.Client, cmds rueidis.Commands) []rueidis.RedisResult {
+	for i := range cmds {
+		cmds[i] = cmds[i].Pin() // see pinned
+	}
 	rs := rc.DoMulti(c, cmds...)
 	for attempt := 1; attempt < maxAttempts; attempt++ {
 		var again rueidis.Commands
