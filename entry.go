@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math"
 	"net/http"
 	"time"
 	"unsafe"
@@ -119,6 +120,10 @@ func appendEntryTail(dst, payload []byte) []byte {
 }
 
 // encodeRaw wraps a provider-API value.
+// maxEntryTTL is the largest TTL in milliseconds that a time.Duration can
+// hold, so the largest an encoder can have written; a bigger one is corrupt.
+const maxEntryTTL = uint64(math.MaxInt64 / int64(time.Millisecond))
+
 func encodeRaw(gens [][]byte, storedAt time.Time, ttl time.Duration, value []byte) []byte {
 	dst := make([]byte, 0, 40+len(value)+len(gens)*10)
 	dst = appendEntryHead(dst, kindRaw, gens, storedAt, ttl)
@@ -222,8 +227,8 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 	}
 	e.storedAt = d.varint()
 	ttl := d.uvarint()
-	if ttl > uint64(1<<62) {
-		d.err = true
+	if ttl > maxEntryTTL {
+		d.err = true // no time.Duration encodes it: not written by hoard
 	}
 	e.ttl = int64(ttl)
 	if want == kindHTTP {
