@@ -216,28 +216,25 @@ func (c *Cache) usable(ctx context.Context) bool {
 }
 
 // replayPending writes the pending invalidations, as far as the store takes
-// them, and reports whether none is left. Only one request replays at a
-// time; the others go on without waiting.
-func (c *Cache) replayPending(ctx context.Context) bool {
+// them. Only one request replays at a time; the others go on without
+// waiting (the reads a pending key concerns are held back by getMulti).
+func (c *Cache) replayPending(ctx context.Context) {
 	if !c.pending.replay.TryLock() {
-		return false
+		return
 	}
 	defer c.pending.replay.Unlock()
 	genKeys, delKeys, seq := c.pending.snapshot()
 	if len(genKeys)+len(delKeys) == 0 {
-		return true
+		return
 	}
 	// In random order: keys the store takes are written even when another
 	// one keeps failing (its server of a pool is down) and stops the replay.
 	rand.Shuffle(len(genKeys), func(i, j int) { genKeys[i], genKeys[j] = genKeys[j], genKeys[i] })
 	rand.Shuffle(len(delKeys), func(i, j int) { delKeys[i], delKeys[j] = delKeys[j], delKeys[i] })
-	failed, err := c.replay(ctx, genKeys, delKeys, seq)
-	if err != nil {
+	if failed, err := c.replay(ctx, genKeys, delKeys, seq); err != nil {
 		c.log.error("hoard: replaying invalidations failed; the namespaces they name are served uncached until the store takes them", err,
 			slog.Int("pending", failed))
-		return false
 	}
-	return c.pending.empty()
 }
 
 // replay writes pending invalidations snapshot at seq (one call per key, so
