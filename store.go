@@ -38,6 +38,13 @@ type Store interface {
 	// all clients of the store. added reports whether this call stored it.
 	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (added bool, err error)
 
+	// Touch sets the TTL of key to ttl without changing its value, and
+	// reports whether key was present. ttl must be positive. A Cache
+	// creates a generation for a read with a short TTL and touches it only
+	// once a response that depends on it is stored, so that requests whose
+	// answers are never stored leave nothing lasting behind.
+	Touch(ctx context.Context, key string, ttl time.Duration) (found bool, err error)
+
 	// Delete removes the given keys; absent keys are not an error.
 	Delete(ctx context.Context, keys ...string) error
 
@@ -68,6 +75,14 @@ var (
 	ErrClosed = storeerr.ErrClosed
 	// ErrInvalidTTL is returned for a negative TTL.
 	ErrInvalidTTL = storeerr.ErrInvalidTTL
+	// ErrRefused is wrapped by a store's error for one value it would not
+	// take while the server itself is healthy (too large for it, or no
+	// memory left for it). Only that key goes uncached: a Cache's circuit
+	// breaker does not count it, and other keys keep hitting.
+	ErrRefused = storeerr.ErrRefused
+	// ErrValueTooLarge is the ErrRefused of a value over the store's size
+	// limit (each store documents its own, as Options.MaxValueBytes).
+	ErrValueTooLarge = storeerr.ErrValueTooLarge
 )
 
 // Sharded is an optional interface of a Store that spreads keys over

@@ -509,6 +509,29 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	return false, s.failStore("add", n, len(value), err)
 }
 
+// Touch sets the TTL of key, keeping its value, and reports whether key was
+// present. ttl must be positive.
+func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	exp, err := expiration(ttl, time.Now())
+	if err != nil {
+		return false, err
+	}
+	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	defer s.end()
+	skey := storedKey(key)
+	n := s.node(key, skey)
+	err = n.call(ctx, func(c *memcache.Client) error { return c.Touch(skey, exp) })
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, memcache.ErrCacheMiss):
+		return false, nil
+	}
+	return false, s.fail("touch", n, err)
+}
+
 // failStore is fail for set and add, with advice when the server refused the
 // value for its size.
 func (s *Store) failStore(op string, n *node, size int, err error) error {

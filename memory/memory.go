@@ -173,6 +173,21 @@ func (s *Store) Add(_ context.Context, key string, value []byte, ttl time.Durati
 	return added, nil
 }
 
+// Touch sets the TTL of key to ttl, keeping its value, and reports whether
+// key was present (and not expired). ttl must be positive.
+func (s *Store) Touch(_ context.Context, key string, ttl time.Duration) (found bool, err error) {
+	if s.closed.Load() {
+		return false, storeerr.ErrClosed
+	}
+	if ttl <= 0 {
+		return false, storeerr.ErrInvalidTTL
+	}
+	_, found = s.c.ComputeIfPresent(key, func(old item) (item, otter.ComputeOp) {
+		return item{value: old.value, ttl: ttl}, otter.WriteOp
+	})
+	return found, nil
+}
+
 // Delete removes keys; absent keys are ignored.
 func (s *Store) Delete(_ context.Context, keys ...string) error {
 	if s.closed.Load() {

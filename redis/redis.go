@@ -288,6 +288,27 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	return true, nil
 }
 
+// Touch sets the TTL of key with PEXPIRE key ttl, keeping its value, and
+// reports whether key was present.
+func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if s.closed.Load() {
+		return false, storeerr.ErrClosed
+	}
+	if ttl <= 0 {
+		return false, storeerr.ErrInvalidTTL
+	}
+	c, err := s.begin(ctx)
+	if err != nil {
+		return false, s.fail("PEXPIRE", err)
+	}
+	defer c.end()
+	n, err := c.do(s.c, s.c.B().Pexpire().Key(key).Milliseconds(pxMillis(ttl)).Build()).AsInt64()
+	if err != nil {
+		return false, s.fail("PEXPIRE", c.err(err))
+	}
+	return n == 1, nil
+}
+
 // Delete removes keys with UNLINK (the memory is freed in the background).
 // On Cluster each key is routed to its own slot, so keys may span nodes.
 func (s *Store) Delete(ctx context.Context, keys ...string) error {

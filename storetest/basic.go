@@ -632,6 +632,7 @@ func (s *suite) calls(ctx context.Context, e *env, key string) []call {
 		{"GetMulti", func() error { _, err := e.st.GetMulti(ctx, []string{key, key + ":2", key + ":3"}); return err }},
 		{"Set", func() error { return e.st.Set(ctx, key, []byte("v2"), longTTL) }},
 		{"Add", func() error { _, err := e.st.Add(ctx, key+":add", []byte("v"), longTTL); return err }},
+		{"Touch", func() error { _, err := e.st.Touch(ctx, key, longTTL); return err }},
 		{"Delete", func() error { return e.st.Delete(ctx, key+":del", key+":del2") }},
 		{"Exists", func() error { _, err := e.st.Exists(ctx, key); return err }},
 		{"Ping", func() error { return e.st.Ping(ctx) }},

@@ -264,6 +264,20 @@ func (s *fakeStore) Add(ctx context.Context, key string, value []byte, ttl time.
 	return added, err
 }
 
+func (s *fakeStore) Touch(ctx context.Context, key string, ttl time.Duration) (found bool, err error) {
+	if ttl <= 0 {
+		return false, hoard.ErrInvalidTTL
+	}
+	err = s.do(ctx, func(now time.Time) {
+		var e fakeEntry
+		if e, found = s.live(key, now); found && !s.srv.bug("touch-ignored") {
+			e.expires = s.expiry(now, ttl)
+			s.srv.node(key)[key] = e
+		}
+	})
+	return found, err
+}
+
 func (s *fakeStore) Delete(ctx context.Context, keys ...string) error {
 	return s.do(ctx, func(time.Time) {
 		for _, k := range keys {

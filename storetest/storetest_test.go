@@ -72,6 +72,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		{"getmulti-sorted", "GetMulti/Mixed"},
 		{"add-not-atomic", "Add/Concurrent"},
 		{"add-sees-expired", "TTL/AddAfterExpiry"},
+		{"touch-ignored", "TTL/Touch"},
 		{"set-keeps-ttl", "TTL/OverwriteShortens"},
 		{"ttl-two-steps", "TTL/AtomicWithValue"},
 		{"sub-ms-ttl-never-expires", "TTL/SubResolution"},

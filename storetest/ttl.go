@@ -107,6 +107,40 @@ func (s *suite) testTTL(t *testing.T) {
 		e.wantValue(k, []byte("long"))
 	})
 
+	t.Run("Touch", func(t *testing.T) {
+		// Touch replaces the TTL and keeps the value: a key written with a
+		// short TTL and touched with a long one outlives its first TTL,
+		// and one touched with a short TTL expires on it. Touch of an
+		// absent key reports false and creates nothing.
+		t.Parallel()
+		e := s.open(t)
+		extended, shortened, absent := e.key("extended"), e.key("shortened"), e.key("absent")
+		e.set(extended, []byte("kept"), short)
+		e.set(shortened, []byte("short"), longTTL)
+		for _, c := range []struct {
+			key  string
+			ttl  time.Duration
+			want bool
+		}{{extended, longTTL, true}, {shortened, short, true}, {absent, longTTL, false}} {
+			found, err := e.st.Touch(e.ctx, c.key, c.ttl)
+			if err != nil || found != c.want {
+				t.Fatalf("Touch(%q, %v) = %v, %v; want %v, nil", c.key, c.ttl, found, err, c.want)
+			}
+		}
+		e.wantAbsent(absent)
+		start := time.Now()
+		if !eventually(s.expireBound(short), s.pollEvery(), func() bool { _, found := e.get(shortened); return !found }) {
+			t.Errorf("a key touched with TTL %v is still there after %v: Touch kept the old TTL", short, time.Since(start).Round(time.Millisecond))
+		}
+		e.wantValue(extended, []byte("kept"))
+		for _, ttl := range []time.Duration{0, -time.Second} {
+			if found, err := e.st.Touch(e.ctx, extended, ttl); !errors.Is(err, hoard.ErrInvalidTTL) || found {
+				t.Errorf("Touch with TTL %v = %v, %v; want false and an error matching hoard.ErrInvalidTTL", ttl, found, err)
+			}
+		}
+		e.wantValue(extended, []byte("kept"))
+	})
+
 	t.Run("SubResolution", func(t *testing.T) {
 		// A TTL below the resolution is rounded up: it must neither be
 		// rejected nor become "never expires" (Memcached's 0).

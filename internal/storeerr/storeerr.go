@@ -4,7 +4,10 @@
 // each value, so errors.Is works with either name.
 package storeerr
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrPatternNotSupported is returned by DeletePattern on stores that cannot
 // walk their keyspace (Memcached).
@@ -22,3 +25,13 @@ var ErrInvalidTTL = errors.New("hoard: TTL must be positive (0 means the default
 // and the pool's other servers may be fine, so a Cache's circuit breaker
 // does not count it.
 var ErrServerDown = errors.New("memcached: server marked down")
+
+// ErrRefused is wrapped by a store's error for one value it would not take
+// while the server itself is healthy: too large for it, or no memory left
+// for it (Redis's OOM under maxmemory with noeviction, memcached's "out of
+// memory storing object"). Such a refusal is not a store failure: a Cache's
+// circuit breaker does not count it, and only that key goes uncached.
+var ErrRefused = errors.New("hoard: the store refused this value")
+
+// ErrValueTooLarge is the ErrRefused of a value over the store's size limit.
+var ErrValueTooLarge = fmt.Errorf("%w: value too large for the store", ErrRefused)
