@@ -38,7 +38,13 @@ type Cache struct {
 
 	ns       string // CACHE_KEY_PREFIX, prepended to every key
 	epochKey string // generation of the whole namespace (Clear)
-	genTTL   time.Duration
+	maxKey   int    // Config.MaxKeyBytes
+
+	// longestTTL (nanoseconds) is the longest TTL of an entry this Cache
+	// stores: DefaultTTL, every route's TTL, every provider TTL used. A
+	// generation lives generationTTL, so no longer than the entries that
+	// depend on it.
+	longestTTL atomic.Int64
 
 	// sharded is the store when it is Sharded over more than one shard
 	// (and the prefix holds no '{'): keys then carry hash tags, so that a
@@ -52,6 +58,15 @@ type Cache struct {
 	pending pendingSet
 	log     rateLimitedLog
 	flights singleflight.Group
+	stats   counters
+
+	// The background replay of pending invalidations runs under bgCtx,
+	// cancelled by Close, which waits for it (bg).
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bgMu     sync.Mutex
+	bg       sync.WaitGroup
+	closed   bool
 
 	// patterns are the InvalidatePatterns templates of every route built
 	// on this Cache; a GET records the generation of each instance that
@@ -70,10 +85,18 @@ const (
 	genPrefix = "#g:"
 	epochName = "#epoch"
 
-	// minGenerationTTL is the least lifetime of a generation key. A lost
-	// generation only costs misses (values are random, never reused), so this
-	// is about hit ratio, not correctness.
-	minGenerationTTL = 30 * 24 * time.Hour
+	// epochTTL is the lifetime of the namespace epoch (one key, or one
+	// per shard). Its expiry would make every entry a miss at once, so it
+	// outlives any entry; a lost epoch only costs misses.
+	epochTTL = 30 * 24 * time.Hour
+
+	// provisionalGenerationTTL is the lifetime of a generation that a read
+	// creates before it runs the handler: long enough for the handler to
+	// answer, short enough that requests whose answers are never stored (a
+	// flood of 404s on new ids) leave nothing lasting. Once the answer is
+	// stored, the generation gets generationTTL. A handler slower than this
+	// still answers correctly; its entry is just a miss sooner.
+	provisionalGenerationTTL = 10 * time.Second
 
 	breakerThreshold = 5
 	breakerCooldown  = time.Second
@@ -85,6 +108,10 @@ var ErrReservedKey = errors.New("hoard: keys starting with '#' are reserved for 
 
 // ErrEmptyKey is returned for an empty key.
 var ErrEmptyKey = errors.New("hoard: empty key")
+
+// ErrKeyTooLong is returned for a key longer than Config.MaxKeyBytes
+// (CACHE_MAX_KEY_BYTES). Routes serve such requests uncached instead.
+var ErrKeyTooLong = errors.New("hoard: key longer than CACHE_MAX_KEY_BYTES (Config.MaxKeyBytes); use a shorter key, such as a hash of the long one, or raise the limit")
 
 // New returns a Cache over store, configured by cfg (zero values are the
 // defaults of spec §5; only the cache-wide fields are used: Disabled,
@@ -108,11 +135,13 @@ func New(store Store, cfg Config) (*Cache, error) {
 		disabled:  cfg.Disabled,
 		ns:        cfg.KeyPrefix,
 		epochKey:  cfg.KeyPrefix + epochName,
-		genTTL:    max(minGenerationTTL, 2*cfg.DefaultTTL),
+		maxKey:    cfg.MaxKeyBytes,
 		breaker:   newBreaker(breakerThreshold, breakerCooldown),
 		selfTimed: isSelfTimed(store),
 		log:       rateLimitedLog{logger: logger.With(slog.String("component", "hoard")), interval: time.Second},
 	}
+	c.longestTTL.Store(int64(cfg.DefaultTTL))
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.epochKeys = []string{c.epochKey}
 	// A '{' in the prefix would be read as the start of every key's hash
 	// tag, and DeletePattern's globs match the plain layout: such caches
@@ -126,6 +155,7 @@ func New(store Store, cfg Config) (*Cache, error) {
 			}
 		}
 	}
+	c.pending.epochKeys = c.epochKeys
 	return c, nil
 }
 
@@ -139,9 +169,15 @@ func (c *Cache) Store() Store { return c.store }
 // Enabled reports whether the cache is on (CACHE_ENABLED).
 func (c *Cache) Enabled() bool { return !c.disabled }
 
-// Close closes the store. It is safe to call more than once.
+// Close stops the background replay of failed invalidations and closes the
+// store. It is safe to call more than once.
 func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
+		c.bgMu.Lock()
+		c.closed = true
+		c.bgMu.Unlock()
+		c.bgCancel()
+		c.bg.Wait()
 		if c.store != nil {
 			c.closeErr = c.store.Close()
 		}
@@ -187,70 +223,106 @@ func (c *Cache) epochFor(entryKey string) string {
 }
 
 func (c *Cache) checkKey(key string) error {
-	if key == "" {
+	switch {
+	case key == "":
 		return ErrEmptyKey
-	}
-	if key[0] == '#' {
-		return fmt.Errorf("%w: %q", ErrReservedKey, key)
+	case len(key) > c.maxKey:
+		c.stats.keysTooLong.Add(1)
+		return fmt.Errorf("%w: %d bytes, limit %d: %q", ErrKeyTooLong, len(key), c.maxKey, clip(key))
+	case key[0] == '#':
+		return fmt.Errorf("%w: %q", ErrReservedKey, clip(key))
 	}
 	return nil
 }
+
+// noteTTL raises longestTTL to ttl.
+func (c *Cache) noteTTL(ttl time.Duration) {
+	for {
+		cur := c.longestTTL.Load()
+		if int64(ttl) <= cur || c.longestTTL.CompareAndSwap(cur, int64(ttl)) {
+			return
+		}
+	}
+}
+
+// generationTTL is the lifetime of a generation that an entry depends on:
+// twice the longest entry TTL, so that an entry stored while its
+// generation is young expires before the generation does.
+func (c *Cache) generationTTL() time.Duration { return 2 * time.Duration(c.longestTTL.Load()) }
 
 // --- store calls through the breaker -------------------------------------
 
 // usable reports whether the store may be called now: the breaker is
 // closed (or lets a probe through). If invalidations failed earlier, it
-// first tries to replay them all (one request at a time, and at most once
-// per replayInterval after a failed replay). The reads they concern are not
-// served from the store until their own generations are written (getMulti),
-// so an invalidation lost to an outage never lets a stale entry be served,
-// while the namespaces it does not name keep hitting.
+// starts their replay in the background (at most once per replayInterval
+// after a failed one), so that no request waits for it. The reads they
+// concern are not served from the store until their own keys are deleted
+// (getMulti), so an invalidation lost to an outage never lets a stale entry
+// be served, while the namespaces it does not name keep hitting.
 func (c *Cache) usable(ctx context.Context) bool {
 	if !c.breaker.allow() {
 		return false
 	}
 	if !c.pending.empty() && time.Now().UnixNano() >= c.pending.retryAt.Load() {
-		c.replayPending(ctx)
+		c.startReplay()
 	}
 	return true
 }
 
-// replayPending writes the pending invalidations, as far as the store takes
-// them. Only one request replays at a time; the others go on without
-// waiting (the reads a pending key concerns are held back by getMulti).
+// startReplay runs replayPending in a goroutine of its own, unless one is
+// running or the Cache is closed. Close waits for it.
+func (c *Cache) startReplay() {
+	if !c.pending.replaying.CompareAndSwap(false, true) {
+		return
+	}
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closed {
+		c.pending.replaying.Store(false)
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.pending.replaying.Store(false)
+		c.replayPending(c.bgCtx)
+	}()
+}
+
+// replayPending deletes the pending keys, as far as the store takes them.
+// Reads that check a pending key replay it themselves (getMulti); the
+// replay lock keeps two replays from deleting one key twice for one
+// failure (each deletion is a miss for the entries stored since the last).
 func (c *Cache) replayPending(ctx context.Context) {
-	if !c.pending.replay.TryLock() {
-		return
-	}
+	c.pending.replay.Lock()
 	defer c.pending.replay.Unlock()
-	genKeys, delKeys, seq := c.pending.snapshot()
-	if len(genKeys)+len(delKeys) == 0 {
+	keys, seq := c.pending.snapshot()
+	if len(keys) == 0 {
 		return
 	}
-	// In random order: keys the store takes are written even when another
+	// In random order: keys the store takes are deleted even when another
 	// one keeps failing (its server of a pool is down) and stops the replay.
-	rand.Shuffle(len(genKeys), func(i, j int) { genKeys[i], genKeys[j] = genKeys[j], genKeys[i] })
-	rand.Shuffle(len(delKeys), func(i, j int) { delKeys[i], delKeys[j] = delKeys[j], delKeys[i] })
-	if failed, err := c.replay(ctx, genKeys, delKeys, seq); err != nil {
+	rand.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	if failed, err := c.replay(ctx, keys, seq); err != nil {
 		c.log.error("hoard: replaying invalidations failed; the namespaces they name are served uncached until the store takes them", err,
 			slog.Int("pending", failed))
 	}
 }
 
-// replay writes pending invalidations snapshot at seq (one call per key, so
-// that the keys of a server that answers are written when another server's
-// are not) and forgets those written. It returns how many it could not
-// write. Its failures reach the breaker at most once per replayInterval.
-func (c *Cache) replay(ctx context.Context, genKeys, delKeys []string, seq uint64) (failed int, err error) {
-	failedGens, failedDels, err := c.writeInvalidationRecorded(ctx, genKeys, delKeys, false)
-	c.pending.forgetKeys(without(genKeys, failedGens), without(delKeys, failedDels), seq)
+// replay deletes pending keys snapshot at seq (one call per key, so that the
+// keys of a server that answers are deleted when another server's are not)
+// and forgets those deleted. It returns how many it could not delete. Its
+// failures reach the breaker at most once per replayInterval.
+func (c *Cache) replay(ctx context.Context, keys []string, seq uint64) (failed int, err error) {
+	notDeleted, err := c.deleteEach(ctx, keys, false)
+	c.pending.forget(without(keys, notDeleted), seq)
 	switch {
 	case err == nil:
 		c.breaker.record(nil)
 	case c.pending.failedAt(time.Now()):
 		c.breaker.record(err)
 	}
-	return len(failedGens) + len(failedDels), err
+	return len(notDeleted), err
 }
 
 // without returns the keys not in drop.
@@ -274,22 +346,22 @@ func (c *Cache) callContext(ctx context.Context) (context.Context, context.Cance
 // invalidation failed and has not been replayed yet.
 var errPending = fmt.Errorf("%w: an invalidation of this namespace failed and is waiting to be replayed; it is served uncached until the store takes it", ErrUnavailable)
 
-// getMulti reads keys in one round trip. If any of them is a pending
-// generation (its invalidation failed and is not replayed yet) it first
-// replays those, and if that fails it returns errPending without reading:
-// the entry it would check could be one the failed invalidation was meant
-// to make stale. The check comes before the read, so that a replay that
-// ends while the read runs cannot let the read use a generation from
-// before the replay.
+// getMulti reads keys in one round trip. If any of them is pending (its
+// invalidation failed and is not replayed yet) it first deletes those,
+// within one Timeout, and if that fails it returns errPending without
+// reading: the entry it would check could be one the failed invalidation
+// was meant to make stale. The check comes before the read, so that a
+// replay that ends while the read runs cannot let the read use a
+// generation from before the replay.
 func (c *Cache) getMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	if c.pending.blocks(keys) {
-		// Write this read's own pending keys; the other pending ones (their
-		// server may still be down) are not its business. Under the replay
-		// lock, so that no key is written twice for one failure (each
-		// write is a miss for the entries stored since the last).
+		// Delete this read's own pending keys; the other pending ones (their
+		// server may still be down) are the background replay's business.
 		if c.pending.replay.TryLock() {
-			if gens, dels, seq := c.pending.pendingAmong(keys); len(gens)+len(dels) > 0 {
-				c.replay(ctx, gens, dels, seq)
+			if own, seq := c.pending.pendingAmong(keys); len(own) > 0 {
+				rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+				c.replay(rctx, own, seq)
+				cancel()
 			}
 			c.pending.replay.Unlock()
 		}
@@ -308,11 +380,15 @@ func (c *Cache) getMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	return vals, err
 }
 
+// set stores one value. A value the store refuses (ErrRefused) is counted.
 func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	err := c.store.Set(ctx, key, val, ttl)
 	c.breaker.record(err)
+	if errors.Is(err, ErrRefused) {
+		c.stats.valuesRefused.Add(1)
+	}
 	return err
 }
 
@@ -320,30 +396,19 @@ func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Durati
 // invalidation (a replay after an outage may hold many keys).
 const maxInvalidationFanout = 8
 
-// writeInvalidation replaces each generation with a fresh value and deletes
-// the given entry keys. The calls (one per key) run concurrently, so an
-// invalidation costs one round trip (and a frozen store one timeout),
-// however many keys it names; after the first failure no new call is
-// started. It returns the generation and entry keys it did not write
-// (failed or not tried).
-func (c *Cache) writeInvalidation(ctx context.Context, genKeys, delKeys []string) (failedGens, failedDels []string, err error) {
-	return c.writeInvalidationRecorded(ctx, genKeys, delKeys, true)
-}
-
-// writeInvalidationRecorded is writeInvalidation; record says whether its
-// outcome goes to the breaker.
-func (c *Cache) writeInvalidationRecorded(ctx context.Context, genKeys, delKeys []string, record bool) (failedGens, failedDels []string, err error) {
-	calls := len(genKeys) + len(delKeys)
+// deleteEach deletes keys, one call per key. The calls run concurrently,
+// so an invalidation costs one round trip (and a frozen store one
+// timeout), however many keys it names; after the first failure no new
+// call is started. It returns the keys it did not delete (failed or not
+// tried); record says whether its outcome goes to the breaker.
+func (c *Cache) deleteEach(ctx context.Context, keys []string, record bool) (notDeleted []string, err error) {
 	call := func(i int) error {
 		ctx, cancel := c.callContext(ctx)
 		defer cancel()
-		if i < len(genKeys) {
-			return c.store.Set(ctx, genKeys[i], newGeneration(), c.genTTL)
-		}
-		return c.store.Delete(ctx, delKeys[i-len(genKeys)])
+		return c.store.Delete(ctx, keys[i])
 	}
-	done := make([]bool, calls)
-	if calls == 1 {
+	done := make([]bool, len(keys))
+	if len(keys) == 1 {
 		err = call(0)
 		done[0] = err == nil
 	} else {
@@ -354,7 +419,7 @@ func (c *Cache) writeInvalidationRecorded(ctx context.Context, genKeys, delKeys 
 			failed atomic.Bool
 			sem    = make(chan struct{}, maxInvalidationFanout)
 		)
-		for i := 0; i < calls && !failed.Load(); i++ {
+		for i := 0; i < len(keys) && !failed.Load(); i++ {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
@@ -380,64 +445,102 @@ func (c *Cache) writeInvalidationRecorded(ctx context.Context, genKeys, delKeys 
 		c.breaker.record(err)
 	}
 	for i, ok := range done {
-		switch {
-		case ok:
-		case i < len(genKeys):
-			failedGens = append(failedGens, genKeys[i])
-		default:
-			failedDels = append(failedDels, delKeys[i-len(genKeys)])
+		if !ok {
+			notDeleted = append(notDeleted, keys[i])
 		}
 	}
-	return failedGens, failedDels, err
+	return notDeleted, err
 }
 
-// invalidate writes an invalidation, or, if the store fails, keeps what it
-// could not write to be replayed before the store serves hits of those
-// namespaces again.
-func (c *Cache) invalidate(ctx context.Context, genKeys, delKeys []string) error {
-	if !c.breaker.allow() {
-		c.pending.add(genKeys, delKeys)
-		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits of its namespaces again", ErrUnavailable)
-		return ErrUnavailable
+// invalidate deletes the generation and entry keys of an invalidation, or,
+// if the store fails, keeps those it could not delete to be replayed before
+// the store serves hits of their namespaces again.
+func (c *Cache) invalidate(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
 	}
-	failedGens, failedDels, err := c.writeInvalidation(ctx, genKeys, delKeys)
+	notDeleted, err := keys, ErrUnavailable
+	if c.breaker.allow() {
+		notDeleted, err = c.deleteEach(ctx, keys, true)
+	}
 	if err != nil {
-		c.pending.add(failedGens, failedDels)
-		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits of its namespaces again", err)
+		attrs := []any{slog.Int("keys", len(notDeleted))}
+		if c.pending.add(notDeleted) {
+			attrs = append(attrs, slog.Bool("namespace_wide", true))
+		}
+		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits of its namespaces again", err, attrs...)
 	}
 	return err
 }
 
-// ensureGenerations fills in missing generations (nil in gens) by creating
-// them with a fresh random value, atomically: if another client created one
-// first, its value is read back. It reports false if any stays unknown.
-func (c *Cache) ensureGenerations(ctx context.Context, genKeys []string, gens [][]byte) bool {
+// ensureGenerations fills in missing generations (nil in gens; genKeys[0]
+// is the namespace epoch) by creating them with a fresh random value,
+// atomically: if another client created one first, its value is read back.
+// The epoch is created for epochTTL; the others for ttl: a read that may
+// not store anything passes provisionalGenerationTTL, and touches the ones
+// it created (created, a bit per index) once it has stored an entry. A key
+// that Add finds present but Get finds absent (deleted in between, or a
+// value of a type the store does not read, such as a Redis list) is
+// overwritten: replacing a generation is an invalidation, always safe. ok
+// is false if any generation stays unknown.
+func (c *Cache) ensureGenerations(ctx context.Context, genKeys []string, gens [][]byte, ttl time.Duration) (created uint32, ok bool) {
 	for i, g := range gens {
 		if g != nil {
 			continue
 		}
+		keyTTL := ttl
+		if i == 0 {
+			keyTTL = epochTTL
+		}
 		fresh := newGeneration()
 		cctx, cancel := c.callContext(ctx)
-		added, err := c.store.Add(cctx, genKeys[i], fresh, c.genTTL)
+		added, err := c.store.Add(cctx, genKeys[i], fresh, keyTTL)
 		cancel()
 		c.breaker.record(err)
 		if err != nil {
-			return false
+			return created, false
 		}
-		if added {
-			gens[i] = fresh
+		if !added {
+			cctx, cancel = c.callContext(ctx)
+			v, found, err := c.store.Get(cctx, genKeys[i])
+			cancel()
+			c.breaker.record(err)
+			if err != nil {
+				return created, false
+			}
+			if found {
+				gens[i] = v
+				continue
+			}
+			if err := c.set(ctx, genKeys[i], fresh, keyTTL); err != nil {
+				c.log.error("hoard: a generation key holds a value the store cannot read and cannot be replaced; its namespace is served uncached", err, keyAttr(genKeys[i]))
+				return created, false
+			}
+		}
+		gens[i] = fresh
+		created |= 1 << i
+	}
+	return created, true
+}
+
+// touchGenerations gives the generations a read created (created, as
+// ensureGenerations returns it) their full lifetime, once an entry that
+// depends on them is stored. The epoch was created with its own.
+func (c *Cache) touchGenerations(ctx context.Context, genKeys []string, created uint32) {
+	for i := 1; i < len(genKeys) && created>>i != 0; i++ {
+		if created&(1<<i) == 0 {
 			continue
 		}
-		cctx, cancel = c.callContext(ctx)
-		v, found, err := c.store.Get(cctx, genKeys[i])
+		cctx, cancel := c.callContext(ctx)
+		_, err := c.store.Touch(cctx, genKeys[i], c.generationTTL())
 		cancel()
 		c.breaker.record(err)
-		if err != nil || !found {
-			return false
+		if err != nil {
+			// The entry then turns into a miss when the generation expires.
+			c.log.error("hoard: extending a generation's lifetime failed; its entries will miss early", err, keyAttr(genKeys[i]))
+			return
 		}
-		gens[i] = v
 	}
-	return true
 }
 
 // --- provider API ----------------------------------------------------------
@@ -507,17 +610,14 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	return c.setRaw(ctx, keys, gens, value, ttl)
-}
-
-// setRaw stores value under keys[0] recording gens (read for keys[1:]).
-func (c *Cache) setRaw(ctx context.Context, keys []string, gens [][]byte, value []byte, ttl time.Duration) error {
-	if !c.ensureGenerations(ctx, keys[1:], gens) {
+	if _, ok := c.ensureGenerations(ctx, keys[1:], gens, c.generationTTL()); !ok {
 		return ErrUnavailable
 	}
 	return c.set(ctx, keys[0], encodeRaw(gens, time.Now(), ttl, value), ttl)
 }
 
+// ttl resolves a provider TTL (0 = DefaultTTL) and notes it, so that the
+// generations of the value outlive it.
 func (c *Cache) ttl(ttl time.Duration) (time.Duration, error) {
 	switch {
 	case ttl < 0:
@@ -525,6 +625,7 @@ func (c *Cache) ttl(ttl time.Duration) (time.Duration, error) {
 	case ttl == 0:
 		return c.cfg.DefaultTTL, nil
 	}
+	c.noteTTL(ttl)
 	return ttl, nil
 }
 
@@ -597,7 +698,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if c.disabled {
 		return nil
 	}
-	if err := c.invalidate(ctx, c.epochKeys, nil); err != nil {
+	if err := c.invalidate(ctx, c.epochKeys); err != nil {
 		return err
 	}
 	if c.ns != "" && c.store.SupportsPatterns() {
@@ -630,18 +731,17 @@ func (c *Cache) Invalidate(ctx context.Context, names ...string) error {
 	if c.disabled || len(names) == 0 {
 		return nil
 	}
-	genKeys := make([]string, 0, len(names))
-	var delKeys []string
+	keys := make([]string, 0, 2*len(names))
 	for _, n := range names {
 		if err := c.checkKey(n); err != nil {
 			return err
 		}
-		genKeys = append(genKeys, c.genKey(n))
+		keys = append(keys, c.genKey(n))
 		if !strings.ContainsAny(n, "*?[") {
-			delKeys = append(delKeys, c.entryKey(n))
+			keys = append(keys, c.entryKey(n))
 		}
 	}
-	return c.invalidate(ctx, genKeys, delKeys)
+	return c.invalidate(ctx, keys)
 }
 
 // SetJSON stores v encoded as JSON. Strings, booleans, numbers and null
@@ -694,7 +794,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 	vals, err := c.getMulti(ctx, keys)
 	if err != nil {
 		if !errors.Is(err, errPending) {
-			c.log.error("hoard: Fetch could not read the store; loading directly", err, slog.String("key", key))
+			c.log.error("hoard: Fetch could not read the store; loading directly", err, keyAttr(key))
 		}
 		return load(ctx)
 	}
@@ -702,7 +802,8 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 		return append(make([]byte, 0, len(v)), v...), nil
 	}
 	gens := vals[1:]
-	if !c.ensureGenerations(ctx, keys[1:], gens) {
+	created, ok := c.ensureGenerations(ctx, keys[1:], gens, provisionalGenerationTTL)
+	if !ok {
 		return load(ctx)
 	}
 	// Keyed by the generations seen, so that a Fetch that starts after an
@@ -713,8 +814,10 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 		if err != nil {
 			return nil, err
 		}
-		if err := c.setRaw(ctx, keys, gens, b, ttl); err != nil {
-			c.log.error("hoard: Fetch could not store the loaded value", err, slog.String("key", key))
+		if err := c.set(ctx, keys[0], encodeRaw(gens, time.Now(), ttl, b), ttl); err != nil {
+			c.log.error("hoard: Fetch could not store the loaded value", err, keyAttr(key))
+		} else {
+			c.touchGenerations(ctx, keys[1:], created)
 		}
 		return b, nil
 	})

@@ -47,6 +47,7 @@ const (
 	DefaultClientMaxAge   = 60 * time.Second
 	DefaultAPIPrefix      = "/api"
 	DefaultPublicPrefix   = "/static/"
+	DefaultMaxKeyBytes    = 1024
 )
 
 // Config configures hoard: the cache, its store and the client cache
@@ -75,6 +76,13 @@ type Config struct {
 	KeyPrefix string
 	// Timeout is the deadline of one store call (CACHE_TIMEOUT). 0 means 50ms.
 	Timeout time.Duration
+	// MaxKeyBytes is the longest key hoard stores under, not counting
+	// KeyPrefix (CACHE_MAX_KEY_BYTES): a route's key (resource, query and
+	// caller) or a provider key. A GET whose key is longer is served
+	// uncached (logged, and counted in Stats.KeysTooLong); the provider
+	// API returns ErrKeyTooLong. It bounds what one request can make the
+	// store and the pending invalidations hold. 0 means 1024.
+	MaxKeyBytes int
 	// MemoryMaxBytes bounds the in-process store (CACHE_MEMORY_MAX_BYTES).
 	// 0 means 64 MiB.
 	MemoryMaxBytes int64
@@ -167,6 +175,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
 	}
 	if c.MemoryMaxBytes == 0 {
 		c.MemoryMaxBytes = DefaultMemoryMaxBytes
@@ -379,6 +390,9 @@ func (c Config) Validate() error {
 	if c.MemoryMaxBytes < 0 {
 		bad("MemoryMaxBytes", c.MemoryMaxBytes, "must not be negative (0 means 64 MiB)")
 	}
+	if c.MaxKeyBytes < 0 {
+		bad("MaxKeyBytes", c.MaxKeyBytes, "must not be negative (0 means 1024)")
+	}
 
 	r := c.Redis
 	if r.URL != "" {
@@ -440,6 +454,7 @@ var envNameOf = map[string]string{
 	"KeyPrefix":             "CACHE_KEY_PREFIX",
 	"Timeout":               "CACHE_TIMEOUT",
 	"MemoryMaxBytes":        "CACHE_MEMORY_MAX_BYTES",
+	"MaxKeyBytes":           "CACHE_MAX_KEY_BYTES",
 	"Redis.URL":             "CACHE_REDIS_URL",
 	"Redis.Host":            "CACHE_REDIS_HOST",
 	"Redis.Port":            "CACHE_REDIS_PORT",
@@ -465,6 +480,7 @@ type rawEnv struct {
 	KeyPrefix      string `env:"CACHE_KEY_PREFIX"`
 	Timeout        string `env:"CACHE_TIMEOUT" envDefault:"50ms"`
 	MemoryMaxBytes string `env:"CACHE_MEMORY_MAX_BYTES" envDefault:"67108864"`
+	MaxKeyBytes    string `env:"CACHE_MAX_KEY_BYTES" envDefault:"1024"`
 
 	RedisURL      string `env:"CACHE_REDIS_URL"`
 	RedisHost     string `env:"CACHE_REDIS_HOST" envDefault:"localhost"`
@@ -537,6 +553,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	p.check("CACHE_KEY_PREFIX", raw.KeyPrefix, checkKeyPrefix(raw.KeyPrefix))
 	c.Timeout = p.duration("CACHE_TIMEOUT", raw.Timeout)
 	c.MemoryMaxBytes = p.integer("CACHE_MEMORY_MAX_BYTES", raw.MemoryMaxBytes, 1, math.MaxInt64, "must be a whole number of bytes, at least 1")
+	c.MaxKeyBytes = int(p.integer("CACHE_MAX_KEY_BYTES", raw.MaxKeyBytes, 1, math.MaxInt32, "must be a whole number of bytes, at least 1"))
 
 	c.Redis.URL = strings.TrimSpace(raw.RedisURL)
 	c.Redis.Host = p.host("CACHE_REDIS_HOST", raw.RedisHost, "CACHE_REDIS_PORT")

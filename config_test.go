@@ -102,6 +102,9 @@ var envCases = []struct {
 	{"CACHE_MEMORY_MAX_BYTES", "1048576", func(c Config) any { return c.MemoryMaxBytes }, int64(1 << 20), ""},
 	{"CACHE_MEMORY_MAX_BYTES", "0", nil, nil, "whole number of bytes, at least 1"},
 	{"CACHE_MEMORY_MAX_BYTES", "64MB", nil, nil, "whole number of bytes"},
+	{"CACHE_MAX_KEY_BYTES", "300", func(c Config) any { return c.MaxKeyBytes }, 300, ""},
+	{"CACHE_MAX_KEY_BYTES", "0", nil, nil, "whole number of bytes, at least 1"},
+	{"CACHE_MAX_KEY_BYTES", "1k", nil, nil, "whole number of bytes"},
 
 	{"CACHE_REDIS_URL", "redis://cache:6380/2", func(c Config) any { return c.Redis.URL }, "redis://cache:6380/2", ""},
 	{"CACHE_REDIS_URL", "rediss://u:p@cache", func(c Config) any { return c.RedisAddrs() }, []string{"cache:6379"}, ""},
@@ -210,8 +213,8 @@ func TestFromLookupEachVariable(t *testing.T) {
 // accepts anything) a bad one.
 func TestConfigEnvCasesCoverEveryVariable(t *testing.T) {
 	vars := EnvVars()
-	if len(vars) != 21 {
-		t.Errorf("EnvVars() has %d variables, spec §5 has 21: %v", len(vars), vars)
+	if len(vars) != 22 {
+		t.Errorf("EnvVars() has %d variables, want 22: %v", len(vars), vars)
 	}
 	for _, v := range vars {
 		var good, bad bool
@@ -357,7 +360,7 @@ func TestFromEnv(t *testing.T) {
 func TestConfigWithDefaultsIdempotent(t *testing.T) {
 	for _, c := range []Config{
 		{},
-		{Backend: BackendRedis, DefaultTTL: time.Minute, Timeout: time.Second, MemoryMaxBytes: 1,
+		{Backend: BackendRedis, DefaultTTL: time.Minute, Timeout: time.Second, MemoryMaxBytes: 1, MaxKeyBytes: 10,
 			Redis:     RedisConfig{Host: "r", Port: 1, DB: 2, PoolSize: 3},
 			Memcached: MemcachedConfig{Host: "m", Port: 2, Servers: []string{"a:1"}, PoolSize: 4},
 			Client:    ClientCacheConfig{MaxAge: -time.Second, PublicPrefixes: []string{}, APIPrefix: "/"}},

@@ -207,6 +207,7 @@ func (c *Cache) compile(rt Route) (*route, error) {
 	case rt.TTL == 0:
 		r.ttl = c.cfg.DefaultTTL
 	}
+	c.noteTTL(r.ttl)
 	if rt.ClientMaxAge < 0 {
 		return nil, routeErr("negative ClientMaxAge %v; use 0 to leave Cache-Control to the client cache middleware", rt.ClientMaxAge)
 	}
@@ -522,13 +523,7 @@ type request struct {
 }
 
 func (q *request) lookup(name string) (string, bool) {
-	var v string
-	if q.rt.params != nil {
-		v = q.rt.params(q.r, name)
-	} else {
-		v = q.r.PathValue(name)
-	}
-	if v != "" {
+	if v := q.pathValue(name); v != "" {
 		return v, true
 	}
 	for _, p := range q.query {
@@ -553,10 +548,7 @@ func (q *request) isParam(name string) bool {
 	if q.info.pattern != "" || q.rt.known(name, nil) {
 		return q.rt.known(name, q.info.wildcards)
 	}
-	if q.rt.params != nil {
-		return q.rt.params(q.r, name) != ""
-	}
-	return q.r.PathValue(name) != ""
+	return q.pathValue(name) != ""
 }
 
 // patternInfo returns the wildcards of the ServeMux pattern that matched r.
@@ -636,7 +628,8 @@ func (q *request) resourceName(dst []byte) ([]byte, error) {
 
 // readKey builds the GET key; ok is false when the request must bypass the
 // cache (a query parameter outside QueryKeys, no caller on a per-caller
-// route, a placeholder without value). resourceLen is the length of dst
+// route, a placeholder without value, or a query that carries values the
+// key would not hold: see keyHoldsQuery). resourceLen is the length of dst
 // up to the end of the resource name; with closeTag a '}' follows it (the
 // caller wrote the '{' of the hash tag before it).
 func (q *request) readKey(dst []byte, closeTag bool) (key []byte, resourceLen int, ok bool) {
@@ -652,7 +645,7 @@ func (q *request) readKey(dst []byte, closeTag bool) (key []byte, resourceLen in
 		// Parameters consumed by placeholders are already in the key.
 		var rest []keys.Pair
 		for i, p := range q.query {
-			if q.rt.queryKeys != nil && !q.rt.queryKeys[p.Name] {
+			if q.rt.queryKeys != nil && !q.rt.queryKeys[p.Name] || !q.keyHoldsQuery(i) {
 				return dst, 0, false
 			}
 			if q.rt.consumed[p.Name] {
@@ -678,6 +671,36 @@ func (q *request) readKey(dst []byte, closeTag bool) (key []byte, resourceLen in
 		dst = keys.AppendCaller(dst, caller)
 	}
 	return dst, resourceLen, true
+}
+
+// keyHoldsQuery reports whether the key holds the value of query pair i.
+// Values of a placeholder's parameter are not in the key's query part: the
+// placeholder takes one value, the first. So a second value of such a
+// parameter ("?page=2&page=1"), or a query parameter named like a path
+// parameter ("/widgets/2?widget_id=7", whose key holds the path's value),
+// would be answered from an entry whose key ignores it, while the handler
+// may read it: such requests bypass the cache.
+func (q *request) keyHoldsQuery(i int) bool {
+	name := q.query[i].Name
+	if q.pathValue(name) != "" {
+		return false
+	}
+	if q.rt.consumed[name] {
+		for _, p := range q.query[:i] {
+			if p.Name == name {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pathValue returns the path parameter name of the request, or "".
+func (q *request) pathValue(name string) string {
+	if q.rt.params != nil {
+		return q.rt.params(q.r, name)
+	}
+	return q.r.PathValue(name)
 }
 
 var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
@@ -776,6 +799,15 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		h.bypass(w, r)
 		return
 	}
+	if n := len(buf) - len(c.ns); n > c.maxKey+2 || n > c.maxKey && !tagged {
+		// Nothing is stored under a key this long, so a write never needs
+		// to invalidate one (serveWrite skips them too).
+		c.stats.keysTooLong.Add(1)
+		c.log.error("hoard: key longer than CACHE_MAX_KEY_BYTES; served uncached", ErrKeyTooLong, keyAttr(string(buf[len(c.ns):])))
+		*bp = buf
+		h.bypass(w, r)
+		return
+	}
 	ctx := r.Context()
 	if !c.usable(ctx) {
 		*bp = buf
@@ -824,7 +856,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		// errPending is an expected state (a failed invalidation of this
 		// namespace waits to be replayed), already logged when it failed.
 		if !errors.Is(err, errPending) {
-			c.log.error("hoard: cache read failed; serving uncached", err, slog.String("key", logical))
+			c.log.error("hoard: cache read failed; serving uncached", err, keyAttr(logical))
 		}
 		h.bypass(w, r)
 		return
@@ -836,18 +868,12 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.Method == http.MethodHead {
-		// Only GET stores; a HEAD miss runs the handler uncached.
-		w.Header().Set("Cache-Status", statusMiss)
-		h.setClientCC(w.Header())
-		h.next.ServeHTTP(w, r)
-		return
-	}
-	if !c.ensureGenerations(ctx, storeKeys[1:], gens) {
+	created, ok := c.ensureGenerations(ctx, storeKeys[1:], gens, provisionalGenerationTTL)
+	if !ok {
 		h.bypass(w, r)
 		return
 	}
-	h.serveMiss(w, r, storeKeys[0], gens)
+	h.serveMiss(w, r, storeKeys, gens, created)
 }
 
 // serveHit replays a stored response without running the handler.
@@ -893,7 +919,7 @@ func (t *numberStrings) format(n int64) string {
 func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte, lengthSet bool) {
 	hdr := w.Header()
 	if status == http.StatusOK {
-		if inm := r.Header.Get("If-None-Match"); inm != "" {
+		if inm := r.Header["If-None-Match"]; len(inm) > 0 {
 			if etag := hdr.Get("Etag"); etag != "" && etagMatch(inm, etag) {
 				delete(hdr, "Content-Type")
 				delete(hdr, "Content-Length")
@@ -911,13 +937,16 @@ func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte
 	}
 }
 
-// etagMatch implements If-None-Match's weak comparison (RFC 9110 13.1.2).
-func etagMatch(header, etag string) bool {
+// etagMatch implements If-None-Match's weak comparison (RFC 9110 13.1.2)
+// over every line of the field: a list may be split over several.
+func etagMatch(lines []string, etag string) bool {
 	etag = strings.TrimPrefix(etag, "W/")
-	for part := range strings.SplitSeq(header, ",") {
-		part = strings.TrimSpace(part)
-		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
-			return true
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ",") {
+			part = strings.TrimSpace(part)
+			if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+				return true
+			}
 		}
 	}
 	return false
@@ -932,9 +961,22 @@ type flightResult struct {
 	cacheable bool
 }
 
-func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key string, gens [][]byte) {
+// serveMiss runs the handler for a GET (or HEAD) whose entry storeKeys[0]
+// is missing or stale, stores its answer if it may be shared, and answers.
+// gens are the current values of the generations storeKeys[1:], created
+// the ones this request made (see ensureGenerations).
+func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKeys []string, gens [][]byte, created uint32) {
 	c := h.c
+	key := storeKeys[0]
 	flight := string(appendFlightKey(make([]byte, 0, len(key)+8*len(gens)+len(gens)), key, gens))
+	// A HEAD miss runs the handler as a GET, as HTTP caches do, so that
+	// the answer (headers, ETag) is the GET's and can be stored for both;
+	// writeStored leaves the body out for the HEAD.
+	hr := r
+	if r.Method == http.MethodHead {
+		hr = r.Clone(r.Context())
+		hr.Method = http.MethodGet
+	}
 	var (
 		ran      bool
 		cw       *captureWriter
@@ -957,7 +999,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 					cw.fail()
 				}
 			}()
-			h.next.ServeHTTP(cw, r)
+			h.next.ServeHTTP(cw, hr)
 		}()
 		res := &flightResult{status: cw.statusCode()}
 		reason := h.uncacheable(cw, res.status)
@@ -982,9 +1024,11 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 			res.header[f.name] = append(res.header[f.name], f.value)
 		}
 		if err := c.set(r.Context(), key, encodeHTTP(gens, time.Now(), h.ttl, res.status, fields, res.body), h.ttl); err != nil {
-			c.log.error("hoard: storing a response failed; served uncached", err, slog.String("key", key))
+			c.log.error("hoard: storing a response failed; served uncached", err, keyAttr(key))
 			res.cacheable = false // followers run their own handler rather than trust an unstored answer's freshness window
+			return res, nil
 		}
+		c.touchGenerations(r.Context(), storeKeys[1:], created)
 		return res, nil
 	})
 	if panicked != nil {
@@ -1009,7 +1053,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, key str
 		// The leader's answer is not shareable: run our own handler.
 		w.Header().Set("Cache-Status", statusMiss)
 		h.setClientCC(w.Header())
-		h.next.ServeHTTP(w, r)
+		h.next.ServeHTTP(w, hr)
 		return
 	}
 	hdr := w.Header()
@@ -1094,9 +1138,14 @@ func storedHeader(hdr, before http.Header) []headerField {
 
 // --- writes ---------------------------------------------------------------
 
+// serveWrite runs a write and invalidates what it may have changed before
+// its status reaches the client. A write answered with a 4xx status is
+// taken to have changed nothing (the request was refused): it invalidates
+// nothing, so that writes to ids that do not exist cost the store nothing
+// and, during an outage, add nothing to the pending invalidations.
 func (h *routeHandler) serveWrite(w http.ResponseWriter, r *http.Request) {
 	c := h.c
-	genKeys, delKeys, err := h.invalidationKeys(r)
+	keys, err := h.invalidationKeys(r)
 	if err != nil {
 		// Nothing has run: answer before the handler can change anything.
 		w.Header().Set("Content-Type", "application/json")
@@ -1107,22 +1156,31 @@ func (h *routeHandler) serveWrite(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithoutCancel(r.Context())
 	var failed bool
-	iw := &invalidatingWriter{ResponseWriter: w, invalidate: func() { failed = c.invalidate(ctx, genKeys, delKeys) != nil }}
+	iw := &invalidatingWriter{ResponseWriter: w, invalidate: func(status int) {
+		if !refused(status) {
+			failed = c.invalidate(ctx, keys) != nil
+		}
+	}}
 	defer func() {
 		// Again when the handler returns (or panics): a read that began
 		// between the first invalidation and the end of the handler must not
 		// keep what it read. If the first one failed it is pending and will
 		// be replayed before any hit; don't wait for the store twice.
-		if !failed {
-			c.invalidate(ctx, genKeys, delKeys)
+		if !failed && !refused(iw.status) {
+			c.invalidate(ctx, keys)
 		}
 	}()
 	h.next.ServeHTTP(iw, r)
 }
 
-// invalidationKeys formats every generation to bump and key to delete for a
-// write request.
-func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []string, err error) {
+// refused reports whether a write's status says it changed nothing.
+func refused(status int) bool { return status >= 400 && status < 500 }
+
+// invalidationKeys formats every generation and entry key to delete for a
+// write request. A name longer than MaxKeyBytes is left out: no read
+// stores under it (serveRead serves such keys uncached), so no entry
+// depends on it.
+func (h *routeHandler) invalidationKeys(r *http.Request) (storeKeys []string, err error) {
 	c := h.c
 	q := &request{}
 	if !h.initRequest(q, r) {
@@ -1130,27 +1188,28 @@ func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []str
 	}
 	var buf []byte
 	addResource := func(name []byte) {
-		genKeys = append(genKeys, c.genKey(string(name)))
-		delKeys = append(delKeys, c.entryKey(string(name)))
+		if len(name) <= c.maxKey {
+			storeKeys = append(storeKeys, c.genKey(string(name)), c.entryKey(string(name)))
+		}
 	}
 	if h.prefix != nil {
 		buf, err = q.resourceName(buf[:0])
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		addResource(buf)
 	}
 	for _, e := range h.extra {
 		buf, err = e.prefix.AppendFormat(buf[:0], q.lookup)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		buf = append(buf, ':')
 		switch e.id.kind {
 		case idTemplate:
 			buf, err = e.id.tmpl.AppendValue(buf, q.lookup)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		case idParam:
 			if !q.isParam(e.id.name) {
@@ -1158,7 +1217,7 @@ func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []str
 			} else if v, ok := q.lookup(e.id.name); ok {
 				buf = keys.AppendEscape(buf, v)
 			} else {
-				return nil, nil, &keys.MissingError{Template: e.prefix.String() + ":{" + e.id.name + "}", Name: e.id.name}
+				return nil, &keys.MissingError{Template: e.prefix.String() + ":{" + e.id.name + "}", Name: e.id.name}
 			}
 		case idLiteral:
 			buf = append(buf, e.id.literal...)
@@ -1168,9 +1227,11 @@ func (h *routeHandler) invalidationKeys(r *http.Request) (genKeys, delKeys []str
 	for _, p := range h.patterns {
 		buf, err = p.AppendFormat(buf[:0], q.lookup)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		genKeys = append(genKeys, c.genKey(string(buf)))
+		if len(buf) <= c.maxKey {
+			storeKeys = append(storeKeys, c.genKey(string(buf)))
+		}
 	}
-	return genKeys, delKeys, nil
+	return storeKeys, nil
 }

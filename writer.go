@@ -119,29 +119,33 @@ func (cw *captureWriter) Unwrap() http.ResponseWriter { return cw.w }
 
 // invalidatingWriter runs invalidate once, before the response's status
 // reaches the client (read-your-writes): at the first WriteHeader, Write,
-// Flush or Hijack.
+// Flush or Hijack, with the status being sent (0 when the handler hijacks
+// the connection). status keeps it for the invalidation made when the
+// handler returns.
 type invalidatingWriter struct {
 	http.ResponseWriter
-	invalidate func()
+	invalidate func(status int)
+	status     int
 	done       bool
 }
 
-func (iw *invalidatingWriter) before() {
+func (iw *invalidatingWriter) before(status int) {
 	if !iw.done {
 		iw.done = true
-		iw.invalidate()
+		iw.status = status
+		iw.invalidate(status)
 	}
 }
 
 func (iw *invalidatingWriter) WriteHeader(code int) {
 	if code >= 200 || code == http.StatusSwitchingProtocols {
-		iw.before()
+		iw.before(code)
 	}
 	iw.ResponseWriter.WriteHeader(code)
 }
 
 func (iw *invalidatingWriter) Write(p []byte) (int, error) {
-	iw.before()
+	iw.before(http.StatusOK)
 	return iw.ResponseWriter.Write(p)
 }
 
@@ -150,13 +154,13 @@ func (iw *invalidatingWriter) Flush() { _ = iw.FlushError() }
 
 // FlushError is Flush for http.ResponseController.
 func (iw *invalidatingWriter) FlushError() error {
-	iw.before()
+	iw.before(http.StatusOK)
 	return http.NewResponseController(iw.ResponseWriter).Flush()
 }
 
 // Hijack invalidates first: the handler may answer on the raw connection.
 func (iw *invalidatingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	iw.before()
+	iw.before(0)
 	return http.NewResponseController(iw.ResponseWriter).Hijack()
 }
 

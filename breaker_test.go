@@ -83,31 +83,6 @@ func TestBreakerIgnoresServerDown(t *testing.T) {
 	}
 }
 
-func TestPendingSet(t *testing.T) {
-	var p pendingSet
-	if !p.empty() {
-		t.Fatal("new set not empty")
-	}
-	p.add([]string{"g1", "g2"}, []string{"k1"})
-	p.add([]string{"g1"}, nil)
-	g, k, seq := p.snapshot()
-	if len(g) != 2 || len(k) != 1 || p.empty() {
-		t.Fatalf("snapshot = %v %v; the set must stay non-empty until forget", g, k)
-	}
-	// Added again while the replay of seq is in flight: must survive it.
-	p.add([]string{"g2"}, nil)
-	p.forget(seq)
-	g, k, _ = p.snapshot()
-	if len(g) != 1 || g[0] != "g2" || len(k) != 0 || p.empty() {
-		t.Fatalf("after forget: %v %v; an invalidation added during the replay was lost", g, k)
-	}
-	_, _, seq = p.snapshot()
-	p.forget(seq)
-	if !p.empty() {
-		t.Fatal("set not empty after the last forget")
-	}
-}
-
 func TestBreakerOpensWhenMostCallsFail(t *testing.T) {
 	b := newBreaker(5, time.Hour)
 	boom := errors.New("boom")
@@ -120,37 +95,6 @@ func TestBreakerOpensWhenMostCallsFail(t *testing.T) {
 	}
 	if b.allow() {
 		t.Fatal("breaker stayed closed while most calls failed")
-	}
-}
-
-// TestPendingSetPerKey: blocks names the reads a pending key concerns;
-// forgetKeys drops only the keys written by a replay that saw them.
-func TestPendingSetPerKey(t *testing.T) {
-	var p pendingSet
-	if p.blocks([]string{"e", "g"}) {
-		t.Fatal("empty set blocks")
-	}
-	p.add([]string{"g1"}, []string{"e1"})
-	for _, tc := range []struct {
-		keys []string
-		want bool
-	}{{[]string{"e", "g1"}, true}, {[]string{"e1", "g"}, true}, {[]string{"e2", "g2"}, false}} {
-		if got := p.blocks(tc.keys); got != tc.want {
-			t.Errorf("blocks(%v) = %v, want %v", tc.keys, got, tc.want)
-		}
-	}
-	gens, dels, seq := p.pendingAmong([]string{"e1", "g1", "g1", "x"})
-	if len(gens) != 1 || gens[0] != "g1" || len(dels) != 1 || dels[0] != "e1" {
-		t.Fatalf("pendingAmong = %v %v", gens, dels)
-	}
-	p.add([]string{"g1"}, nil) // again, after the replay's snapshot
-	p.forgetKeys(gens, dels, seq)
-	if !p.blocks([]string{"g1"}) || p.blocks([]string{"e1"}) {
-		t.Fatal("forgetKeys dropped a key added after its snapshot, or kept one it wrote")
-	}
-	p.forgetKeys(nil, nil, p.seq)
-	if !p.blocks([]string{"g1"}) {
-		t.Fatal("forgetKeys with no keys dropped g1")
 	}
 }
 
@@ -173,5 +117,20 @@ func TestBreakerAbandonReleasesProbe(t *testing.T) {
 	b.record(nil)
 	if !b.allow() || !b.allow() {
 		t.Fatal("breaker not closed after the probe succeeded")
+	}
+}
+
+// TestBreakerIgnoresRefusals (regression): a store's refusal of one value
+// (too large for memcached's item size, Redis OOM) is not a store failure:
+// a client that keeps asking for oversized pages must not open the breaker
+// and turn every other key's hits into bypasses.
+func TestBreakerIgnoresRefusals(t *testing.T) {
+	b := newBreaker(2, time.Hour)
+	refusal := fmt.Errorf("memcached 127.0.0.1:1: set: SERVER_ERROR object too large for cache: %w", storeerr.ErrValueTooLarge)
+	for range 100 {
+		b.record(refusal)
+	}
+	if !b.allow() {
+		t.Fatal("breaker opened on refusals of single values")
 	}
 }

@@ -1,0 +1,98 @@
+package hoard
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/storeerr"
+)
+
+// ErrUnavailable is returned by the provider API while the circuit breaker
+// skips a store that failed repeatedly. The route middleware never returns it:
+// it serves the handler's answer instead (fail-open).
+var ErrUnavailable = errors.New("hoard: cache store unavailable after repeated failures; calls are skipped for a moment (check the store server and CACHE_TIMEOUT)")
+
+// breaker skips the store for a while after repeated failures, so that an
+// outage costs an atomic load per request instead of a timeout. After the
+// cool-down one probe call goes through; its success closes the breaker.
+type breaker struct {
+	threshold int32
+	cooldown  time.Duration
+
+	fails     atomic.Int32
+	openUntil atomic.Int64 // unix nanos; 0 = closed
+	probing   atomic.Bool
+}
+
+func newBreaker(threshold int, cooldown time.Duration) *breaker {
+	return &breaker{threshold: int32(threshold), cooldown: cooldown}
+}
+
+// allow reports whether a store call may go ahead now. probe is true for
+// the single call let through a half-open breaker: its outcome must be
+// reported.
+func (b *breaker) allow() bool {
+	until := b.openUntil.Load()
+	if until == 0 {
+		return true
+	}
+	if time.Now().UnixNano() < until {
+		return false
+	}
+	return b.probing.CompareAndSwap(false, true)
+}
+
+// success forgives one failure rather than all of them, so that a store
+// failing most calls (say every read, while writes go through) still opens
+// the breaker; a healthy store costs one atomic load here.
+func (b *breaker) success() {
+	if n := b.fails.Load(); n > 0 {
+		b.fails.CompareAndSwap(n, n-1)
+	}
+	if b.openUntil.Load() != 0 {
+		b.openUntil.Store(0)
+		b.probing.Store(false)
+	}
+}
+
+func (b *breaker) failure() {
+	n := b.fails.Add(1)
+	if n >= b.threshold || b.probing.Load() {
+		b.openUntil.Store(time.Now().Add(b.cooldown).UnixNano())
+		b.probing.Store(false)
+	}
+}
+
+// abandon is called by a caller that allow let through but that makes no
+// store call after all (its keys are blocked by pending invalidations): if
+// the breaker is half-open, the probe slot is released so that another
+// call can probe.
+func (b *breaker) abandon() {
+	if b.openUntil.Load() != 0 {
+		b.probing.Store(false)
+	}
+}
+
+// record reports the outcome of a store call to the breaker. A caller's own
+// cancellation says nothing about the store and is not counted; nor is a
+// call that a pool store skipped at once because its server is marked
+// down (storeerr.ErrServerDown): it cost no timeout, the store keeps
+// skipping that server itself, and the other servers' keys must keep
+// hitting. Nor is a refusal of one value (storeerr.ErrRefused: too large,
+// no memory for it): the server answered, and only that key goes uncached,
+// so one client asking for oversized pages cannot switch caching off for
+// everyone.
+func (b *breaker) record(err error) {
+	switch {
+	case err == nil:
+		b.success()
+	case errors.Is(err, context.Canceled), errors.Is(err, storeerr.ErrServerDown), errors.Is(err, storeerr.ErrRefused):
+		if b.probing.Load() {
+			b.probing.Store(false)
+		}
+	default:
+		b.failure()
+	}
+}
