@@ -1,0 +1,339 @@
+package hoard_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testserver"
+)
+
+// The regression tests of a hostile-traffic review: requests that store
+// nothing must leave nothing lasting in the store, and no client can make
+// the cache hold more than it caches or switch caching off for others.
+
+// hostileRedis starts a private redis-server and returns a Cache on it,
+// with KeyPrefix "h:", and the server for inspection.
+func hostileRedis(t *testing.T, cfg hoard.Config) (*hoard.Cache, *testserver.Redis) {
+	t.Helper()
+	r, err := testserver.StartRedis(testserver.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop() })
+	cfg.Backend = hoard.BackendRedis
+	cfg.Redis.URL = "redis://" + r.Addr + "/0"
+	cfg.KeyPrefix = "h:"
+	cfg.Timeout = storefixture.Timeout
+	c, err := hoard.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, r
+}
+
+// widgetsOnlyOK serves GET and PATCH /w/{id}: ids starting with "ok"
+// exist (200), every other id answers 404.
+func widgetsOnlyOK(t testing.TB, c *hoard.Cache) http.Handler {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.PathValue("id"), "ok") {
+			http.Error(w, `{"detail":"not found"}`, http.StatusNotFound)
+			return
+		}
+		fmt.Fprintf(w, `{"id":%q}`, r.PathValue("id"))
+	}
+	rt := &hoard.Route{KeyPrefix: "w", TTL: time.Minute}
+	mux, _ := localMux(t, c,
+		miniRoute{pattern: "GET /w/{id}", rt: rt, h: h},
+		miniRoute{pattern: "PATCH /w/{id}", rt: rt, h: h})
+	return mux
+}
+
+func redisInt(t *testing.T, r *testserver.Redis, args ...string) int64 {
+	t.Helper()
+	s, err := r.Do(args...)
+	if err != nil {
+		t.Fatalf("redis %v: %v", args, err)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("redis %v = %q: %v", args, s, err)
+	}
+	return n
+}
+
+// TestHostileNothingLasting (regression): a GET whose answer is not stored
+// (404 on a new id) leaves only a generation that expires within seconds;
+// a write answered 4xx leaves nothing; a write to an id never read leaves
+// nothing; a generation an entry depends on lives about twice the longest
+// route TTL, not 30 days. Before, every such request wrote a generation
+// key with a 30-day TTL, so a flood of 404s grew Redis without bound.
+func TestHostileNothingLasting(t *testing.T) {
+	c, r := hostileRedis(t, hoard.Config{DefaultTTL: time.Minute})
+	mux := widgetsOnlyOK(t, c)
+	const provisional = 10 * time.Second
+
+	if res := serveLocal(t, mux, http.MethodGet, "/w/missing"); res.Status != http.StatusNotFound {
+		t.Fatalf("GET missing: %v", res)
+	}
+	if ttl := redisInt(t, r, "PTTL", "h:#g:w:missing"); ttl <= 0 || ttl > provisional.Milliseconds() {
+		t.Errorf("generation left by a 404 GET has PTTL %d ms; want (0, %d]", ttl, provisional.Milliseconds())
+	}
+	if ttl := redisInt(t, r, "PTTL", "h:#epoch"); ttl < (24 * time.Hour).Milliseconds() {
+		t.Errorf("epoch PTTL %d ms; want at least a day (its expiry would make every entry miss at once)", ttl)
+	}
+
+	before := redisInt(t, r, "DBSIZE")
+	for _, path := range []string{"/w/missing2", "/w/ok-never-read"} {
+		serveLocal(t, mux, http.MethodPatch, path)
+	}
+	if after := redisInt(t, r, "DBSIZE"); after != before {
+		t.Errorf("PATCH of a missing id (404) and of an id never read changed the key count %d -> %d; want nothing written", before, after)
+	}
+
+	if res := serveLocal(t, mux, http.MethodGet, "/w/ok1"); res.CacheStatus() != csStored {
+		t.Fatalf("GET ok1: %v", res)
+	}
+	ttl := redisInt(t, r, "PTTL", "h:#g:w:ok1")
+	if ttl <= provisional.Milliseconds() || ttl > (2*time.Minute).Milliseconds() {
+		t.Errorf("generation of a stored entry has PTTL %d ms; want (10 s, 2 min]: twice the longest route TTL", ttl)
+	}
+	wantHit(t, "GET ok1 again", serveLocal(t, mux, http.MethodGet, "/w/ok1"))
+
+	// A write invalidates by deleting: the generation is gone, nothing new.
+	serveLocal(t, mux, http.MethodPatch, "/w/ok1")
+	if n := redisInt(t, r, "EXISTS", "h:#g:w:ok1", "h:w:ok1"); n != 0 {
+		t.Errorf("after a PATCH, %d of the resource's generation and entry remain", n)
+	}
+	if res := serveLocal(t, mux, http.MethodGet, "/w/ok1"); res.CacheStatus() != csStored {
+		t.Errorf("GET after the PATCH: %v; want a stored miss", res)
+	}
+
+	// A flood of 404 GETs on new ids: every key it leaves expires within
+	// the provisional TTL.
+	before = redisInt(t, r, "DBSIZE")
+	const flood = 500
+	for i := range flood {
+		serveLocal(t, mux, http.MethodGet, "/w/nope"+strconv.Itoa(i))
+	}
+	if grown := redisInt(t, r, "DBSIZE") - before; grown > flood {
+		t.Errorf("%d 404 GETs added %d keys; want at most one short-lived generation each", flood, grown)
+	}
+	for _, i := range []int{0, flood / 2, flood - 1} {
+		if ttl := redisInt(t, r, "PTTL", "h:#g:w:nope"+strconv.Itoa(i)); ttl > provisional.Milliseconds() {
+			t.Errorf("generation of 404 GET #%d has PTTL %d ms", i, ttl)
+		}
+	}
+}
+
+// TestHostileLongKeys (regression): requests whose key is longer than
+// Config.MaxKeyBytes bypass the cache and write nothing (100 GETs of a
+// 500 KB user name grew Redis by 50 MB before), are counted, and are
+// logged with the key clipped.
+func TestHostileLongKeys(t *testing.T) {
+	var logs bytes.Buffer
+	c, r := hostileRedis(t, hoard.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	mux := widgetsOnlyOK(t, c)
+	long := "ok" + strings.Repeat("x", 500<<10)
+	serveLocal(t, mux, http.MethodGet, "/w/ok-short") // epoch and a first entry
+	before := redisInt(t, r, "DBSIZE")
+	for i := range 20 {
+		res := serveLocal(t, mux, http.MethodGet, "/w/"+long+strconv.Itoa(i))
+		if res.Status != http.StatusOK || res.CacheStatus() != "hoard; fwd=bypass" {
+			t.Fatalf("GET with a 500 KB id: %d %q; want 200 bypass", res.Status, res.CacheStatus())
+		}
+		serveLocal(t, mux, http.MethodPatch, "/w/"+long+strconv.Itoa(i))
+	}
+	if after := redisInt(t, r, "DBSIZE"); after != before {
+		t.Errorf("requests with 500 KB ids changed the key count %d -> %d", before, after)
+	}
+	if got := c.Stats().KeysTooLong; got != 20 {
+		t.Errorf("Stats().KeysTooLong = %d, want 20", got)
+	}
+	if logs.Len() == 0 || logs.Len() > 4096 {
+		t.Errorf("log after 20 oversized keys: %d bytes; want one clipped line", logs.Len())
+	}
+
+	// A key at the limit is still cached.
+	atLimit := "ok" + strings.Repeat("y", hoard.DefaultMaxKeyBytes-len("w:ok"))
+	if res := serveLocal(t, mux, http.MethodGet, "/w/"+atLimit); res.CacheStatus() != csStored {
+		t.Errorf("GET with a key of exactly MaxKeyBytes: %q; want stored", res.CacheStatus())
+	}
+	// The provider API refuses such keys with an error that says so.
+	if err := c.Set(context.Background(), long, []byte("v"), 0); !errors.Is(err, hoard.ErrKeyTooLong) || len(err.Error()) > 1024 {
+		t.Errorf("Set with a 500 KB key: %.200v; want a short ErrKeyTooLong", err)
+	}
+}
+
+// TestHostileQueryValuesOutsideTheKey (regression): a query parameter that
+// a placeholder consumes takes one value in the key, so "?page=2&page=1"
+// was answered from "?page=2"'s entry, and a query parameter named like a
+// path parameter ("/widgets/2?widget_id=7") from "/widgets/2"'s, though
+// the handler may read them. Such requests bypass.
+func TestHostileQueryValuesOutsideTheKey(t *testing.T) {
+	routeStores(t, func(t *testing.T, b storefixture.Backend) {
+		c := b.NewCache(t, hoard.Config{})
+		var seq atomic.Int64
+		h := func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "seq=%d path=%s query=%s", seq.Add(1), r.PathValue("id"), r.URL.RawQuery)
+		}
+		mux, _ := localMux(t, c,
+			miniRoute{pattern: "GET /list", rt: &hoard.Route{KeyPrefix: "list:page_{page}", Defaults: map[string]string{"page": "1"}}, h: h},
+			miniRoute{pattern: "GET /w/{id}", rt: &hoard.Route{KeyPrefix: "w"}, h: h},
+			miniRoute{pattern: "GET /u/{user}/posts/{id}", rt: &hoard.Route{KeyPrefix: "{user}_post"}, h: h},
+		)
+		for _, first := range []string{"/list?page=2", "/w/2", "/u/alice/posts/1"} {
+			if res := serveLocal(t, mux, http.MethodGet, first); res.CacheStatus() != csStored {
+				t.Fatalf("GET %s: %v", first, res)
+			}
+			wantHit(t, "GET "+first+" again", serveLocal(t, mux, http.MethodGet, first))
+		}
+		for _, path := range []string{
+			"/list?page=2&page=1", "/list?page=1&page=2",
+			"/w/2?id=7", "/w/2?x=1&id=2",
+			"/u/alice/posts/1?user=bob", "/u/alice/posts/1?id=2&user=bob",
+		} {
+			res := serveLocal(t, mux, http.MethodGet, path)
+			if res.CacheStatus() != "hoard; fwd=bypass" || !strings.Contains(res.Body, "query="+strings.SplitN(path, "?", 2)[1]) {
+				t.Errorf("GET %s: %v; want the handler's own answer, bypassing the cache", path, res)
+			}
+		}
+		// Repeated values of a parameter the key holds whole stay cached.
+		if res := serveLocal(t, mux, http.MethodGet, "/w/2?tag=a&tag=b"); res.CacheStatus() != csStored {
+			t.Errorf("GET /w/2?tag=a&tag=b: %v; want stored under its own key", res)
+		}
+	})
+}
+
+// TestHostileIfNoneMatchLines (regression): an If-None-Match list split
+// over two header lines is read whole.
+func TestHostileIfNoneMatchLines(t *testing.T) {
+	c := newMemoryCache(t, hoard.Config{}, nil)
+	mux, _ := localMux(t, c, miniRoute{pattern: "GET /d/{id}", rt: &hoard.Route{KeyPrefix: "d"}, h: echo("id")})
+	etag := serveLocal(t, mux, http.MethodGet, "/d/1").Header.Get("Etag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	res := serveLocal(t, mux, http.MethodGet, "/d/1", "If-None-Match", `"other"`, "If-None-Match", etag)
+	if res.Status != http.StatusNotModified {
+		t.Errorf("If-None-Match over two lines, the ETag on the second: %d; want 304", res.Status)
+	}
+}
+
+// versionedWidgets serves GET and PATCH /w/{id} over in-memory versions:
+// a PATCH of an id starting with "ok" bumps its version (200), any other
+// id answers 404 and changes nothing.
+func versionedWidgets(t testing.TB, c *hoard.Cache) (http.Handler, func(id string) int64) {
+	var mu sync.Mutex
+	versions := map[string]int64{}
+	version := func(id string) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return versions[id]
+	}
+	h := func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if !strings.HasPrefix(id, "ok") {
+			http.Error(w, `{"detail":"not found"}`, http.StatusNotFound)
+			return
+		}
+		mu.Lock()
+		if r.Method == http.MethodPatch {
+			versions[id]++
+		}
+		v := versions[id]
+		mu.Unlock()
+		fmt.Fprintf(w, "%d", v)
+	}
+	rt := &hoard.Route{KeyPrefix: "w", TTL: time.Minute}
+	mux, _ := localMux(t, c,
+		miniRoute{pattern: "GET /w/{id}", rt: rt, h: h},
+		miniRoute{pattern: "PATCH /w/{id}", rt: rt, h: h})
+	return mux, version
+}
+
+// TestHostilePendingBounded (regression): during an outage, failed
+// invalidations are bounded (past 4096 keys one namespace-wide invalidation
+// replaces them: 150 PATCHes with 500 KB ids took the demo from 31 to 275
+// MB before), writes answered 4xx add nothing, the first read after the
+// outage does not pay for the replay (it took 2.36 s and wrote 53,397 keys
+// before), and no read is ever stale.
+func TestHostilePendingBounded(t *testing.T) {
+	c, r := hostileRedis(t, hoard.Config{})
+	mux, version := versionedWidgets(t, c)
+	get := func(id string) testResponse {
+		t.Helper()
+		res := serveLocal(t, mux, http.MethodGet, "/w/"+id)
+		if want := strconv.FormatInt(version(id), 10); res.Body != want {
+			t.Fatalf("GET %s: %q (%s); the current version is %s: stale", id, res.Body, res.CacheStatus(), want)
+		}
+		return res
+	}
+	get("ok1")
+	wantHit(t, "GET ok1 again", get("ok1"))
+
+	if err := r.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			r.Resume()
+		}
+	}()
+	serveLocal(t, mux, http.MethodPatch, "/w/ok1")
+	pending := c.Stats().PendingInvalidations
+	if pending == 0 {
+		t.Fatal("a PATCH while Redis is frozen left no pending invalidation")
+	}
+	for i := range 200 {
+		serveLocal(t, mux, http.MethodPatch, "/w/missing"+strconv.Itoa(i))
+	}
+	if got := c.Stats().PendingInvalidations; got != pending {
+		t.Errorf("200 PATCHes answered 404 changed the pending invalidations %d -> %d; want no change", pending, got)
+	}
+	for i := range 3000 { // 2 keys each: past the bound
+		serveLocal(t, mux, http.MethodPatch, "/w/ok-other"+strconv.Itoa(i))
+	}
+	if got := c.Stats().PendingInvalidations; got > 4096 || got == 0 {
+		t.Errorf("pending invalidations after 3,000 failed writes: %d; want 1 to 4096", got)
+	}
+	get("ok1") // served uncached meanwhile, never stale
+
+	if err := r.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	// The first read does not wait for the replay (at most one store
+	// timeout, for its own keys; generous bound for a loaded machine).
+	start := time.Now()
+	get("ok1")
+	if took := time.Since(start); took > 4*storefixture.Timeout {
+		t.Errorf("first GET after the outage took %v; want about one store timeout at most", took)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !isHit(get("ok1")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no hit 15 s after the outage; pending %d", c.Stats().PendingInvalidations)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := c.Stats().PendingInvalidations; got != 0 {
+		t.Errorf("pending invalidations after the replay: %d", got)
+	}
+	for _, id := range []string{"ok1", "ok-other7", "ok-other2999"} {
+		get(id)
+	}
+}
