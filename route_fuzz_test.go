@@ -200,6 +200,11 @@ func (s *nsStore) Add(ctx context.Context, key string, value []byte, ttl time.Du
 	return s.Store.Add(ctx, key, value, ttl)
 }
 
+func (s *nsStore) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	s.check(key)
+	return s.Store.Touch(ctx, key, ttl)
+}
+
 func (s *nsStore) Delete(ctx context.Context, keys ...string) error {
 	s.check(keys...)
 	return s.Store.Delete(ctx, keys...)
@@ -208,8 +213,14 @@ func (s *nsStore) Delete(ctx context.Context, keys ...string) error {
 // identity is what a handler can see of a request: its path value, its
 // decoded query (url.Values keeps one name's values in order) and its
 // caller.
+// On a route under /p/, whose key fills {page} with Defaults' "1" when the
+// query has none, an absent page reads as page=1, as such a handler would.
 func identity(r *http.Request) string {
-	return fmt.Sprintf("id=%q query=%v caller=%q", r.PathValue("id"), r.URL.Query(), callerOf(r))
+	q := r.URL.Query()
+	if strings.HasPrefix(r.URL.Path, "/p/") && len(q["page"]) == 0 {
+		q["page"] = []string{"1"}
+	}
+	return fmt.Sprintf("id=%q query=%v caller=%q", r.PathValue("id"), q, callerOf(r))
 }
 
 // FuzzRouteKey: two requests share a cached answer only when the handler
@@ -220,6 +231,11 @@ func identity(r *http.Request) string {
 // escapes and glob metacharacters; a GET without a caller bypasses. Every
 // key the route sends to the store is inside the cache's namespace
 // (CACHE_KEY_PREFIX), and only hoard's own generation keys start with "#".
+// Each request goes to two routes: /n/{id}, whose key holds the whole
+// query, and /p/{id}, whose KeyPrefix consumes the query parameter "page"
+// (one value in the key), so that a repeated placeholder parameter or a
+// query parameter named like the path's ("?id=") must bypass; keys longer
+// than MaxKeyBytes (200 here) must bypass too.
 func FuzzRouteKey(f *testing.F) {
 	f.Add("1", "a=1&a=2", "alice", "1", "a=2&a=1", "alice")
 	f.Add("1", "", "alice&u=bob", "1", "", "alice")
@@ -231,8 +247,12 @@ func FuzzRouteKey(f *testing.F) {
 	f.Add("1", "a=1;b=2", "c", "1", "a=1", "c")
 	f.Add("1", "", "", "1", "", "*")
 	f.Add("A", "b=1&a=1", "%", "a", "a=1&b=1", "%25")
+	f.Add("2", "page=2", "c", "2", "page=2&page=1", "c")
+	f.Add("2", "", "c", "2", "id=7", "c")
+	f.Add("2", "page=1", "c", "2", "", "c")
+	f.Add(strings.Repeat("x", 190), "", "c", strings.Repeat("x", 190), "a=1", "c")
 	var ns *nsStore
-	c := newMemoryCache(f, hoard.Config{KeyPrefix: "fz|", Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
+	c := newMemoryCache(f, hoard.Config{KeyPrefix: "fz|", MaxKeyBytes: 200, Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
 		ns = &nsStore{Store: s, ns: "fz|"}
 		return ns
 	})
@@ -240,14 +260,24 @@ func FuzzRouteKey(f *testing.F) {
 	h := func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s seq=%d", identity(r), seq.Add(1))
 	}
-	route := miniRoute{pattern: "GET /n/{id}", rt: &hoard.Route{KeyPrefix: "n", PerCaller: callerOf}, h: h}
-	cached, _ := localMux(f, c, route)
+	routes := []miniRoute{
+		{pattern: "GET /n/{id}", rt: &hoard.Route{KeyPrefix: "n", PerCaller: callerOf}, h: h},
+		{pattern: "GET /p/{id}", rt: &hoard.Route{KeyPrefix: "p:page_{page}", Defaults: map[string]string{"page": "1"}, PerCaller: callerOf}, h: h},
+	}
+	cached, _ := localMux(f, c, routes...)
 	bare := http.NewServeMux()
-	bare.HandleFunc(route.pattern, h)
+	for _, r := range routes {
+		bare.HandleFunc(r.pattern, h)
+	}
 	f.Fuzz(func(t *testing.T, id1, q1, c1, id2, q2, c2 string) {
 		for _, req := range [][2]string{{id1, q1}, {id2, q2}, {id1, q1}} {
-			for _, caller := range []string{c1, c2} {
-				target := "/n/" + url.PathEscape(req[0])
+			for _, caller := range []string{c1, c2, c1 + "@p"} {
+				// The caller picks the route, so that both see every input.
+				base, caller := "/n/", caller
+				if c, ok := strings.CutSuffix(caller, "@p"); ok {
+					base, caller = "/p/", c
+				}
+				target := base + url.PathEscape(req[0])
 				if req[1] != "" {
 					target += "?" + req[1]
 				}
