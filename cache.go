@@ -24,12 +24,14 @@ import (
 // clear) and the home of the route middleware. It is safe for concurrent use.
 //
 // Every value a Cache stores is wrapped in an envelope that records the
-// generations it was produced under (design.md): the namespace's epoch, which
-// Clear replaces, and the key's own generation, which Invalidate replaces. A
-// read fetches the value and the current generations in one round trip and
-// treats a value whose recorded generations differ as a miss. That makes
-// Clear and Invalidate O(1) on every store, including Memcached, and stops a
-// slow reader from putting back a value that a concurrent write invalidated.
+// generations it was produced under (docs/design.md): the namespace's
+// epoch, which Clear deletes, and the key's own generation, which
+// Invalidate deletes. A read fetches the value and the current generations
+// in one round trip and treats a value whose recorded generations differ,
+// or are gone, as a miss; a miss creates the missing generations with fresh
+// random values before it loads. That makes Clear and Invalidate O(1) on
+// every store, including Memcached, and stops a slow reader from putting
+// back a value that a concurrent write invalidated.
 type Cache struct {
 	store     Store
 	cfg       Config
@@ -214,7 +216,7 @@ func (c *Cache) entryKey(key string) string {
 
 // epochFor returns the epoch key that a read of the entry stored under
 // entryKey checks: the namespace's one epoch, or on a Sharded store the
-// copy on the entry's shard. Clear replaces every copy.
+// copy on the entry's shard. Clear deletes every copy.
 func (c *Cache) epochFor(entryKey string) string {
 	if c.sharded == nil {
 		return c.epochKey
@@ -687,11 +689,10 @@ func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
 }
 
 // Clear makes every value of this cache (its CACHE_KEY_PREFIX namespace) a
-// miss by replacing the namespace's epoch: one write, on every store (on a
+// miss by deleting the namespace's epoch: one write, on every store (on a
 // Sharded store, one per shard: the copy of a shard that is down is
 // replayed later, and until then the reads of that shard are served
-// uncached). It
-// never flushes the server, so other applications' keys are untouched. On
+// uncached). It never flushes the server, so other applications' keys are untouched. On
 // stores that can walk keys, and when the cache has a KeyPrefix, the stale
 // values are also deleted to free memory; elsewhere they expire by TTL.
 func (c *Cache) Clear(ctx context.Context) error {
@@ -703,7 +704,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 	}
 	if c.ns != "" && c.store.SupportsPatterns() {
 		if _, err := c.store.DeletePattern(ctx, glob.Escape(c.ns)+"*"); err != nil {
-			c.log.error("hoard: Clear bumped the epoch but could not delete old values; they will expire", err)
+			c.log.error("hoard: Clear deleted the epoch but could not delete old values; they will expire", err)
 		}
 	}
 	return nil

@@ -96,7 +96,7 @@ var (
 // that a read touches one server: a resource's entries (every query and
 // caller variant) and its generation carry the resource as their hash tag,
 // and the namespace epoch has one copy per shard; a read checks the copy on
-// its entry's shard and Clear replaces every copy. So no single server
+// its entry's shard and Clear deletes every copy. So no single server
 // holds a key that every read needs. Other stores keep one epoch key and
 // untagged keys.
 //
