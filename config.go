@@ -138,6 +138,12 @@ type MemcachedConfig struct {
 	// connection rather than dialing one that would be closed right after).
 	// 0 means 10.
 	PoolSize int
+	// MaxValueBytes is the largest value the store sends to a server
+	// (CACHE_MEMCACHED_MAX_VALUE_BYTES); a larger one is not stored (the
+	// response is served uncached), and so is one a server refuses. Raise
+	// it with memcached's item size (-I). 0 means the store's default,
+	// which fits memcached's default 1 MiB items.
+	MaxValueBytes int
 }
 
 // ClientCacheConfig configures the ClientCache middleware (spec §4).
@@ -435,6 +441,9 @@ func (c Config) Validate() error {
 	if m.PoolSize < 0 {
 		bad("Memcached.PoolSize", m.PoolSize, "must not be negative (0 means 10)")
 	}
+	if m.MaxValueBytes < 0 {
+		bad("Memcached.MaxValueBytes", m.MaxValueBytes, "must not be negative (0 means the store's default)")
+	}
 
 	cc := c.Client
 	for _, p := range cc.PublicPrefixes {
@@ -449,24 +458,25 @@ func (c Config) Validate() error {
 // envNameOf maps Config field paths to their environment variables, for
 // Validate's messages.
 var envNameOf = map[string]string{
-	"Backend":               "CACHE_BACKEND",
-	"DefaultTTL":            "DEFAULT_CACHE_EXPIRATION",
-	"KeyPrefix":             "CACHE_KEY_PREFIX",
-	"Timeout":               "CACHE_TIMEOUT",
-	"MemoryMaxBytes":        "CACHE_MEMORY_MAX_BYTES",
-	"MaxKeyBytes":           "CACHE_MAX_KEY_BYTES",
-	"Redis.URL":             "CACHE_REDIS_URL",
-	"Redis.Host":            "CACHE_REDIS_HOST",
-	"Redis.Port":            "CACHE_REDIS_PORT",
-	"Redis.DB":              "CACHE_REDIS_DB",
-	"Redis.PoolSize":        "CACHE_REDIS_POOL_SIZE",
-	"Memcached.Host":        "CACHE_MEMCACHED_HOST",
-	"Memcached.Port":        "CACHE_MEMCACHED_PORT",
-	"Memcached.Servers":     "CACHE_MEMCACHED_SERVERS",
-	"Memcached.PoolSize":    "CACHE_MEMCACHED_POOL_SIZE",
-	"Client.PublicPrefixes": "CLIENT_CACHE_PUBLIC_PREFIXES",
-	"Client.APIPrefix":      "API_PREFIX",
-	"Client.MaxAge":         "CLIENT_CACHE_MAX_AGE",
+	"Backend":                 "CACHE_BACKEND",
+	"DefaultTTL":              "DEFAULT_CACHE_EXPIRATION",
+	"KeyPrefix":               "CACHE_KEY_PREFIX",
+	"Timeout":                 "CACHE_TIMEOUT",
+	"MemoryMaxBytes":          "CACHE_MEMORY_MAX_BYTES",
+	"MaxKeyBytes":             "CACHE_MAX_KEY_BYTES",
+	"Redis.URL":               "CACHE_REDIS_URL",
+	"Redis.Host":              "CACHE_REDIS_HOST",
+	"Redis.Port":              "CACHE_REDIS_PORT",
+	"Redis.DB":                "CACHE_REDIS_DB",
+	"Redis.PoolSize":          "CACHE_REDIS_POOL_SIZE",
+	"Memcached.Host":          "CACHE_MEMCACHED_HOST",
+	"Memcached.Port":          "CACHE_MEMCACHED_PORT",
+	"Memcached.Servers":       "CACHE_MEMCACHED_SERVERS",
+	"Memcached.PoolSize":      "CACHE_MEMCACHED_POOL_SIZE",
+	"Memcached.MaxValueBytes": "CACHE_MEMCACHED_MAX_VALUE_BYTES",
+	"Client.PublicPrefixes":   "CLIENT_CACHE_PUBLIC_PREFIXES",
+	"Client.APIPrefix":        "API_PREFIX",
+	"Client.MaxAge":           "CLIENT_CACHE_MAX_AGE",
 }
 
 // rawEnv is the environment as caarlos0/env reads it: every variable of
@@ -494,6 +504,7 @@ type rawEnv struct {
 	MemcachedPort     string `env:"CACHE_MEMCACHED_PORT" envDefault:"11211"`
 	MemcachedServers  string `env:"CACHE_MEMCACHED_SERVERS"`
 	MemcachedPoolSize string `env:"CACHE_MEMCACHED_POOL_SIZE" envDefault:"10"`
+	MemcachedMaxValue string `env:"CACHE_MEMCACHED_MAX_VALUE_BYTES" envDefault:"0"`
 
 	ClientEnabled        string `env:"CLIENT_CACHE_ENABLED" envDefault:"true"`
 	ClientMaxAge         string `env:"CLIENT_CACHE_MAX_AGE" envDefault:"60"`
@@ -576,6 +587,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Memcached.Port = p.port("CACHE_MEMCACHED_PORT", raw.MemcachedPort)
 	c.Memcached.Servers = p.servers("CACHE_MEMCACHED_SERVERS", raw.MemcachedServers)
 	c.Memcached.PoolSize = p.poolSize("CACHE_MEMCACHED_POOL_SIZE", raw.MemcachedPoolSize)
+	c.Memcached.MaxValueBytes = int(p.integer("CACHE_MEMCACHED_MAX_VALUE_BYTES", raw.MemcachedMaxValue, 0, math.MaxInt32, "must be a whole number of bytes (0 means the store's default)"))
 
 	c.Client.Disabled = !p.boolean("CLIENT_CACHE_ENABLED", raw.ClientEnabled)
 	c.Client.MaxAge = p.seconds("CLIENT_CACHE_MAX_AGE", raw.ClientMaxAge, 0)

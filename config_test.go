@@ -105,6 +105,8 @@ var envCases = []struct {
 	{"CACHE_MAX_KEY_BYTES", "300", func(c Config) any { return c.MaxKeyBytes }, 300, ""},
 	{"CACHE_MAX_KEY_BYTES", "0", nil, nil, "whole number of bytes, at least 1"},
 	{"CACHE_MAX_KEY_BYTES", "1k", nil, nil, "whole number of bytes"},
+	{"CACHE_MEMCACHED_MAX_VALUE_BYTES", "2097152", func(c Config) any { return c.Memcached.MaxValueBytes }, 2 << 20, ""},
+	{"CACHE_MEMCACHED_MAX_VALUE_BYTES", "-1", nil, nil, "whole number of bytes"},
 
 	{"CACHE_REDIS_URL", "redis://cache:6380/2", func(c Config) any { return c.Redis.URL }, "redis://cache:6380/2", ""},
 	{"CACHE_REDIS_URL", "rediss://u:p@cache", func(c Config) any { return c.RedisAddrs() }, []string{"cache:6379"}, ""},
@@ -213,8 +215,8 @@ func TestFromLookupEachVariable(t *testing.T) {
 // accepts anything) a bad one.
 func TestConfigEnvCasesCoverEveryVariable(t *testing.T) {
 	vars := EnvVars()
-	if len(vars) != 22 {
-		t.Errorf("EnvVars() has %d variables, want 22: %v", len(vars), vars)
+	if len(vars) != 23 {
+		t.Errorf("EnvVars() has %d variables, want 23: %v", len(vars), vars)
 	}
 	for _, v := range vars {
 		var good, bad bool

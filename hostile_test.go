@@ -337,3 +337,61 @@ func TestHostilePendingBounded(t *testing.T) {
 		get(id)
 	}
 }
+
+// TestHostileRefusedValues (regression): a value the store refuses
+// (larger than it takes) is served uncached, never reported as stored,
+// and does not count against the breaker: other keys keep hitting while a
+// client keeps asking for the oversized one. On memcached the refusal came
+// from the server ("SERVER_ERROR object too large for cache"), and 9 of 20
+// unrelated hits became bypasses; on the memory store with
+// CACHE_MEMORY_MAX_BYTES=300 every GET said "stored" while nothing was.
+func TestHostileRefusedValues(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  func(t *testing.T) hoard.Config
+		big  int
+	}{
+		{"memory", func(t *testing.T) hoard.Config {
+			return hoard.Config{MemoryMaxBytes: 64 << 10, KeyPrefix: storefixture.UniquePrefix()}
+		}, 128 << 10},
+		// Refused by hoard's own limit, before any call.
+		{"memcached/MaxValueBytes", func(t *testing.T) hoard.Config {
+			cfg := storefixture.Shared(t, storefixture.Memcached).Config(t)
+			cfg.Memcached.MaxValueBytes = 64 << 10
+			return cfg
+		}, 100 << 10},
+		// Refused by the servers (item size 1 MiB) under a larger limit.
+		{"memcached/server", func(t *testing.T) hoard.Config {
+			cfg := storefixture.Shared(t, storefixture.Memcached).Config(t)
+			cfg.Memcached.MaxValueBytes = 4 << 20
+			return cfg
+		}, 3 << 20 / 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := hoard.Open(context.Background(), tc.cfg(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			size := map[string]int{"big": tc.big, "small": 100}
+			mux, _ := localMux(t, c, miniRoute{pattern: "GET /b/{id}", rt: &hoard.Route{KeyPrefix: "b", MaxBodyBytes: 4 << 20},
+				h: func(w http.ResponseWriter, r *http.Request) {
+					w.Write(bytes.Repeat([]byte("x"), size[strings.TrimRight(r.PathValue("id"), "0123456789")]))
+				}})
+			for i := range 10 {
+				serveLocal(t, mux, http.MethodGet, "/b/small"+strconv.Itoa(i))
+			}
+			for round := range 20 {
+				if res := serveLocal(t, mux, http.MethodGet, "/b/big"); res.CacheStatus() != csMiss || len(res.Body) != tc.big {
+					t.Fatalf("GET of a value the store refuses, round %d: %q, %d bytes; want a plain miss with the whole body", round, res.CacheStatus(), len(res.Body))
+				}
+				for i := range 10 {
+					wantHit(t, "GET small"+strconv.Itoa(i)+" while big is refused", serveLocal(t, mux, http.MethodGet, "/b/small"+strconv.Itoa(i)))
+				}
+			}
+			if got := c.Stats().ValuesRefused; got < 20 {
+				t.Errorf("Stats().ValuesRefused = %d; want at least 20", got)
+			}
+		})
+	}
+}
