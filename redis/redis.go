@@ -22,6 +22,9 @@
 // at the address, New returns a Store that connects in the background and
 // fails every call at once, saying so, until it has (see New).
 //
+// A key that holds another type than a string (a list someone pushed to)
+// reads as a miss and is overwritten by Set.
+//
 // Client-side caching (RESP3 tracking) is off.
 package redis
 
@@ -29,6 +32,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,7 +84,22 @@ func pxMillis(ttl time.Duration) int64 {
 	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
 }
 
-// Get returns the value of key; found is false only when the key is absent.
+// isReply reports whether err is a Redis error reply with the given code
+// (its first word, such as WRONGTYPE or OOM).
+func isReply(err error, code string) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), code+" ")
+}
+
+// isWrongType reports whether err is Redis's answer to a string command on
+// a key that holds another type (a list, a hash, ...): someone else wrote
+// that key. The store reads such a key as a miss, so that the Cache
+// overwrites it with SET (which replaces any type) instead of counting a
+// store failure on every read of it.
+func isWrongType(err error) bool { return isReply(err, "WRONGTYPE") }
+
+// Get returns the value of key; found is false when the key is absent or
+// holds something other than a string (see isWrongType).
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	rc, err := s.client()
 	if err != nil {
@@ -93,7 +112,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	defer c.end()
 	msg, err := c.do(rc, rc.B().Get().Key(key).Build()).ToMessage()
 	if err != nil {
-		if rueidis.IsRedisNil(err) {
+		if rueidis.IsRedisNil(err) || isWrongType(err) {
 			return nil, false, nil
 		}
 		return nil, false, s.fail("GET", c.err(err))
@@ -105,9 +124,10 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-// GetMulti returns the values of keys in order, nil for absent keys. On a
-// standalone server it is one MGET; on Cluster it is one pipeline of GETs
-// per node, sent to the nodes in parallel.
+// GetMulti returns the values of keys in order, nil for absent keys and for
+// keys that hold something other than a string. On a standalone server it is
+// one MGET; on Cluster it is one pipeline of GETs per node, sent to the
+// nodes in parallel.
 func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	rc, err := s.client()
 	if err != nil {
@@ -132,7 +152,7 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	for i, r := range c.doMulti(rc, cmds) {
 		msg, err := r.ToMessage()
 		if err != nil {
-			if rueidis.IsRedisNil(err) {
+			if rueidis.IsRedisNil(err) || isWrongType(err) {
 				continue
 			}
 			return nil, s.fail("GET", c.err(err))
@@ -144,7 +164,8 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	return values, nil
 }
 
-// mget fills values with one MGET.
+// mget fills values with one MGET, which answers nil for absent keys and
+// for keys of another type alike.
 func (s *Store) mget(c *call, rc rueidis.Client, keys []string, values [][]byte) ([][]byte, error) {
 	arr, err := c.do(rc, rc.B().Mget().Key(keys...).Build()).ToArray()
 	if err != nil {
@@ -164,7 +185,8 @@ func (s *Store) mget(c *call, rc rueidis.Client, keys []string, values [][]byte)
 	return values, nil
 }
 
-// Set stores value under key with SET key value PX ttl.
+// Set stores value under key with SET key value PX ttl, replacing whatever
+// key held, whatever its type.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	rc, err := s.client()
 	if err != nil {
@@ -188,7 +210,8 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Add stores value under key only if key is absent, with
-// SET key value NX PX ttl.
+// SET key value NX PX ttl. A key of another type is present: Add reports
+// false (the Cache then reads it as a miss and overwrites it with Set).
 func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	rc, err := s.client()
 	if err != nil {
@@ -213,7 +236,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Touch sets the TTL of key with PEXPIRE key ttl, keeping its value, and
-// reports whether key was present.
+// reports whether key was present (of any type).
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	rc, err := s.client()
 	if err != nil {
@@ -284,7 +307,9 @@ func (s *Store) unlink(c *call, rc rueidis.Client, keys []string) (int, error) {
 	return n, firstErr
 }
 
-// Exists reports whether key is present.
+// Exists reports whether key is present. A key that holds something other
+// than a string is present (true), although Get reads it as a miss: it
+// exists, and Add will not replace it.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	rc, err := s.client()
 	if err != nil {
