@@ -56,10 +56,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		cluster: o.Cluster,
-		timeout: o.Timeout,
-		addrs:   strings.Join(o.Addrs, ","),
-		tls:     o.TLSConfig != nil,
+		cluster:  o.Cluster,
+		timeout:  o.Timeout,
+		maxValue: o.MaxValueBytes,
+		addrs:    strings.Join(o.Addrs, ","),
+		tls:      o.TLSConfig != nil,
 	}
 	co := clientOption(o)
 	c, err := s.connect(ctx, co)

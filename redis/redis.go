@@ -23,7 +23,10 @@
 // fails every call at once, saying so, until it has (see New).
 //
 // A key that holds another type than a string (a list someone pushed to)
-// reads as a miss and is overwritten by Set.
+// reads as a miss and is overwritten by Set. A value the server cannot take
+// (over Options.MaxValueBytes, or refused by a server out of memory under
+// maxmemory) fails with an error wrapping hoard.ErrRefused: that value goes
+// uncached, the server is not counted as failing.
 //
 // Client-side caching (RESP3 tracking) is off.
 package redis
@@ -49,11 +52,12 @@ const deleteBatch = 1000
 // Store is a hoard store on a Redis server or Redis Cluster. It is safe for
 // concurrent use. Create it with New and release it with Close.
 type Store struct {
-	link    atomic.Pointer[link] // the client, or why there is none yet (connect.go)
-	cluster bool
-	timeout time.Duration
-	addrs   string // for error messages
-	tls     bool
+	link     atomic.Pointer[link] // the client, or why there is none yet (connect.go)
+	cluster  bool
+	timeout  time.Duration
+	maxValue int
+	addrs    string // for error messages
+	tls      bool
 
 	mu     sync.Mutex // orders Close against publishing a client connected in the background
 	closed atomic.Bool
@@ -97,6 +101,25 @@ func isReply(err error, code string) bool {
 // overwrites it with SET (which replaces any type) instead of counting a
 // store failure on every read of it.
 func isWrongType(err error) bool { return isReply(err, "WRONGTYPE") }
+
+// refused returns the error of a write that Redis refused for lack of
+// memory (OOM under maxmemory with the noeviction policy): a refusal of
+// this one value, wrapping storeerr.ErrRefused, since the server is healthy
+// and reads still work. It returns nil for any other error.
+func refused(op string, err error) error {
+	if !isReply(err, "OOM") {
+		return nil
+	}
+	return fmt.Errorf("redis: %s: %w: %s; Redis is full under maxmemory and its policy evicts nothing: raise maxmemory or set an eviction policy such as allkeys-lru (maxmemory-policy)", op, storeerr.ErrRefused, strings.TrimSuffix(err.Error(), "."))
+}
+
+// tooLarge returns the error of a value over Options.MaxValueBytes, or nil.
+func (s *Store) tooLarge(op string, value []byte) error {
+	if len(value) <= s.maxValue {
+		return nil
+	}
+	return fmt.Errorf("redis: %s: %w: %d bytes, over MaxValueBytes (%d); cache smaller responses or raise MaxValueBytes (and the server's proto-max-bulk-len beyond 512 MiB)", op, storeerr.ErrValueTooLarge, len(value), s.maxValue)
+}
 
 // Get returns the value of key; found is false when the key is absent or
 // holds something other than a string (see isWrongType).
@@ -186,7 +209,9 @@ func (s *Store) mget(c *call, rc rueidis.Client, keys []string, values [][]byte)
 }
 
 // Set stores value under key with SET key value PX ttl, replacing whatever
-// key held, whatever its type.
+// key held, whatever its type. A value over Options.MaxValueBytes is not
+// sent: the error wraps storeerr.ErrValueTooLarge. A server out of memory
+// under maxmemory refuses it with an error wrapping storeerr.ErrRefused.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	rc, err := s.client()
 	if err != nil {
@@ -194,6 +219,9 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	if ttl <= 0 {
 		return storeerr.ErrInvalidTTL
+	}
+	if err := s.tooLarge("SET", value); err != nil {
+		return err
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
@@ -204,6 +232,9 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	// the queued command after we return and the caller reuses value.
 	err = c.do(rc, rc.B().Set().Key(key).Value(string(value)).PxMilliseconds(pxMillis(ttl)).Build()).Error()
 	if err != nil {
+		if r := refused("SET", err); r != nil {
+			return r
+		}
 		return s.fail("SET", c.err(err))
 	}
 	return nil
@@ -212,6 +243,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // Add stores value under key only if key is absent, with
 // SET key value NX PX ttl. A key of another type is present: Add reports
 // false (the Cache then reads it as a miss and overwrites it with Set).
+// Refusals are as for Set.
 func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	rc, err := s.client()
 	if err != nil {
@@ -219,6 +251,9 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	if ttl <= 0 {
 		return false, storeerr.ErrInvalidTTL
+	}
+	if err := s.tooLarge("SET NX", value); err != nil {
+		return false, err
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
@@ -230,13 +265,17 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 		if rueidis.IsRedisNil(err) {
 			return false, nil
 		}
+		if r := refused("SET NX", err); r != nil {
+			return false, r
+		}
 		return false, s.fail("SET NX", c.err(err))
 	}
 	return true, nil
 }
 
 // Touch sets the TTL of key with PEXPIRE key ttl, keeping its value, and
-// reports whether key was present (of any type).
+// reports whether key was present (of any type). A server out of memory
+// under maxmemory refuses it with an error wrapping storeerr.ErrRefused.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	rc, err := s.client()
 	if err != nil {
@@ -252,6 +291,9 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 	defer c.end()
 	n, err := c.do(rc, rc.B().Pexpire().Key(key).Milliseconds(pxMillis(ttl)).Build()).AsInt64()
 	if err != nil {
+		if r := refused("PEXPIRE", err); r != nil {
+			return false, r
+		}
 		return false, s.fail("PEXPIRE", c.err(err))
 	}
 	return n == 1, nil

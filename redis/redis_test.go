@@ -509,6 +509,7 @@ func TestNewErrors(t *testing.T) {
 		{"negative timeout", redis.Options{Addrs: []string{srv.Addr}, Timeout: -1}, []string{"Timeout"}},
 		{"negative pool", redis.Options{Addrs: []string{srv.Addr}, PoolSize: -1}, []string{"PoolSize"}},
 		{"negative DB", redis.Options{Addrs: []string{srv.Addr}, DB: -1}, []string{"DB"}},
+		{"negative MaxValueBytes", redis.Options{Addrs: []string{srv.Addr}, MaxValueBytes: -1}, []string{"MaxValueBytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.opts.Timeout == 0 {
