@@ -194,9 +194,31 @@ func dial(ctx context.Context, dst string, dialer *net.Dialer, tlsConfig *tls.Co
 	if c, ok := ctx.Value(callKey{}).(*call); ok && !c.pin() {
 		return nil, c.err(context.Canceled)
 	}
+	var (
+		conn net.Conn
+		err  error
+	)
 	if tlsConfig != nil {
 		d := tls.Dialer{NetDialer: dialer, Config: tlsConfig}
-		return d.DialContext(ctx, "tcp", dst)
+		conn, err = d.DialContext(ctx, "tcp", dst)
+	} else {
+		conn, err = dialer.DialContext(ctx, "tcp", dst)
 	}
-	return dialer.DialContext(ctx, "tcp", dst)
+	if oe := (*net.OpError)(nil); errors.As(err, &oe) && oe.Op == "dial" {
+		// Nothing answered at dst (refused, unroutable, no such host, or
+		// the TCP connect timed out), as opposed to a server that answered
+		// and then failed the TLS or Redis handshake.
+		return nil, &dialError{err}
+	}
+	return conn, err
 }
+
+// dialError marks a failure to open a TCP connection at all. By it New
+// tells a server that is not reachable (New then connects in the
+// background) from one that answered and refused the store (wrong
+// password, kind of server or TLS: New fails). Its text is the dial
+// error's own.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }

@@ -19,6 +19,9 @@ const (
 	DefaultPoolSize = 10
 	// DefaultTimeout is the per-call deadline used when Options.Timeout is 0.
 	DefaultTimeout = 50 * time.Millisecond
+	// DefaultMaxValueBytes is the MaxValueBytes used when it is 0: 512 MiB,
+	// the largest string Redis takes (its default proto-max-bulk-len).
+	DefaultMaxValueBytes = 512 << 20
 )
 
 // minConnTimeout is the floor of the connection timeouts given to rueidis:
@@ -79,6 +82,15 @@ type Options struct {
 	// New, topology refreshes, the background PING that detects a frozen
 	// server and replaces its connection, about 1s after it stalls).
 	Timeout time.Duration
+
+	// MaxValueBytes is the largest value Set and Add send, default 512 MiB
+	// (DefaultMaxValueBytes), the largest string Redis takes. A larger value
+	// is refused before anything is sent, with an error wrapping
+	// hoard.ErrValueTooLarge: a refusal of that value, not a store failure,
+	// so a Cache leaves that response uncached and counts nothing against
+	// the server. Set it lower to keep huge responses out of a shared Redis;
+	// above 512 MiB only for a server whose proto-max-bulk-len was raised.
+	MaxValueBytes int
 }
 
 // withDefaults returns o with zero fields replaced by defaults, or an error
@@ -103,6 +115,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Timeout < 0 {
 		return o, fmt.Errorf("redis: Timeout %v is negative; use a positive duration or 0 for the default %v", o.Timeout, DefaultTimeout)
+	}
+	if o.MaxValueBytes == 0 {
+		o.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if o.MaxValueBytes < 0 {
+		return o, fmt.Errorf("redis: MaxValueBytes %d is negative; use a positive size or 0 for the default %d (512 MiB)", o.MaxValueBytes, DefaultMaxValueBytes)
 	}
 	if o.DB < 0 {
 		return o, fmt.Errorf("redis: DB %d is negative; databases are numbered from 0", o.DB)

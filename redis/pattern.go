@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 
 	"github.com/redis/rueidis"
-
-	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
 // DeletePattern removes every key matching the glob pattern (Redis syntax,
@@ -28,13 +26,14 @@ import (
 // Keys written during the walk may survive it. On error, deleted counts the
 // keys removed before the failure.
 func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) {
-	if s.closed.Load() {
-		return 0, storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return 0, err
 	}
 	if !s.cluster {
-		return s.walk(ctx, s.c, pattern)
+		return s.walk(ctx, rc, rc, pattern)
 	}
-	masters, err := s.masters(ctx)
+	masters, err := s.masters(ctx, rc)
 	if err != nil {
 		return 0, err
 	}
@@ -50,7 +49,7 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := s.walk(wctx, m.client, pattern)
+			n, err := s.walk(wctx, rc, m.client, pattern)
 			total.Add(int64(n))
 			if err != nil {
 				errOnce.Do(func() {
@@ -64,9 +63,9 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) 
 	return int(total.Load()), first
 }
 
-// walk SCANs node and unlinks the matches through the store's client (which
-// routes each key to its slot's owner on Cluster).
-func (s *Store) walk(ctx context.Context, node rueidis.Client, pattern string) (int, error) {
+// walk SCANs node and unlinks the matches through the store's client rc
+// (which routes each key to its slot's owner on Cluster).
+func (s *Store) walk(ctx context.Context, rc, node rueidis.Client, pattern string) (int, error) {
 	var (
 		cursor  uint64
 		deleted int
@@ -80,7 +79,7 @@ func (s *Store) walk(ctx context.Context, node rueidis.Client, pattern string) (
 		if err != nil {
 			return s.fail("UNLINK", err)
 		}
-		n, err := s.unlink(c, batch)
+		n, err := s.unlink(c, rc, batch)
 		c.end()
 		deleted += n
 		batch = batch[:0]
@@ -121,8 +120,8 @@ type master struct {
 // round trip and, while nodes are frozen or down, at most one Timeout in
 // all (not one per node). It fails if a shard serving slots has no
 // reachable master, since its keys could not be walked.
-func (s *Store) masters(ctx context.Context) ([]master, error) {
-	nodes := s.c.Nodes()
+func (s *Store) masters(ctx context.Context, rc rueidis.Client) ([]master, error) {
+	nodes := rc.Nodes()
 	if len(nodes) == 0 {
 		return nil, s.fail("finding Cluster masters", errNoNode)
 	}
@@ -276,9 +275,9 @@ func mustArray(m *rueidis.RedisMessage) []rueidis.RedisMessage {
 	return v
 }
 
-// pingCluster PINGs every master in parallel.
-func (s *Store) pingCluster(c *call) error {
-	masters, err := s.masters(c)
+// pingCluster PINGs every master of the cluster of rc in parallel.
+func (s *Store) pingCluster(c *call, rc rueidis.Client) error {
+	masters, err := s.masters(c, rc)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,16 @@
 // node by rueidis and sent in parallel, one round trip per node; there are
 // never CROSSSLOT errors. DeletePattern walks every master with SCAN.
 //
+// An application must start even while Redis is down: when nothing answers
+// at the address, New returns a Store that connects in the background and
+// fails every call at once, saying so, until it has (see New).
+//
+// A key that holds another type than a string (a list someone pushed to)
+// reads as a miss and is overwritten by Set. A value the server cannot take
+// (over Options.MaxValueBytes, or refused by a server out of memory under
+// maxmemory) fails with an error wrapping hoard.ErrRefused: that value goes
+// uncached, the server is not counted as failing.
+//
 // Client-side caching (RESP3 tracking) is off.
 package redis
 
@@ -26,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,104 +52,16 @@ const deleteBatch = 1000
 // Store is a hoard store on a Redis server or Redis Cluster. It is safe for
 // concurrent use. Create it with New and release it with Close.
 type Store struct {
-	c       rueidis.Client
-	cluster bool
-	timeout time.Duration
-	addrs   string // for error messages
-	tls     bool
-	closed  atomic.Bool
-}
+	link     atomic.Pointer[link] // the client, or why there is none yet (connect.go)
+	cluster  bool
+	timeout  time.Duration
+	maxValue int
+	addrs    string // for error messages
+	tls      bool
 
-// New connects to Redis as opts describe and checks that the server answers
-// with the given credentials. The error of a failed connection names the
-// address and what to check. ctx bounds the checks made after connecting.
-func New(ctx context.Context, opts Options) (*Store, error) {
-	o, err := opts.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{
-		cluster: o.Cluster,
-		timeout: o.Timeout,
-		addrs:   strings.Join(o.Addrs, ","),
-		tls:     o.TLSConfig != nil,
-	}
-	co := rueidis.ClientOption{
-		InitAddress:       append([]string(nil), o.Addrs...),
-		Username:          o.Username,
-		Password:          o.Password,
-		SelectDB:          o.DB,
-		TLSConfig:         o.TLSConfig,
-		DisableCache:      true,
-		ForceSingleClient: !o.Cluster,
-		BlockingPoolSize:  o.PoolSize,
-		PipelineMultiplex: pipelineMultiplex(o.PoolSize),
-		ConnWriteTimeout:  max(o.Timeout, minConnTimeout),
-		// Pipeline even a lone call, and dial with the store's dialer:
-		// see call.go for why (one caller's context must not break other
-		// callers' calls).
-		AlwaysPipelining: true,
-		DialCtxFn:        dial,
-	}
-	co.Dialer.Timeout = max(o.Timeout, minConnTimeout)
-	c, err := rueidis.NewClient(co)
-	if err != nil {
-		return nil, s.connectError(err)
-	}
-	s.c = c
-
-	// Refuse a client of the wrong kind: a standalone client on a cluster
-	// node gets MOVED for most keys, and rueidis silently falls back to a
-	// standalone client when a single Cluster seed is not a cluster node.
-	cc, err := s.beginFor(ctx, co.Dialer.Timeout)
-	if err != nil {
-		c.Close()
-		return nil, s.connectError(err)
-	}
-	defer cc.end()
-	if o.Cluster {
-		if c.Mode() != rueidis.ClientModeCluster {
-			c.Close()
-			return nil, fmt.Errorf("redis: Cluster is set but %s is not a Redis Cluster node (cluster_enabled:0); unset Cluster (CACHE_REDIS_CLUSTER=false) for a standalone server", s.addrs)
-		}
-		if err := s.pingCluster(cc); err != nil {
-			c.Close()
-			return nil, s.connectError(err)
-		}
-		return s, nil
-	}
-	info, err := cc.do(c, c.B().Info().Section("cluster").Build()).ToString()
-	if err != nil {
-		c.Close()
-		return nil, s.connectError(cc.err(err))
-	}
-	if strings.Contains(info, "cluster_enabled:1") {
-		c.Close()
-		return nil, fmt.Errorf("redis: %s is a Redis Cluster node; set Cluster (CACHE_REDIS_CLUSTER=true or ?cluster=true in the URL) to use it", s.addrs)
-	}
-	return s, nil
-}
-
-// connectError explains a failure to connect or authenticate.
-func (s *Store) connectError(err error) error {
-	hint := "check that Redis runs there and is reachable (CACHE_REDIS_URL or CACHE_REDIS_HOST/CACHE_REDIS_PORT)"
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "AUTH"):
-		hint = "check Username and Password (CACHE_REDIS_PASSWORD or the URL's user:password)"
-	case strings.Contains(msg, "NOPERM"):
-		hint = "the user lacks an ACL permission; allow it the string, keyspace and connection commands"
-	case strings.Contains(msg, "DB index"), strings.Contains(msg, "SELECT"):
-		hint = "check DB (CACHE_REDIS_DB or the URL path): it must be below the server's 'databases' setting"
-	case strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"), strings.Contains(msg, "EOF"),
-		strings.Contains(msg, "connection reset"):
-		if s.tls {
-			hint = "check that the server speaks TLS on this port and that its certificate is trusted (rediss:// needs a TLS port)"
-		} else {
-			hint = "if the server requires TLS, use rediss:// (Options.TLSConfig); otherwise " + hint
-		}
-	}
-	return fmt.Errorf("redis: cannot connect to %s: %w; %s", s.addrs, err, hint)
+	mu     sync.Mutex // orders Close against publishing a client connected in the background
+	closed atomic.Bool
+	stop   context.CancelFunc // stops the background connection; nil if New connected
 }
 
 // fail wraps a client error with the operation that failed.
@@ -165,19 +88,54 @@ func pxMillis(ttl time.Duration) int64 {
 	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
 }
 
-// Get returns the value of key; found is false only when the key is absent.
+// isReply reports whether err is a Redis error reply with the given code
+// (its first word, such as WRONGTYPE or OOM).
+func isReply(err error, code string) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), code+" ")
+}
+
+// isWrongType reports whether err is Redis's answer to a string command on
+// a key that holds another type (a list, a hash, ...): someone else wrote
+// that key. The store reads such a key as a miss, so that the Cache
+// overwrites it with SET (which replaces any type) instead of counting a
+// store failure on every read of it.
+func isWrongType(err error) bool { return isReply(err, "WRONGTYPE") }
+
+// refused returns the error of a write that Redis refused for lack of
+// memory (OOM under maxmemory with the noeviction policy): a refusal of
+// this one value, wrapping storeerr.ErrRefused, since the server is healthy
+// and reads still work. It returns nil for any other error.
+func refused(op string, err error) error {
+	if !isReply(err, "OOM") {
+		return nil
+	}
+	return fmt.Errorf("redis: %s: %w: %s; Redis is full under maxmemory and its policy evicts nothing: raise maxmemory or set an eviction policy such as allkeys-lru (maxmemory-policy)", op, storeerr.ErrRefused, strings.TrimSuffix(err.Error(), "."))
+}
+
+// tooLarge returns the error of a value over Options.MaxValueBytes, or nil.
+func (s *Store) tooLarge(op string, value []byte) error {
+	if len(value) <= s.maxValue {
+		return nil
+	}
+	return fmt.Errorf("redis: %s: %w: %d bytes, over MaxValueBytes (%d); cache smaller responses or raise MaxValueBytes (and the server's proto-max-bulk-len beyond 512 MiB)", op, storeerr.ErrValueTooLarge, len(value), s.maxValue)
+}
+
+// Get returns the value of key; found is false when the key is absent or
+// holds something other than a string (see isWrongType).
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	if s.closed.Load() {
-		return nil, false, storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return nil, false, err
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
 		return nil, false, s.fail("GET", err)
 	}
 	defer c.end()
-	msg, err := c.do(s.c, s.c.B().Get().Key(key).Build()).ToMessage()
+	msg, err := c.do(rc, rc.B().Get().Key(key).Build()).ToMessage()
 	if err != nil {
-		if rueidis.IsRedisNil(err) {
+		if rueidis.IsRedisNil(err) || isWrongType(err) {
 			return nil, false, nil
 		}
 		return nil, false, s.fail("GET", c.err(err))
@@ -189,12 +147,14 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-// GetMulti returns the values of keys in order, nil for absent keys. On a
-// standalone server it is one MGET; on Cluster it is one pipeline of GETs per
-// node, sent to the nodes in parallel.
+// GetMulti returns the values of keys in order, nil for absent keys and for
+// keys that hold something other than a string. On a standalone server it is
+// one MGET; on Cluster it is one pipeline of GETs per node, sent to the
+// nodes in parallel.
 func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
-	if s.closed.Load() {
-		return nil, storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return nil, err
 	}
 	values := make([][]byte, len(keys))
 	if len(keys) == 0 {
@@ -206,31 +166,16 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	}
 	defer c.end()
 	if !s.cluster {
-		arr, err := c.do(s.c, s.c.B().Mget().Key(keys...).Build()).ToArray()
-		if err != nil {
-			return nil, s.fail("MGET", c.err(err))
-		}
-		if len(arr) != len(keys) {
-			return nil, s.fail("MGET", fmt.Errorf("got %d values for %d keys", len(arr), len(keys)))
-		}
-		for i := range arr {
-			if arr[i].IsNil() {
-				continue
-			}
-			if values[i], err = bytesOf(&arr[i]); err != nil {
-				return nil, s.fail("MGET", err)
-			}
-		}
-		return values, nil
+		return s.mget(c, rc, keys, values)
 	}
 	cmds := make(rueidis.Commands, len(keys))
 	for i, k := range keys {
-		cmds[i] = s.c.B().Get().Key(k).Build()
+		cmds[i] = rc.B().Get().Key(k).Build()
 	}
-	for i, r := range c.doMulti(s.c, cmds) {
+	for i, r := range c.doMulti(rc, cmds) {
 		msg, err := r.ToMessage()
 		if err != nil {
-			if rueidis.IsRedisNil(err) {
+			if rueidis.IsRedisNil(err) || isWrongType(err) {
 				continue
 			}
 			return nil, s.fail("GET", c.err(err))
@@ -242,13 +187,41 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	return values, nil
 }
 
-// Set stores value under key with SET key value PX ttl.
+// mget fills values with one MGET, which answers nil for absent keys and
+// for keys of another type alike.
+func (s *Store) mget(c *call, rc rueidis.Client, keys []string, values [][]byte) ([][]byte, error) {
+	arr, err := c.do(rc, rc.B().Mget().Key(keys...).Build()).ToArray()
+	if err != nil {
+		return nil, s.fail("MGET", c.err(err))
+	}
+	if len(arr) != len(keys) {
+		return nil, s.fail("MGET", fmt.Errorf("got %d values for %d keys", len(arr), len(keys)))
+	}
+	for i := range arr {
+		if arr[i].IsNil() {
+			continue
+		}
+		if values[i], err = bytesOf(&arr[i]); err != nil {
+			return nil, s.fail("MGET", err)
+		}
+	}
+	return values, nil
+}
+
+// Set stores value under key with SET key value PX ttl, replacing whatever
+// key held, whatever its type. A value over Options.MaxValueBytes is not
+// sent: the error wraps storeerr.ErrValueTooLarge. A server out of memory
+// under maxmemory refuses it with an error wrapping storeerr.ErrRefused.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if s.closed.Load() {
-		return storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return err
 	}
 	if ttl <= 0 {
 		return storeerr.ErrInvalidTTL
+	}
+	if err := s.tooLarge("SET", value); err != nil {
+		return err
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
@@ -257,31 +230,43 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	defer c.end()
 	// string(value) copies: if the call times out, rueidis may still write
 	// the queued command after we return and the caller reuses value.
-	err = c.do(s.c, s.c.B().Set().Key(key).Value(string(value)).PxMilliseconds(pxMillis(ttl)).Build()).Error()
+	err = c.do(rc, rc.B().Set().Key(key).Value(string(value)).PxMilliseconds(pxMillis(ttl)).Build()).Error()
 	if err != nil {
+		if r := refused("SET", err); r != nil {
+			return r
+		}
 		return s.fail("SET", c.err(err))
 	}
 	return nil
 }
 
 // Add stores value under key only if key is absent, with
-// SET key value NX PX ttl.
+// SET key value NX PX ttl. A key of another type is present: Add reports
+// false (the Cache then reads it as a miss and overwrites it with Set).
+// Refusals are as for Set.
 func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if s.closed.Load() {
-		return false, storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return false, err
 	}
 	if ttl <= 0 {
 		return false, storeerr.ErrInvalidTTL
+	}
+	if err := s.tooLarge("SET NX", value); err != nil {
+		return false, err
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
 		return false, s.fail("SET NX", err)
 	}
 	defer c.end()
-	err = c.do(s.c, s.c.B().Set().Key(key).Value(string(value)).Nx().PxMilliseconds(pxMillis(ttl)).Build()).Error()
+	err = c.do(rc, rc.B().Set().Key(key).Value(string(value)).Nx().PxMilliseconds(pxMillis(ttl)).Build()).Error()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
 			return false, nil
+		}
+		if r := refused("SET NX", err); r != nil {
+			return false, r
 		}
 		return false, s.fail("SET NX", c.err(err))
 	}
@@ -289,10 +274,12 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Touch sets the TTL of key with PEXPIRE key ttl, keeping its value, and
-// reports whether key was present.
+// reports whether key was present (of any type). A server out of memory
+// under maxmemory refuses it with an error wrapping storeerr.ErrRefused.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if s.closed.Load() {
-		return false, storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return false, err
 	}
 	if ttl <= 0 {
 		return false, storeerr.ErrInvalidTTL
@@ -302,8 +289,11 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 		return false, s.fail("PEXPIRE", err)
 	}
 	defer c.end()
-	n, err := c.do(s.c, s.c.B().Pexpire().Key(key).Milliseconds(pxMillis(ttl)).Build()).AsInt64()
+	n, err := c.do(rc, rc.B().Pexpire().Key(key).Milliseconds(pxMillis(ttl)).Build()).AsInt64()
 	if err != nil {
+		if r := refused("PEXPIRE", err); r != nil {
+			return false, r
+		}
 		return false, s.fail("PEXPIRE", c.err(err))
 	}
 	return n == 1, nil
@@ -312,8 +302,9 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 // Delete removes keys with UNLINK (the memory is freed in the background).
 // On Cluster each key is routed to its own slot, so keys may span nodes.
 func (s *Store) Delete(ctx context.Context, keys ...string) error {
-	if s.closed.Load() {
-		return storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return err
 	}
 	if len(keys) == 0 {
 		return nil
@@ -323,29 +314,29 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 		return s.fail("UNLINK", err)
 	}
 	defer c.end()
-	_, err = s.unlink(c, keys)
+	_, err = s.unlink(c, rc, keys)
 	return err
 }
 
 // unlink removes keys in one pipeline and returns how many existed.
 // Standalone: one UNLINK per deleteBatch keys; Cluster: one single-key
 // UNLINK per key, which rueidis groups per node.
-func (s *Store) unlink(c *call, keys []string) (int, error) {
+func (s *Store) unlink(c *call, rc rueidis.Client, keys []string) (int, error) {
 	var cmds rueidis.Commands
 	if s.cluster {
 		cmds = make(rueidis.Commands, len(keys))
 		for i, k := range keys {
-			cmds[i] = s.c.B().Unlink().Key(k).Build()
+			cmds[i] = rc.B().Unlink().Key(k).Build()
 		}
 	} else {
 		cmds = make(rueidis.Commands, 0, (len(keys)+deleteBatch-1)/deleteBatch)
 		for i := 0; i < len(keys); i += deleteBatch {
-			cmds = append(cmds, s.c.B().Unlink().Key(keys[i:min(i+deleteBatch, len(keys))]...).Build())
+			cmds = append(cmds, rc.B().Unlink().Key(keys[i:min(i+deleteBatch, len(keys))]...).Build())
 		}
 	}
 	n := 0
 	var firstErr error
-	for _, r := range c.doMulti(s.c, cmds) {
+	for _, r := range c.doMulti(rc, cmds) {
 		d, err := r.AsInt64()
 		if err != nil {
 			if firstErr == nil {
@@ -358,17 +349,20 @@ func (s *Store) unlink(c *call, keys []string) (int, error) {
 	return n, firstErr
 }
 
-// Exists reports whether key is present.
+// Exists reports whether key is present. A key that holds something other
+// than a string is present (true), although Get reads it as a miss: it
+// exists, and Add will not replace it.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
-	if s.closed.Load() {
-		return false, storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return false, err
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
 		return false, s.fail("EXISTS", err)
 	}
 	defer c.end()
-	n, err := c.do(s.c, s.c.B().Exists().Key(key).Build()).AsInt64()
+	n, err := c.do(rc, rc.B().Exists().Key(key).Build()).AsInt64()
 	if err != nil {
 		return false, s.fail("EXISTS", c.err(err))
 	}
@@ -376,9 +370,11 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 }
 
 // Ping checks that the server answers; on Cluster, that every master does.
+// Before the Store has connected (see New), it returns why not.
 func (s *Store) Ping(ctx context.Context) error {
-	if s.closed.Load() {
-		return storeerr.ErrClosed
+	rc, err := s.client()
+	if err != nil {
+		return err
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
@@ -386,9 +382,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	defer c.end()
 	if s.cluster {
-		return s.pingCluster(c)
+		return s.pingCluster(c, rc)
 	}
-	if err := c.do(s.c, s.c.B().Ping().Build()).Error(); err != nil {
+	if err := c.do(rc, rc.B().Ping().Build()).Error(); err != nil {
 		return s.fail("PING", c.err(err))
 	}
 	return nil
@@ -396,12 +392,3 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // SupportsPatterns reports true: Redis can walk its keys with SCAN.
 func (s *Store) SupportsPatterns() bool { return true }
-
-// Close closes the connections. It is idempotent; other calls made after
-// Close return storeerr.ErrClosed.
-func (s *Store) Close() error {
-	if s.closed.CompareAndSwap(false, true) {
-		s.c.Close()
-	}
-	return nil
-}

@@ -24,6 +24,10 @@ type ClusterOptions struct {
 	NodeTimeout time.Duration
 	// Args are extra redis-server arguments for every node.
 	Args []string
+	// Ports, when set, are the client ports of the nodes, one per node
+	// (Masters*(1+ReplicasPerMaster)), each reserved with
+	// ReservePort(true); by default the nodes take free ports.
+	Ports []int
 }
 
 // ClusterTimeout bounds creating a cluster and WaitHealthy's default.
@@ -69,13 +73,18 @@ func StartRedisClusterWithOptions(opts ClusterOptions) (*Cluster, error) {
 		return nil, err
 	}
 	n := opts.Masters * (1 + opts.ReplicasPerMaster)
+	if opts.Ports != nil && len(opts.Ports) != n {
+		return nil, fmt.Errorf("testserver: %d Ports for %d nodes", len(opts.Ports), n)
+	}
 	nodes := make([]*Redis, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range nodes {
-		wg.Go(func() {
-			nodes[i], errs[i] = StartRedis(RedisOptions{Args: opts.Args, cluster: true, nodeTimeout: opts.NodeTimeout})
-		})
+		ro := RedisOptions{Args: opts.Args, cluster: true, nodeTimeout: opts.NodeTimeout}
+		if opts.Ports != nil {
+			ro.Port = opts.Ports[i]
+		}
+		wg.Go(func() { nodes[i], errs[i] = StartRedis(ro) })
 	}
 	wg.Wait()
 	c := &Cluster{Nodes: nodes, masters: opts.Masters}

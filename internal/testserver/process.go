@@ -82,6 +82,15 @@ func freePort(bus bool) (int, error) {
 	return 0, fmt.Errorf("testserver: no free loopback port found: %v", lastErr)
 }
 
+// ReservePort picks a free loopback port on which nothing listens and
+// reserves it in this process, so that no server this package starts takes
+// it, for a server the caller starts later on it (RedisOptions.Port,
+// ClusterOptions.Ports): a test of a client that must cope with a server
+// that is not there yet. With cluster, the Redis Cluster bus port
+// (port+10000) is free and reserved as well. The server started on it
+// releases it when stopped.
+func ReservePort(cluster bool) (int, error) { return freePort(cluster) }
+
 func releasePort(port int, bus bool) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
@@ -407,6 +416,19 @@ func (s *server) stop() error {
 	errs = append(errs, os.RemoveAll(s.dir))
 	releasePort(s.port, s.bus)
 	return errors.Join(errs...)
+}
+
+// startServerOn launches on port, which the caller reserved with
+// ReservePort; it fails rather than move when the port was taken.
+func startServerOn(s *server, port int, argsFor func(port int) []string) error {
+	s.port, s.args = port, argsFor(port)
+	s.mu.Lock()
+	err := s.launch()
+	s.mu.Unlock()
+	if err != nil {
+		releasePort(port, s.bus)
+	}
+	return err
 }
 
 // startServer picks a port, builds the arguments with argsFor and launches,

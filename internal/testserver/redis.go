@@ -28,6 +28,10 @@ type RedisOptions struct {
 	// throwaway CA and server certificate generated into Dir. Clients are
 	// not asked for certificates. Use TLSConfig to connect.
 	TLS bool
+	// Port, when set, is the port to listen on, reserved with ReservePort
+	// (with cluster true for a cluster node); 0 picks a free one. Start
+	// fails if the port is taken.
+	Port int
 
 	cluster     bool // cluster node: --cluster-enabled, bus port reserved
 	nodeTimeout time.Duration
@@ -82,7 +86,11 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 		logs:    []string{filepath.Join(dir, "stdout.log"), logFile},
 		probe:   r.probe,
 	}
-	if err := startServer(r.srv, r.args); err != nil {
+	start := func() error { return startServer(r.srv, r.args) }
+	if opts.Port != 0 {
+		start = func() error { return startServerOn(r.srv, opts.Port, r.args) }
+	}
+	if err := start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -565,5 +566,53 @@ func TestWaitThreadsBounded(t *testing.T) {
 	}
 	if err := waitThreads(pid, true, done, time.Minute); err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("waitThreads on a killed server = %v; want \"the process exited\"", err)
+	}
+}
+
+// TestRedisOnReservedPort: a reserved port is free (nothing listens, no
+// other start takes it) until a server is started on it; Stop releases it.
+func TestRedisOnReservedPort(t *testing.T) {
+	t.Parallel()
+	port, err := ReservePort(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialRefused(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	portsMu.Lock()
+	reservedNow := reserved[port]
+	portsMu.Unlock()
+	if !reservedNow {
+		t.Fatalf("port %d is not reserved", port)
+	}
+	r, err := StartRedis(RedisOptions{Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Port != port || r.Addr != net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) {
+		t.Fatalf("started on %s (port %d), want port %d", r.Addr, r.Port, port)
+	}
+	if got, err := r.Do("PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING = %q, %v", got, err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	portsMu.Lock()
+	reservedNow = reserved[port]
+	portsMu.Unlock()
+	if reservedNow {
+		t.Errorf("port %d still reserved after Stop", port)
+	}
+
+	// A taken port fails the start instead of moving it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	if r, err := StartRedis(RedisOptions{Port: taken}); err == nil {
+		r.Stop()
+		t.Fatalf("StartRedis on taken port %d succeeded", taken)
 	}
 }
