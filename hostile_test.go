@@ -395,3 +395,29 @@ func TestHostileRefusedValues(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileWrongTypeValues (regression): a value of another Redis type
+// under one of hoard's keys (RPUSH '#epoch' x) is a miss and is
+// overwritten. Before, it turned every GET into a bypass, for good, with
+// no log line.
+func TestHostileWrongTypeValues(t *testing.T) {
+	c, r := hostileRedis(t, hoard.Config{})
+	mux := widgetsOnlyOK(t, c)
+	for _, key := range []string{"h:#epoch", "h:#g:w:ok1", "h:w:ok1"} {
+		if res := serveLocal(t, mux, http.MethodGet, "/w/ok1"); res.CacheStatus() != csStored && !isHit(res) {
+			t.Fatalf("GET before the list under %s: %v", key, res)
+		}
+		for _, cmd := range [][]string{{"DEL", key}, {"RPUSH", key, "x"}} {
+			if _, err := r.Do(cmd...); err != nil {
+				t.Fatalf("%v: %v", cmd, err)
+			}
+		}
+		if res := serveLocal(t, mux, http.MethodGet, "/w/ok1"); res.CacheStatus() != csStored {
+			t.Errorf("GET with a list under %s: %q; want a miss that stores over it", key, res.CacheStatus())
+		}
+		wantHit(t, "GET after the list under "+key+" was overwritten", serveLocal(t, mux, http.MethodGet, "/w/ok1"))
+		if typ, err := r.Do("TYPE", key); err != nil || typ != "string" {
+			t.Errorf("TYPE %s = %q, %v; want the list overwritten by a string", key, typ, err)
+		}
+	}
+}
