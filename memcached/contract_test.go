@@ -37,7 +37,9 @@ func TestStoreContract(t *testing.T) {
 		}
 		storetest.Run(t, storetest.Harness{
 			New: func(t *testing.T) hoard.Store {
-				return NewStore(t, pool, memcached.Options{Timeout: contractTimeout})
+				// The servers run with -I 2m (testserver's default), so
+				// that the suite's 1 MiB value fits: MaxValueBytes matches.
+				return NewStore(t, pool, memcached.Options{Timeout: contractTimeout, MaxValueBytes: 2<<20 - 512})
 			},
 			Timeout:       contractTimeout,
 			TTLResolution: time.Second,

@@ -28,7 +28,8 @@
 //   - The server answered: a value, a miss, STORED, NOT_STORED, or an error
 //     reply about the item (SERVER_ERROR, e.g. "object too large for cache",
 //     CLIENT_ERROR, or a reply line the client does not expect). That is the
-//     result of the call, and the server counts as up.
+//     result of the call, and the server counts as up. In particular a value
+//     the server refuses (see "Value size" below) is not a server failure.
 //   - The connect was refused, or failed at once (host or network
 //     unreachable, DNS error): a server failure that marks the server down
 //     at once.
@@ -89,10 +90,36 @@
 // days are sent as an absolute Unix time, as the protocol requires (and
 // capped at 2038-01-19, the largest time it can carry).
 //
-// Memcached refuses items larger than its item size limit (1 MiB by
-// default, including the key and about 50 bytes of overhead), so a 1 MiB
-// value needs the servers started with a larger limit, e.g. `memcached -I 2m`;
-// Set reports such a refusal with that advice.
+// # Value size
+//
+// Memcached refuses an item larger than its item size limit (-I, 1 MiB by
+// default), and the item holds more than the value: the key (up to 250
+// bytes), its terminating NUL, a 48-byte header, an 8-byte CAS, the CRLF
+// after the value, and 4 bytes of flags when they are not 0. So a default
+// memcached (1.6 on a 64-bit host) stores a value of at most 1 MiB - 309
+// bytes under a 250-byte key (1 MiB - 60 under a 1-byte key).
+//
+// Set and Add refuse a value longer than Options.MaxValueBytes without
+// contacting the server, with an error that matches hoard.ErrValueTooLarge.
+// Its default, DefaultMaxValueBytes (1 MiB - 512 bytes), is what a default
+// memcached always stores, whatever the key; for servers started with a
+// larger limit, e.g. `memcached -I 2m`, raise MaxValueBytes to match (the
+// -I size minus 512 bytes). A value under MaxValueBytes that the server
+// still refuses gets an error too:
+//
+//   - "SERVER_ERROR object too large for cache" (MaxValueBytes is over the
+//     servers' -I): an error that matches hoard.ErrValueTooLarge and
+//     advises a larger -I;
+//   - "SERVER_ERROR out of memory storing object" (a server that may not
+//     evict, memcached -M, or none of whose items of that size class could
+//     be evicted): an error that matches hoard.ErrRefused.
+//
+// These are refusals of one value by a healthy server, not server
+// failures: the server is not marked down, its other keys keep working,
+// and a hoard Cache's circuit breaker does not count them; only that key
+// goes uncached. A Set the server refuses also drops the key's former
+// value (memcached removes it), while one refused for MaxValueBytes leaves
+// the server, and so the key's former value, untouched.
 //
 // gomemcache takes no context: every call checks its context before it
 // starts, and Options.Timeout bounds each network step (connect, write,
@@ -128,6 +155,11 @@ const (
 	DefaultPoolSize = 10
 	DefaultTimeout  = 50 * time.Millisecond
 	DefaultBackoff  = time.Second
+	// DefaultMaxValueBytes is 1 MiB - 512 bytes (1048064): every value up
+	// to it, under any key, fits in the item size of a memcached started
+	// with its default -I 1m (see "Value size" above; the largest item
+	// overhead, with a 250-byte key and flags, is 313 bytes).
+	DefaultMaxValueBytes = 1<<20 - 512
 )
 
 // Options configures New. The zero value is a pool of one server on
@@ -154,6 +186,15 @@ type Options struct {
 	// Backoff is how long a server that failed is skipped before a call
 	// tries it again (see "Server failures" above). Zero means 1s.
 	Backoff time.Duration
+
+	// MaxValueBytes is the longest value Set and Add send: a longer one
+	// is refused at once, without contacting the server, with an error
+	// that matches hoard.ErrValueTooLarge (see "Value size" above). Zero
+	// means DefaultMaxValueBytes (1 MiB - 512 bytes), which fits a
+	// memcached started with its default item size (-I 1m); for servers
+	// started with a larger -I, set it to that size minus 512 bytes, e.g.
+	// 2<<20 - 512 for -I 2m. Negative is an error.
+	MaxValueBytes int
 }
 
 // Store is a hoard store on a pool of memcached servers. It is safe for
@@ -162,6 +203,7 @@ type Store struct {
 	nodes    []*node // one per server, in the order of ring.addrs
 	ring     *ring
 	poolSize int
+	maxValue int // Options.MaxValueBytes, or its default
 	closed   atomic.Bool
 	// shardTags[i] is a hash tag the ring places on nodes[i] (ShardKey).
 	shardTags []string
@@ -194,6 +236,9 @@ func New(opts Options) (*Store, error) {
 	if opts.Backoff < 0 {
 		return nil, fmt.Errorf("memcached: Backoff %v is negative; use 0 for the default (%v) or a positive duration", opts.Backoff, DefaultBackoff)
 	}
+	if opts.MaxValueBytes < 0 {
+		return nil, fmt.Errorf("memcached: MaxValueBytes %d is negative; use 0 for the default (%d, for memcached's default -I 1m) or the servers' item size (-I) minus 512 bytes", opts.MaxValueBytes, DefaultMaxValueBytes)
+	}
 	poolSize := cmp.Or(opts.PoolSize, DefaultPoolSize)
 	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
 	backoff := cmp.Or(opts.Backoff, DefaultBackoff)
@@ -202,7 +247,13 @@ func New(opts Options) (*Store, error) {
 		nodes[i] = newNode(addr, poolSize, timeout, backoff)
 	}
 	r := newRing(servers)
-	return &Store{nodes: nodes, ring: r, poolSize: poolSize, shardTags: r.shardTags()}, nil
+	return &Store{
+		nodes:     nodes,
+		ring:      r,
+		poolSize:  poolSize,
+		maxValue:  cmp.Or(opts.MaxValueBytes, DefaultMaxValueBytes),
+		shardTags: r.shardTags(),
+	}, nil
 }
 
 // checkServer reports whether s is a usable "host:port" address.
@@ -466,13 +517,19 @@ func (s *Store) getBatch(ctx context.Context, b *batch, values [][]byte) {
 	}
 }
 
-// Set stores value under key for ttl, which must be positive.
+// Set stores value under key for ttl, which must be positive. A value
+// longer than MaxValueBytes, or one the server refuses, is not stored and
+// the error matches hoard.ErrRefused (hoard.ErrValueTooLarge for its size;
+// see "Value size" in the package documentation).
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	exp, err := expiration(ttl, time.Now())
 	if err != nil {
 		return err
 	}
 	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if err := s.checkSize("set", value); err != nil {
 		return err
 	}
 	defer s.end()
@@ -486,13 +543,17 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Add stores value under key for ttl only if key is absent, and reports
-// whether it did. Memcached decides atomically, across all clients.
+// whether it did. Memcached decides atomically, across all clients. A
+// value refused for its size, or by the server, is an error, as for Set.
 func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	exp, err := expiration(ttl, time.Now())
 	if err != nil {
 		return false, err
 	}
 	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	if err := s.checkSize("add", value); err != nil {
 		return false, err
 	}
 	defer s.end()
@@ -532,11 +593,33 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 	return false, s.fail("touch", n, err)
 }
 
-// failStore is fail for set and add, with advice when the server refused the
-// value for its size.
+// Replies of memcached that refuse one value (gomemcache returns them
+// inside an "unexpected response line" error).
+const (
+	replyTooLarge   = "SERVER_ERROR object too large for cache"
+	replyOutOfSpace = "SERVER_ERROR out of memory storing object"
+)
+
+// checkSize refuses, before any contact with a server, a value longer
+// than MaxValueBytes.
+func (s *Store) checkSize(op string, value []byte) error {
+	if len(value) <= s.maxValue {
+		return nil
+	}
+	return fmt.Errorf("memcached: %s: the %d-byte value is over MaxValueBytes (%d), so it was not sent: %w; for larger values start memcached with a larger -I (e.g. -I 2m) and raise MaxValueBytes to match (the -I size minus 512 bytes), or cache smaller values",
+		op, len(value), s.maxValue, storeerr.ErrValueTooLarge)
+}
+
+// failStore is fail for set and add. A reply that refuses the value (too
+// large for the server's item size, or no memory for it) becomes an error
+// that matches hoard.ErrValueTooLarge or hoard.ErrRefused, with advice;
+// node.report has already counted it as an answer, not a server failure.
 func (s *Store) failStore(op string, n *node, size int, err error) error {
-	if strings.Contains(err.Error(), "too large") {
-		err = fmt.Errorf("%w; the %d-byte value is over the server's item size limit: start memcached with a larger -I (e.g. -I 2m) or cache smaller values", err, size)
+	switch msg := err.Error(); {
+	case strings.Contains(msg, replyTooLarge):
+		err = fmt.Errorf("%w: %w; the %d-byte value is over the server's item size limit: start memcached with a larger -I (e.g. -I 2m) or cache smaller values (and keep Options.MaxValueBytes at most the -I size minus 512 bytes, so that such values are refused without a round trip)", storeerr.ErrValueTooLarge, err, size)
+	case strings.Contains(msg, replyOutOfSpace):
+		err = fmt.Errorf("%w: %w; the server has no memory for the %d-byte value and could not evict an item of its size (is memcached running with -M?); only this key goes uncached", storeerr.ErrRefused, err, size)
 	}
 	return s.fail(op, n, err)
 }
@@ -644,6 +727,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// MaxValueBytes returns the longest value Set and Add send (see
+// Options.MaxValueBytes).
+func (s *Store) MaxValueBytes() int { return s.maxValue }
 
 // Close closes the idle connections. It is idempotent; other calls made
 // after Close return hoard.ErrClosed. Calls running meanwhile finish and

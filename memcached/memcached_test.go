@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storeerr"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/memcached"
@@ -38,6 +39,7 @@ func TestNewChecksOptions(t *testing.T) {
 		{"negative pool size", memcached.Options{PoolSize: -1}, "PoolSize -1"},
 		{"negative timeout", memcached.Options{Timeout: -time.Second}, "Timeout -1s"},
 		{"negative backoff", memcached.Options{Backoff: -time.Second}, "Backoff -1s"},
+		{"negative max value", memcached.Options{MaxValueBytes: -1}, "MaxValueBytes -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +69,9 @@ func randomBytes(n int) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
-	s := NewPoolStore(t, memcached.Options{})
+	// The shared servers run with -I 2m: a 1 MiB value fits once
+	// MaxValueBytes is raised to match.
+	s := NewPoolStore(t, memcached.Options{MaxValueBytes: 2<<20 - 512})
 	p := prefix(t)
 	tests := []struct {
 		name  string
@@ -114,10 +118,17 @@ func TestRoundTrip(t *testing.T) {
 
 func TestTooLargeValueSaysWhatToDo(t *testing.T) {
 	m := testserver.MemcachedT(t, testserver.MemcachedOptions{MaxItemSize: "1m"})
+	// Refused by the store (over the default MaxValueBytes)...
 	s := NewStore(t, []*testserver.Memcached{m}, memcached.Options{})
 	err := s.Set(bg, "big", make([]byte, 1<<20), time.Minute)
-	if err == nil || !strings.Contains(err.Error(), "-I") {
-		t.Fatalf("Set of 1 MiB on a server with -I 1m: %v; want an error that advises -I", err)
+	if !errors.Is(err, hoard.ErrValueTooLarge) || !strings.Contains(err.Error(), "-I") || !strings.Contains(err.Error(), "MaxValueBytes") {
+		t.Fatalf("Set of 1 MiB with the default MaxValueBytes: %v; want hoard.ErrValueTooLarge and advice about -I and MaxValueBytes", err)
+	}
+	// ...or by the server, when MaxValueBytes is over its -I.
+	s = NewStore(t, []*testserver.Memcached{m}, memcached.Options{MaxValueBytes: 2 << 20})
+	err = s.Set(bg, "big", make([]byte, 1<<20), time.Minute)
+	if !errors.Is(err, hoard.ErrValueTooLarge) || !strings.Contains(err.Error(), "-I") {
+		t.Fatalf("Set of 1 MiB on a server with -I 1m: %v; want hoard.ErrValueTooLarge and an error that advises -I", err)
 	}
 	// The connection was dropped cleanly: the next call works.
 	if err := s.Set(bg, "small", []byte("x"), time.Minute); err != nil {
@@ -463,6 +474,7 @@ func calls(s *memcached.Store, ctx context.Context) map[string]func() error {
 		"GetMulti":      func() error { _, err := s.GetMulti(ctx, []string{"k", "l"}); return err },
 		"Set":           func() error { return s.Set(ctx, "k", []byte("v"), time.Minute) },
 		"Add":           func() error { _, err := s.Add(ctx, "k", []byte("v"), time.Minute); return err },
+		"Touch":         func() error { _, err := s.Touch(ctx, "k", time.Minute); return err },
 		"Delete":        func() error { return s.Delete(ctx, "k", "l") },
 		"DeletePattern": func() error { _, err := s.DeletePattern(ctx, "*"); return err },
 		"Exists":        func() error { _, err := s.Exists(ctx, "k"); return err },
@@ -686,6 +698,7 @@ func TestKilledServer(t *testing.T) {
 		within(t, "Set of a killed server's key", limit, func() error { return s.Set(bg, k, []byte("v"), time.Minute) })
 	}
 	within(t, "Add of a killed server's key", limit, func() error { _, err := s.Add(bg, deadKeys[0], []byte("v"), time.Minute); return err })
+	within(t, "Touch of a killed server's key", limit, func() error { _, err := s.Touch(bg, deadKeys[1], time.Minute); return err })
 	within(t, "Delete including a killed server", limit, func() error { return s.Delete(bg, append(deadKeys, healthy[0])...) })
 	if _, found, err := s.Get(bg, healthy[0]); err != nil || found {
 		t.Errorf("Get(%q) after a Delete that failed on another server = found %v, %v; want deleted", healthy[0], found, err)
@@ -703,6 +716,7 @@ func TestKilledServer(t *testing.T) {
 		"Get":    func() error { _, _, err := s.Get(bg, deadKeys[0]); return err },
 		"Set":    func() error { return s.Set(bg, deadKeys[0], []byte("v"), time.Minute) },
 		"Add":    func() error { _, err := s.Add(bg, deadKeys[0], []byte("v"), time.Minute); return err },
+		"Touch":  func() error { _, err := s.Touch(bg, deadKeys[0], time.Minute); return err },
 		"Delete": func() error { return s.Delete(bg, deadKeys[0]) },
 		"Ping":   func() error { return s.Ping(bg) },
 	}
@@ -839,6 +853,7 @@ func TestPausedServer(t *testing.T) {
 	within(t, "Get of a frozen server's key", limit, func() error { _, _, err := s.Get(bg, frozenKeys[0]); return err })
 	within(t, "Set of a frozen server's key", limit, func() error { return s.Set(bg, frozenKeys[1], []byte("v"), time.Minute) })
 	within(t, "Exists of a frozen server's key", limit, func() error { _, err := s.Exists(bg, frozenKeys[2]); return err })
+	within(t, "Touch of a frozen server's key", limit, func() error { _, err := s.Touch(bg, frozenKeys[2], time.Minute); return err })
 	within(t, fmt.Sprintf("Delete of %d keys of a frozen server", len(frozenKeys)), limit, func() error { return s.Delete(bg, frozenKeys...) })
 	within(t, "Ping with a frozen server", limit, func() error { return s.Ping(bg) })
 	// By now the server has failed calls for longer than Backoff without

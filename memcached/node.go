@@ -163,7 +163,11 @@ func classify(err error) outcome {
 		return connectionLost
 	}
 	// ErrCacheMiss, ErrNotStored, an error reply (SERVER_ERROR, CLIENT_ERROR)
-	// or an unexpected reply line: the server is there.
+	// or an unexpected reply line: the server is there. That includes a
+	// refusal of one value ("object too large for cache", "out of memory
+	// storing object"), which must neither mark the server down nor count
+	// toward ioFailuresToMarkDown: the server is healthy, and only that
+	// value goes uncached.
 	return answered
 }
 

@@ -24,6 +24,7 @@ func TestClassify(t *testing.T) {
 		{"miss", memcache.ErrCacheMiss, answered},
 		{"not stored", memcache.ErrNotStored, answered},
 		{"error reply", fmt.Errorf("memcache: unexpected response line from %q: %q", "set", "SERVER_ERROR object too large for cache\r\n"), answered},
+		{"out of memory reply", fmt.Errorf("memcache: unexpected response line from %q: %q", "set", "SERVER_ERROR out of memory storing object\r\n"), answered},
 		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, connectFailed},
 		{"unreachable", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, connectFailed},
 		{"dns", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "cache-9", IsNotFound: true}}, connectFailed},

@@ -8,6 +8,28 @@
 // copy made by Set and Add) and Get returns the stored slice itself, so a
 // hit costs no allocation; callers must not modify returned slices, as the
 // hoard.Store contract says.
+//
+// # Size limits
+//
+// Every entry weighs len(key) + len(value) + EntryOverhead bytes, and
+// Options.MaxBytes bounds the total weight: otter evicts entries (the ones
+// least likely to be used again first) to stay within it.
+//
+// Set and Add refuse an entry heavier than Options.MaxValueBytes (MaxBytes/8
+// by default, and never more than MaxBytes) with an error that matches
+// hoard.ErrValueTooLarge: nothing is stored, and a Set also removes the
+// key's former value, so that no stale value outlives a refused overwrite.
+// A hoard Cache does not count such a refusal as a store failure; only that
+// key goes uncached.
+//
+// A nil error from Set means the entry was stored, not that it will stay:
+// otter's W-TinyLFU policy admits new entries through a window of about 1%
+// of MaxBytes. An entry that fits in the window stays until newer entries
+// push it out; a heavier one skips it and, when the store is full, competes
+// at once with the entries it would displace, and is evicted at otter's
+// next maintenance unless it was used more often than they were. In a
+// store with room for it, an entry of up to MaxValueBytes is stored and
+// readable right after Set, however heavy.
 package memory
 
 import (
@@ -38,17 +60,34 @@ const DefaultMaxBytes = 64 << 20
 // memory.
 const EntryOverhead = 144
 
-// Options configures a Store. The zero value is valid: a 64 MiB cache.
+// DefaultMaxValueDivisor sets the default of Options.MaxValueBytes:
+// MaxBytes/DefaultMaxValueDivisor, 8 MiB for the default 64 MiB.
+const DefaultMaxValueDivisor = 8
+
+// Options configures a Store. The zero value is valid: a 64 MiB cache
+// whose entries weigh at most 8 MiB.
 type Options struct {
 	// MaxBytes bounds the weight of all entries, where an entry weighs
 	// len(key) + len(value) + EntryOverhead bytes. When a write takes the
 	// total over MaxBytes, otter evicts entries (least likely to be used
-	// again first) until it fits. An entry heavier than MaxBytes on its own
-	// cannot stay: Set drops it at once, Add stores it until otter's next
-	// maintenance pass evicts it. 0 means DefaultMaxBytes (64 MiB);
+	// again first) until it fits. 0 means DefaultMaxBytes (64 MiB);
 	// negative is an error. CACHE_MEMORY_MAX_BYTES sets it when the store
 	// is built from the environment.
 	MaxBytes int64
+
+	// MaxValueBytes bounds the weight of one entry, in the unit of
+	// MaxBytes: len(key) + len(value) + EntryOverhead. Set and Add of a
+	// heavier entry store nothing and return an error that matches
+	// hoard.ErrValueTooLarge (see "Size limits" above). 0 means
+	// MaxBytes/DefaultMaxValueDivisor (MaxBytes/8: 8 MiB of the default
+	// 64 MiB), so that one entry never takes more than an eighth of the
+	// cache, and one at the limit fits, without evicting anything, into a
+	// store up to 7/8 full: written into an empty store, it is readable
+	// right after Set and stays while a few small entries are written
+	// after it (a hoard Cache writes a generation and an epoch with a
+	// response). A value over MaxBytes means MaxBytes; negative is an
+	// error.
+	MaxValueBytes int64
 }
 
 // Store is an in-process hoard.Store. It is safe for concurrent use. The
@@ -58,6 +97,7 @@ type Options struct {
 type Store struct {
 	c        *otter.Cache[string, item]
 	maxBytes int64
+	maxValue int64 // the heaviest entry Set and Add store
 	closed   atomic.Bool
 }
 
@@ -77,6 +117,15 @@ func New(opts Options) (*Store, error) {
 	case maxBytes == 0:
 		maxBytes = DefaultMaxBytes
 	}
+	maxValue := opts.MaxValueBytes
+	switch {
+	case maxValue < 0:
+		return nil, fmt.Errorf("memory: Options.MaxValueBytes is %d; set it to the most bytes one entry may weigh (key + value + %d), or 0 for the default of MaxBytes/%d", maxValue, EntryOverhead, DefaultMaxValueDivisor)
+	case maxValue == 0:
+		maxValue = maxBytes / DefaultMaxValueDivisor
+	case maxValue > maxBytes:
+		maxValue = maxBytes
+	}
 	c, err := otter.New(&otter.Options[string, item]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher:       weigh,
@@ -87,12 +136,23 @@ func New(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memory: %w", err)
 	}
-	return &Store{c: c, maxBytes: maxBytes}, nil
+	return &Store{c: c, maxBytes: maxBytes, maxValue: maxValue}, nil
 }
 
 // weight is the number of bytes an entry counts for against MaxBytes.
 func weight(key string, value []byte) int64 {
 	return int64(len(key)) + int64(len(value)) + EntryOverhead
+}
+
+// tooHeavy returns the error of Set or Add (op) for an entry heavier than
+// MaxValueBytes, or nil.
+func (s *Store) tooHeavy(op, key string, value []byte) error {
+	w := weight(key, value)
+	if w <= s.maxValue {
+		return nil
+	}
+	return fmt.Errorf("memory: %s: the entry weighs %d bytes (a %d-byte key, a %d-byte value and %d of overhead), over MaxValueBytes (%d of MaxBytes %d): %w; raise MaxBytes (CACHE_MEMORY_MAX_BYTES) or MaxValueBytes, or cache smaller values",
+		op, w, len(key), len(value), EntryOverhead, s.maxValue, s.maxBytes, storeerr.ErrValueTooLarge)
 }
 
 func weigh(key string, it item) uint32 {
@@ -141,8 +201,9 @@ func (s *Store) GetMulti(_ context.Context, keys []string) ([][]byte, error) {
 }
 
 // Set stores a copy of value under key for ttl, replacing any value and
-// TTL the key had. ttl must be positive. A value too large to ever fit in
-// MaxBytes is not stored, and the key's former value is removed.
+// TTL the key had. ttl must be positive. An entry heavier than
+// MaxValueBytes is not stored: the key's former value is removed, and the
+// error matches hoard.ErrValueTooLarge.
 func (s *Store) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	if s.closed.Load() {
 		return storeerr.ErrClosed
@@ -150,9 +211,9 @@ func (s *Store) Set(_ context.Context, key string, value []byte, ttl time.Durati
 	if ttl <= 0 {
 		return storeerr.ErrInvalidTTL
 	}
-	if weight(key, value) > s.maxBytes {
+	if err := s.tooHeavy("set", key, value); err != nil {
 		s.c.Invalidate(key)
-		return nil
+		return err
 	}
 	s.c.Set(key, item{value: clone(value), ttl: ttl})
 	return nil
@@ -161,13 +222,18 @@ func (s *Store) Set(_ context.Context, key string, value []byte, ttl time.Durati
 // Add stores a copy of value under key for ttl only if key is absent (an
 // expired entry is absent), atomically: of concurrent Adds of one key,
 // exactly one reports added. An existing entry keeps its value and TTL.
-// ttl must be positive.
+// ttl must be positive. An entry heavier than MaxValueBytes is not stored
+// (an existing one is left as it is), and the error matches
+// hoard.ErrValueTooLarge.
 func (s *Store) Add(_ context.Context, key string, value []byte, ttl time.Duration) (added bool, err error) {
 	if s.closed.Load() {
 		return false, storeerr.ErrClosed
 	}
 	if ttl <= 0 {
 		return false, storeerr.ErrInvalidTTL
+	}
+	if err := s.tooHeavy("add", key, value); err != nil {
+		return false, err
 	}
 	_, added = s.c.SetIfAbsent(key, item{value: clone(value), ttl: ttl})
 	return added, nil
@@ -276,3 +342,7 @@ func (s *Store) WeightedSize() int64 {
 
 // MaxBytes returns the bound on WeightedSize that the store was built with.
 func (s *Store) MaxBytes() int64 { return s.maxBytes }
+
+// MaxValueBytes returns the weight of the heaviest entry Set and Add store
+// (Options.MaxValueBytes, or its default).
+func (s *Store) MaxValueBytes() int64 { return s.maxValue }

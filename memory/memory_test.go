@@ -80,6 +80,23 @@ func TestNew(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "MaxBytes") || !strings.Contains(err.Error(), "CACHE_MEMORY_MAX_BYTES") {
 		t.Errorf("New(MaxBytes: -1) error = %v; want one naming MaxBytes and CACHE_MEMORY_MAX_BYTES", err)
 	}
+	for _, c := range []struct {
+		opts memory.Options
+		want int64
+	}{
+		{memory.Options{}, 8 << 20},                                    // MaxBytes/8 of the default 64 MiB
+		{memory.Options{MaxBytes: 12345}, 12345 / 8},                   // MaxBytes/8
+		{memory.Options{MaxBytes: 12345, MaxValueBytes: 1000}, 1000},   // as given
+		{memory.Options{MaxBytes: 12345, MaxValueBytes: 99999}, 12345}, // at most MaxBytes
+	} {
+		if got := newStore(t, c.opts).MaxValueBytes(); got != c.want {
+			t.Errorf("New(%+v): MaxValueBytes() = %d, want %d", c.opts, got, c.want)
+		}
+	}
+	_, err = memory.New(memory.Options{MaxValueBytes: -1})
+	if err == nil || !strings.Contains(err.Error(), "MaxValueBytes") {
+		t.Errorf("New(MaxValueBytes: -1) error = %v; want one naming MaxValueBytes", err)
+	}
 	if !s.SupportsPatterns() {
 		t.Error("SupportsPatterns() = false, want true")
 	}
@@ -198,6 +215,9 @@ func TestInvalidTTL(t *testing.T) {
 		if added, err := s.Add(ctx, "k", []byte("v"), ttl); added || !errors.Is(err, hoard.ErrInvalidTTL) {
 			t.Errorf("Add(ttl=%v) = %v, %v; want false, ErrInvalidTTL", ttl, added, err)
 		}
+		if found, err := s.Touch(ctx, "k", ttl); found || !errors.Is(err, hoard.ErrInvalidTTL) {
+			t.Errorf("Touch(ttl=%v) = %v, %v; want false, ErrInvalidTTL", ttl, found, err)
+		}
 	}
 	wantAbsent(t, s, "k")
 }
@@ -243,6 +263,54 @@ func TestTTL(t *testing.T) {
 		t.Errorf("Add(expired) = %v, %v; want true, nil", added, err)
 	}
 	wantValue(t, s, "expires", []byte("new"))
+}
+
+// TestTouch: Touch moves otter's own deadline of the entry (Get, which
+// trusts otter's expiry, misses a key touched shorter once that TTL is
+// over, and finds one touched longer after its first TTL), keeps the value
+// and its weight, and reports and creates nothing for an absent or expired
+// key.
+func TestTouch(t *testing.T) {
+	const short = 200 * time.Millisecond // long enough for a loaded machine to make the calls before it
+	s := newStore(t, memory.Options{})
+	set(t, s, "longer", []byte("kept"), short)
+	set(t, s, "shorter", []byte("short"), hour)
+	weighed := s.WeightedSize()
+	start := time.Now()
+	for _, c := range []struct {
+		key  string
+		ttl  time.Duration
+		want bool
+	}{{"longer", hour, true}, {"shorter", short, true}, {"absent", hour, false}} {
+		if found, err := s.Touch(ctx, c.key, c.ttl); err != nil || found != c.want {
+			t.Fatalf("Touch(%q, %v) = %v, %v; want %v, nil", c.key, c.ttl, found, err, c.want)
+		}
+	}
+	wantValue(t, s, "longer", []byte("kept"))
+	if v, found := get(t, s, "shorter"); time.Since(start) < short/2 && (!found || string(v) != "short") {
+		t.Errorf("Get of a key touched with TTL %v right after = %q, %v; want \"short\"", short, v, found)
+	}
+	wantAbsent(t, s, "absent")
+	if ws := s.WeightedSize(); ws != weighed {
+		t.Errorf("WeightedSize after Touch = %d, want %d (unchanged)", ws, weighed)
+	}
+	set(t, s, "expired", []byte("v"), time.Millisecond)
+	time.Sleep(2 * time.Millisecond)
+	if found, err := s.Touch(ctx, "expired", hour); err != nil || found {
+		t.Errorf("Touch of an expired key = %v, %v; want false, nil", found, err)
+	}
+	wantAbsent(t, s, "expired")
+
+	time.Sleep(2 * short)
+	wantAbsent(t, s, "shorter")
+	if ok, err := s.Exists(ctx, "shorter"); ok || err != nil {
+		t.Errorf("Exists of a key touched with TTL %v, %v later = %v, %v; want false", short, 2*short, ok, err)
+	}
+	wantValue(t, s, "longer", []byte("kept"))
+	if found, err := s.Touch(ctx, "shorter", hour); err != nil || found {
+		t.Errorf("Touch of a key whose touched TTL ran out = %v, %v; want false, nil", found, err)
+	}
+	wantAbsent(t, s, "shorter")
 }
 
 func TestAdd(t *testing.T) {
@@ -429,12 +497,136 @@ func TestByteBound(t *testing.T) {
 }
 
 func TestValueLargerThanMaxBytes(t *testing.T) {
-	s := newStore(t, memory.Options{MaxBytes: 4096})
+	s := newStore(t, memory.Options{MaxBytes: 4096, MaxValueBytes: 4096})
 	set(t, s, "k", []byte("old"), hour)
-	set(t, s, "k", make([]byte, 4096), hour)
+	if err := s.Set(ctx, "k", make([]byte, 4096), hour); !errors.Is(err, hoard.ErrValueTooLarge) {
+		t.Errorf("Set of an entry heavier than MaxBytes = %v; want an error matching hoard.ErrValueTooLarge", err)
+	}
 	wantAbsent(t, s, "k") // not kept, and the old value is gone too
+	if added, err := s.Add(ctx, "k", make([]byte, 4096), hour); added || !errors.Is(err, hoard.ErrValueTooLarge) {
+		t.Errorf("Add of an entry heavier than MaxBytes = %v, %v; want false and an error matching hoard.ErrValueTooLarge", added, err)
+	}
+	wantAbsent(t, s, "k")
 	if ws := s.WeightedSize(); ws != 0 {
 		t.Errorf("WeightedSize = %d, want 0", ws)
+	}
+}
+
+// TestTinyMaxBytes is CACHE_MEMORY_MAX_BYTES=300: no response fits, and
+// Set and Add say so instead of reporting a value stored that is not.
+func TestTinyMaxBytes(t *testing.T) {
+	s := newStore(t, memory.Options{MaxBytes: 300})
+	value := bytes.Repeat([]byte("v"), 500)
+	err := s.Set(ctx, "page", value, hour)
+	if !errors.Is(err, hoard.ErrValueTooLarge) || !errors.Is(err, hoard.ErrRefused) || !strings.Contains(err.Error(), "MaxValueBytes") {
+		t.Errorf("Set of 500 bytes with MaxBytes 300 = %v; want an error matching hoard.ErrValueTooLarge that names MaxValueBytes", err)
+	}
+	if added, err := s.Add(ctx, "page", value, hour); added || !errors.Is(err, hoard.ErrValueTooLarge) {
+		t.Errorf("Add of 500 bytes with MaxBytes 300 = %v, %v; want false and an error matching hoard.ErrValueTooLarge", added, err)
+	}
+	wantAbsent(t, s, "page")
+	if n := s.Len(); n != 0 {
+		t.Errorf("Len = %d, want 0", n)
+	}
+}
+
+// TestMaxValueBytes: an entry of exactly MaxValueBytes is stored, one byte
+// more is refused by Set (which also drops the key's former value) and by
+// Add (which leaves an existing value alone).
+func TestMaxValueBytes(t *testing.T) {
+	const limit = 1000
+	s := newStore(t, memory.Options{MaxBytes: 64 << 10, MaxValueBytes: limit})
+	fits := make([]byte, limit-memory.EntryOverhead-len("k"))
+	set(t, s, "k", fits, hour)
+	wantValue(t, s, "k", fits)
+	if added, err := s.Add(ctx, "a", fits, hour); err != nil || !added {
+		t.Fatalf("Add of an entry of exactly MaxValueBytes = %v, %v; want true, nil", added, err)
+	}
+	over := make([]byte, len(fits)+1)
+	if added, err := s.Add(ctx, "a", over, hour); added || !errors.Is(err, hoard.ErrValueTooLarge) {
+		t.Errorf("Add of an entry of MaxValueBytes+1 over a present key = %v, %v; want false and an error matching hoard.ErrValueTooLarge", added, err)
+	}
+	wantValue(t, s, "a", fits) // Add refused: the present value stays
+	if err := s.Set(ctx, "k", over, hour); !errors.Is(err, hoard.ErrValueTooLarge) {
+		t.Errorf("Set of an entry of MaxValueBytes+1 = %v; want an error matching hoard.ErrValueTooLarge", err)
+	}
+	wantAbsent(t, s, "k") // no old value survives a refused overwrite
+	if added, err := s.Add(ctx, "new", over, hour); added || !errors.Is(err, hoard.ErrValueTooLarge) {
+		t.Errorf("Add of an entry of MaxValueBytes+1 = %v, %v; want false and an error matching hoard.ErrValueTooLarge", added, err)
+	}
+	wantAbsent(t, s, "new")
+	if ws, want := s.WeightedSize(), int64(limit); ws != want {
+		t.Errorf("WeightedSize = %d, want %d (only \"a\")", ws, want)
+	}
+}
+
+// TestValueAtLimitIsKept: with the default MaxValueBytes, an entry of
+// exactly that weight is readable right after Set, and after otter's
+// maintenance has run, whatever MaxBytes:
+//
+//   - written into an empty store, and then followed by a few small
+//     entries (as a Cache writes a generation and an epoch with a
+//     response), which stay too;
+//   - written into a store three quarters full of entries read twice each,
+//     and then without evicting any of them.
+//
+// Otter never admits such an entry through its window (about 1% of
+// MaxBytes): once the store must evict for it, it competes with the
+// entries it would displace on how often they were used, and may lose.
+// MaxBytes/8 leaves room for it in any store up to 7/8 full, so there it
+// is kept without that competition; with a default of MaxBytes, the small
+// entries written after it evict it, and with MaxBytes/2 the store three
+// quarters full must evict for it.
+func TestValueAtLimitIsKept(t *testing.T) {
+	const key = "resource:{widgets}:entry"
+	atLimit := func(s *memory.Store, fill byte) []byte {
+		return bytes.Repeat([]byte{fill}, int(s.MaxValueBytes())-memory.EntryOverhead-len(key))
+	}
+	for _, maxBytes := range []int64{4096, 64 << 10, 1 << 20, 0} {
+		for try := range 10 {
+			s := newStore(t, memory.Options{MaxBytes: maxBytes})
+			value := atLimit(s, byte(try))
+			set(t, s, key, value, hour)
+			wantValue(t, s, key, value)
+			s.Len() // otter's maintenance: the policy sees the write
+			wantValue(t, s, key, value)
+			for i := range 3 {
+				k := fmt.Sprintf("resource:{widgets}:gen:%d", i)
+				if added, err := s.Add(ctx, k, []byte("12345678"), hour); err != nil || !added {
+					t.Fatalf("Add(%q) = %v, %v", k, added, err)
+				}
+			}
+			s.Len()
+			if _, found := get(t, s, key); !found {
+				t.Fatalf("MaxBytes %d (try %d): an entry of MaxValueBytes %d was evicted by 3 small writes into an otherwise empty store", s.MaxBytes(), try, s.MaxValueBytes())
+			}
+			for i := range 3 {
+				if _, found := get(t, s, fmt.Sprintf("resource:{widgets}:gen:%d", i)); !found {
+					t.Fatalf("MaxBytes %d (try %d): small entry %d evicted next to an entry of MaxValueBytes", s.MaxBytes(), try, i)
+				}
+			}
+			s.Close()
+		}
+		for try := range 3 {
+			s := newStore(t, memory.Options{MaxBytes: maxBytes})
+			other := make([]byte, max(100, s.MaxBytes()/2000))
+			n := 0
+			for ; s.WeightedSize() < s.MaxBytes()*3/4-int64(len(other))-memory.EntryOverhead-16; n++ {
+				k := fmt.Sprint("other:", n)
+				set(t, s, k, other, hour)
+				get(t, s, k)
+				get(t, s, k)
+			}
+			value := atLimit(s, byte(try))
+			set(t, s, key, value, hour)
+			if got := s.Len(); got != n+1 {
+				t.Errorf("MaxBytes %d (try %d): %d entries left of the %d written; an entry of MaxValueBytes %d into a store three quarters full must not need an eviction", s.MaxBytes(), try, got, n+1, s.MaxValueBytes())
+			}
+			if _, found := get(t, s, key); !found {
+				t.Fatalf("MaxBytes %d (try %d): an entry of MaxValueBytes %d written into a store three quarters full was evicted at once", s.MaxBytes(), try, s.MaxValueBytes())
+			}
+			s.Close()
+		}
 	}
 }
 
@@ -486,6 +678,7 @@ func TestClosed(t *testing.T) {
 	_, calls["GetMulti"] = s.GetMulti(ctx, []string{"k"})
 	calls["Set"] = s.Set(ctx, "k", []byte("v"), hour)
 	_, calls["Add"] = s.Add(ctx, "new", []byte("v"), hour)
+	_, calls["Touch"] = s.Touch(ctx, "k", hour)
 	calls["Delete"] = s.Delete(ctx, "k")
 	_, calls["DeletePattern"] = s.DeletePattern(ctx, "*")
 	_, calls["Exists"] = s.Exists(ctx, "k")
@@ -519,7 +712,7 @@ func TestConcurrentUse(t *testing.T) {
 				k := fmt.Sprintf("g%d:%d", g, i%200)
 				buf[0] = byte(i)
 				var err error
-				switch i % 7 {
+				switch i % 8 {
 				case 0, 1:
 					err = s.Set(ctx, k, buf, time.Duration(1+i%5)*time.Millisecond)
 				case 2:
@@ -539,9 +732,11 @@ func TestConcurrentUse(t *testing.T) {
 					} else {
 						_, err = s.Exists(ctx, k)
 					}
+				case 7:
+					_, err = s.Touch(ctx, k, time.Duration(1+i%5)*time.Millisecond)
 				}
 				if err != nil && !errors.Is(err, hoard.ErrClosed) {
-					t.Errorf("op %d: %v", i%7, err)
+					t.Errorf("op %d: %v", i%8, err)
 				}
 			}
 		})

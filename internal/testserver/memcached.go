@@ -24,8 +24,12 @@ type MemcachedOptions struct {
 	Args []string
 	// MemoryMB is the cache size (-m). Zero means 64.
 	MemoryMB int
-	// MaxItemSize is the largest item (-I), e.g. "1m", "2m". Empty means
-	// "2m", so a 1 MiB value plus its envelope fits.
+	// MaxItemSize is the largest item (-I), e.g. "1m", "2m", "64k", "1k"
+	// (memcached's minimum). Empty means "2m", so a 1 MiB value plus its
+	// envelope fits. memcached refuses to start with an -I below its
+	// largest slab chunk (512 KiB by default), so for a size below 512k
+	// StartMemcached also passes -o slab_chunk_max=<half the size>, unless
+	// Args sets slab_chunk_max itself.
 	MaxItemSize string
 }
 
@@ -81,6 +85,9 @@ func StartMemcached(opts MemcachedOptions) (*Memcached, error) {
 			"-m", strconv.Itoa(opts.MemoryMB),
 			"-I", opts.MaxItemSize,
 		}
+		if chunk, ok := smallItemChunk(opts.MaxItemSize); ok && !slices.ContainsFunc(opts.Args, func(a string) bool { return strings.Contains(a, "slab_chunk_max") }) {
+			a = append(a, "-o", "slab_chunk_max="+strconv.Itoa(chunk))
+		}
 		if os.Geteuid() == 0 && !slices.Contains(opts.Args, "-u") {
 			a = append(a, "-u", "root")
 		}
@@ -93,6 +100,27 @@ func StartMemcached(opts MemcachedOptions) (*Memcached, error) {
 	m.Port = m.srv.port
 	m.Addr = m.srv.addr()
 	return m, nil
+}
+
+// smallItemChunk returns the slab_chunk_max (in bytes, as memcached 1.6
+// reads it) for an item size (-I) below memcached's default largest chunk
+// of 512 KiB, which it refuses to start with: half the item size, as
+// memcached's own default is half of its default -I 1m. ok is false for a
+// size of 512k or more, or one it cannot read (memcached reports that).
+func smallItemChunk(size string) (chunk int, ok bool) {
+	unit := 1
+	num := strings.ToLower(size)
+	switch {
+	case strings.HasSuffix(num, "k"):
+		unit, num = 1<<10, strings.TrimSuffix(num, "k")
+	case strings.HasSuffix(num, "m"):
+		unit, num = 1<<20, strings.TrimSuffix(num, "m")
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n*unit >= 512<<10 {
+		return 0, false
+	}
+	return n * unit / 2, true
 }
 
 // StartMemcachedPool starts n memcached servers with the same options, in

@@ -283,6 +283,31 @@ func TestMemcachedPool(t *testing.T) {
 	}
 }
 
+// TestMemcachedSmallItemSize starts servers with an item size below the
+// default largest slab chunk, which memcached refuses unless
+// slab_chunk_max is lowered too: the server starts with that -I and
+// refuses an item over it.
+func TestMemcachedSmallItemSize(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		size string
+		max  int
+	}{{"1k", 1 << 10}, {"64k", 64 << 10}, {"65536", 64 << 10}, {"1m", 1 << 20}} {
+		m := MemcachedT(t, MemcachedOptions{MemoryMB: 8, MaxItemSize: c.size})
+		st, err := m.Stats("settings")
+		if err != nil || st["item_size_max"] != strconv.Itoa(c.max) {
+			t.Fatalf("-I %s: item_size_max = %q, %v; want %d", c.size, st["item_size_max"], err, c.max)
+		}
+		if got, err := m.Do("set small 0 0 1\r\nv"); err != nil || got != "STORED" {
+			t.Errorf("-I %s: set of 1 byte = %q, %v; want STORED", c.size, got, err)
+		}
+		big := strings.Repeat("x", c.max)
+		if got, err := m.Do("set big 0 0 " + strconv.Itoa(len(big)) + "\r\n" + big); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("-I %s: set of %d bytes = %q, %v; want SERVER_ERROR object too large for cache", c.size, len(big), got, err)
+		}
+	}
+}
+
 func TestMemcachedKillRestart(t *testing.T) {
 	t.Parallel()
 	m := MemcachedT(t, MemcachedOptions{MemoryMB: 8, MaxItemSize: "1m"})
