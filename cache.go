@@ -382,14 +382,20 @@ func (c *Cache) getMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	return vals, err
 }
 
-// set stores one value. A value the store refuses (ErrRefused) is counted.
+// set stores one value. A value the store refuses (ErrRefused) is counted,
+// and the key's former value is deleted, as every store's refusal does not
+// (a store that checks the size itself never calls its server): a refused
+// provider Set must not leave the old value readable.
 func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	ctx, cancel := c.callContext(ctx)
-	defer cancel()
-	err := c.store.Set(ctx, key, val, ttl)
+	cctx, cancel := c.callContext(ctx)
+	err := c.store.Set(cctx, key, val, ttl)
+	cancel()
 	c.breaker.record(err)
 	if errors.Is(err, ErrRefused) {
 		c.stats.valuesRefused.Add(1)
+		cctx, cancel := c.callContext(ctx)
+		c.breaker.record(c.store.Delete(cctx, key))
+		cancel()
 	}
 	return err
 }

@@ -360,12 +360,13 @@ func TestHostileRefusedValues(t *testing.T) {
 			cfg.Memcached.MaxValueBytes = 64 << 10
 			return cfg
 		}, 100 << 10},
-		// Refused by the servers (item size 1 MiB) under a larger limit.
+		// Refused by the servers (the fixture's item size is 2 MiB) under
+		// a larger limit.
 		{"memcached/server", func(t *testing.T) hoard.Config {
 			cfg := storefixture.Shared(t, storefixture.Memcached).Config(t)
 			cfg.Memcached.MaxValueBytes = 4 << 20
 			return cfg
-		}, 3 << 20 / 2},
+		}, 3 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := hoard.Open(context.Background(), tc.cfg(t))

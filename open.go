@@ -63,9 +63,10 @@ func openStore(ctx context.Context, cfg Config) (Store, error) {
 		return s, nil
 	case BackendMemcached:
 		s, err := memcached.New(memcached.Options{
-			Servers:  cfg.MemcachedServers(),
-			PoolSize: cfg.Memcached.PoolSize,
-			Timeout:  cfg.Timeout,
+			Servers:       cfg.MemcachedServers(),
+			PoolSize:      cfg.Memcached.PoolSize,
+			Timeout:       cfg.Timeout,
+			MaxValueBytes: cfg.Memcached.MaxValueBytes,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("hoard: CACHE_BACKEND=memcached: %w", err)
