@@ -159,7 +159,7 @@ func TestLogClipped(t *testing.T) {
 }
 
 // TestEchoClipped: through the demo's server, a request carrying about 1 MB
-// in its method, path, query or a body field name gets its error
+// in its method, path, query, a header or a body field name gets its error
 // with the value clipped in the detail, and adds a short line to the log.
 func TestEchoClipped(t *testing.T) {
 	e := newEnv(t, sqliteDB(t), storefixture.Shared(t, storefixture.Memory).NewCache(t, hoard.Config{}))
@@ -185,6 +185,10 @@ func TestEchoClipped(t *testing.T) {
 		{"field name", "POST", "/api/v1/widgets", `{"` + big("f")[:900_000] + `": 1}`, jsonCT, 422, regexp.MustCompile(`^unknown field "f{256}…\(\+899744 bytes\)"; accepted fields: `)},
 		{"many fields", "POST", "/api/v1/widgets", "{" + strings.Join(manyFields, ", ") + "}", jsonCT, 422,
 			regexp.MustCompile(`^unknown field "f00000", "f00001", .*"f00009" and 19990 more; accepted fields: `)},
+		{"content type", "POST", "/api/v1/widgets", `{}`, http.Header{"Content-Type": {"text/plain; x=" + big("t")[:bigURL/10]}}, 415,
+			regexp.MustCompile(`^request body: Content-Type "text/plain; x=t{242}…\(\+99758 bytes\)" is not JSON; send Content-Type: application/json`)},
+		{"charset", "POST", "/api/v1/widgets", `{}`, http.Header{"Content-Type": {"application/json; charset=" + big("c")[:bigURL/10]}}, 415,
+			regexp.MustCompile(`^request body: charset "c{256}…\(\+99744 bytes\)" is not supported`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logged := len(e.Logs.String())

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -213,15 +214,25 @@ type object map[string]json.RawMessage
 // thousands.
 const maxNamed = 10
 
-// readObject reads a JSON object of at most maxBodyBytes, rejecting fields
-// outside allowed.
+// readObject reads a JSON object of at most maxBodyBytes, sent as JSON
+// (checkJSONContentType) and encoded as UTF-8, rejecting fields outside
+// allowed.
 func readObject(w http.ResponseWriter, r *http.Request, allowed ...string) (object, error) {
+	if err := checkJSONContentType(r); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes (1 MiB)", maxBodyBytes)
 		}
 		return nil, errorf(http.StatusBadRequest, "could not read the request body: %v", err)
+	}
+	// encoding/json does not refuse invalid UTF-8: inside a string it
+	// silently becomes U+FFFD, so the row would hold other text than the
+	// client sent. Check the raw bytes.
+	if !utf8.Valid(data) {
+		return nil, invalid("request body: not valid UTF-8 (first invalid byte at offset %d); send JSON encoded as UTF-8", invalidUTF8At(data))
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, invalid("request body: must be a JSON object with the fields %s; got nothing", strings.Join(allowed, ", "))
@@ -258,6 +269,52 @@ func readObject(w http.ResponseWriter, r *http.Request, allowed ...string) (obje
 		return nil, invalid("unknown field %s; accepted fields: %s", list, strings.Join(allowed, ", "))
 	}
 	return obj, nil
+}
+
+// sendJSON is what a 415 tells the client to do.
+const sendJSON = "send Content-Type: application/json with a JSON object"
+
+// checkJSONContentType answers 415 unless the request says its body is JSON:
+// application/json or application/*+json (such as
+// application/merge-patch+json), with no charset or charset=utf-8. A
+// cross-site HTML form can send text/plain, application/x-www-form-urlencoded
+// or multipart/form-data without a CORS preflight, so a JSON body accepted
+// under those would let any web page a browser visits write to the API;
+// application/json needs a preflight, which the demo never grants. A missing
+// Content-Type is refused too.
+func checkJSONContentType(r *http.Request) error {
+	vals := r.Header.Values("Content-Type")
+	switch {
+	case len(vals) == 0 || len(vals) == 1 && strings.TrimSpace(vals[0]) == "":
+		return errorf(http.StatusUnsupportedMediaType, "request body: no Content-Type; %s", sendJSON)
+	case len(vals) > 1:
+		return errorf(http.StatusUnsupportedMediaType, "request body: Content-Type given %d times; send Content-Type: application/json once, with a JSON object", len(vals))
+	}
+	mt, params, err := mime.ParseMediaType(vals[0])
+	if err != nil {
+		return errorf(http.StatusUnsupportedMediaType, "request body: malformed Content-Type %s (%v); %s", quote(vals[0]), err, sendJSON)
+	}
+	sub, ok := strings.CutPrefix(mt, "application/")
+	if !ok || sub != "json" && (!strings.HasSuffix(sub, "+json") || sub == "+json") {
+		return errorf(http.StatusUnsupportedMediaType, "request body: Content-Type %s is not JSON; %s", quote(vals[0]), sendJSON)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errorf(http.StatusUnsupportedMediaType, "request body: charset %s is not supported: JSON must be UTF-8; %s, with charset=utf-8 or no charset", quote(cs), sendJSON)
+	}
+	return nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not part
+// of a valid UTF-8 character, or -1.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // textRule constrains a string field.

@@ -113,12 +113,12 @@ func (r resp) String() string {
 	return fmt.Sprintf("%s %s -> %d [%s] %s", r.Method, r.Path, r.Status, r.CacheStatus(), bytes.TrimSpace(r.Body))
 }
 
-// do sends a request; body "" sends none, a body comes with Content-Type:
-// application/json.
+// do sends a request as a JSON client does; body "" sends none. A body, and
+// every POST, PUT or PATCH, comes with Content-Type: application/json.
 func (e *testEnv) do(method, path, body string) resp {
 	e.t.Helper()
 	var h http.Header
-	if body != "" {
+	if body != "" || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
 		h = http.Header{"Content-Type": {"application/json"}}
 	}
 	return e.send(method, path, body, h)
