@@ -115,13 +115,13 @@ func (s *server) wrap(h func(*server, http.ResponseWriter, *http.Request) error)
 		case r.Context().Err() != nil:
 			// The client went away, or the database took longer than
 			// queryTimeout.
-			s.log.Warn("request abandoned", slog.String("path", r.URL.Path), slog.Any("error", err))
+			s.log.Warn("request abandoned", slog.String("path", clip(r.URL.Path)), slog.Any("error", err))
 			writeError(w, http.StatusServiceUnavailable, "the database did not answer in time; try again")
 		case isUnavailable(err):
-			s.log.Error("database unavailable", slog.String("path", r.URL.Path), slog.Any("error", err))
+			s.log.Error("database unavailable", slog.String("path", clip(r.URL.Path)), slog.Any("error", err))
 			writeError(w, http.StatusServiceUnavailable, "the database is unavailable; try again")
 		default:
-			s.log.Error("request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+			s.log.Error("request failed", slog.String("method", clip(r.Method)), slog.String("path", clip(r.URL.Path)), slog.Any("error", err))
 			writeError(w, http.StatusInternalServerError, "internal error")
 		}
 	})
@@ -214,7 +214,8 @@ func jsonNotFound(mux *http.ServeMux) http.Handler {
 }
 
 // errorRewriter replaces the plain-text body of ServeMux's own 4xx answers
-// (404, 405) with a JSON detail; redirects pass through.
+// (404, 405) with a JSON detail (the method and path clipped); redirects
+// pass through.
 type errorRewriter struct {
 	http.ResponseWriter
 	method, path string
@@ -227,9 +228,10 @@ func (e *errorRewriter) WriteHeader(code int) {
 		return
 	}
 	e.swallow = true
-	detail := fmt.Sprintf("no route %s %s", e.method, e.path)
+	method, path := clip(e.method), clip(e.path)
+	detail := fmt.Sprintf("no route %s %s", method, path)
 	if code == http.StatusMethodNotAllowed {
-		detail = fmt.Sprintf("method %s not allowed on %s; allowed: %s", e.method, e.path, e.Header().Get("Allow"))
+		detail = fmt.Sprintf("method %s not allowed on %s; allowed: %s", method, path, e.Header().Get("Allow"))
 	}
 	e.Header().Del("X-Content-Type-Options")
 	writeError(e.ResponseWriter, code, detail)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -112,8 +113,20 @@ func (r resp) String() string {
 	return fmt.Sprintf("%s %s -> %d [%s] %s", r.Method, r.Path, r.Status, r.CacheStatus(), bytes.TrimSpace(r.Body))
 }
 
-// do sends a request; body "" sends none.
+// do sends a request as a JSON client does; body "" sends none. A body, and
+// every POST, PUT or PATCH, comes with Content-Type: application/json.
 func (e *testEnv) do(method, path, body string) resp {
+	e.t.Helper()
+	var h http.Header
+	if body != "" || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
+		h = http.Header{"Content-Type": {"application/json"}}
+	}
+	return e.send(method, path, body, h)
+}
+
+// send sends a request with the headers h (and those Go's client adds, no
+// Content-Type); body "" sends none.
+func (e *testEnv) send(method, path, body string, h http.Header) resp {
 	e.t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -123,9 +136,7 @@ func (e *testEnv) do(method, path, body string) resp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	maps.Copy(req.Header, h)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)

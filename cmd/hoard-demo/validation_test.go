@@ -45,6 +45,19 @@ var badInputs = []struct {
 	{"POST", "/api/v1/widgets", `{"name": "a\nb", "price": 1}`, 422, "name: must not contain control characters"},
 	{"POST", "/api/v1/widgets", `{"name": "x", "price": 1, "description": "nul\u0000"}`, 422, "description: must not contain control"},
 	{"POST", "/api/v1/widgets", `{"name": "x", "price": 1, "description": 7}`, 422, "description: must be a string"},
+	// Bodies that are not UTF-8: encoding/json would store U+FFFD in
+	// place of the bytes inside a string.
+	{"POST", "/api/v1/widgets", "{\"name\": \"caf\xe9\", \"price\": 1}", 422, "not valid UTF-8 (first invalid byte at offset 13)"},
+	{"POST", "/api/v1/widgets", "{\"name\": \"x\", \"price\": 1, \"description\": \"\xff\xfe\"}", 422, "not valid UTF-8"},
+	{"POST", "/api/v1/widgets", "{\"name\": \"\xc0\xaf\", \"price\": 1}", 422, "not valid UTF-8"},     // overlong "/"
+	{"POST", "/api/v1/widgets", "{\"name\": \"\xed\xa0\x80\", \"price\": 1}", 422, "not valid UTF-8"}, // encoded surrogate
+	{"POST", "/api/v1/widgets", "{\"name\": \"\xe2\x82\", \"price\": 1}", 422, "not valid UTF-8"},     // truncated "€"
+	{"POST", "/api/v1/widgets", "{\"name\": \"x\", \"price\": 1}\x80", 422, "not valid UTF-8"},
+	{"PUT", "/api/v1/widgets/1", "{\"name\": \"\xff\", \"price\": 1}", 422, "not valid UTF-8"},
+	{"PATCH", "/api/v1/widgets/1", "{\"description\": \"\xff\"}", 422, "not valid UTF-8"},
+	{"POST", "/api/v1/users", "{\"username\": \"carol\", \"name\": \"\xff\"}", 422, "not valid UTF-8"},
+	{"POST", "/api/v1/users/alice/posts", "{\"title\": \"t\", \"text\": \"\xff\"}", 422, "not valid UTF-8"},
+	{"PATCH", "/api/v1/users/alice/posts/1", "{\"\xff\": \"t\"}", 422, "not valid UTF-8"},
 	// Unknown fields, named (JSON field names are exact: no case folding).
 	{"POST", "/api/v1/widgets", `{"name": "x", "price": 1, "color": "red"}`, 422, `unknown field "color"`},
 	{"POST", "/api/v1/widgets", `{"Name": "x", "price": 1}`, 422, `unknown field "Name"`},
@@ -177,6 +190,72 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// writeRoutes are a valid request of each route that reads a body.
+var writeRoutes = []struct{ method, path, body string }{
+	{"POST", "/api/v1/widgets", `{"name": "Forged", "price": 1}`},
+	{"PUT", "/api/v1/widgets/1", `{"name": "Forged", "price": 1}`},
+	{"PATCH", "/api/v1/widgets/1", `{"price": 0.01}`},
+	{"POST", "/api/v1/users", `{"username": "mallory", "name": "Mallory"}`},
+	{"POST", "/api/v1/users/alice/posts", `{"title": "Forged", "text": "x"}`},
+	{"PATCH", "/api/v1/users/alice/posts/1", `{"title": "Forged"}`},
+}
+
+// TestContentType: a body is read only when it says it is JSON. Every write
+// route answers 415 to the Content-Types a cross-site HTML form can send
+// (text/plain, application/x-www-form-urlencoded, multipart/form-data), to
+// none, and to anything else that is not application/json or
+// application/*+json in UTF-8, leaving the database unchanged; parameters
+// and case do not matter.
+func TestContentType(t *testing.T) {
+	e := newEnv(t, sqliteDB(t), storefixture.Shared(t, storefixture.Memory).NewCache(t, hoard.Config{}))
+	before := dump(t, e.DB)
+	refused := []struct {
+		name   string
+		values []string // the Content-Type header's values
+		detail string
+	}{
+		{"missing", nil, "no Content-Type"},
+		{"empty", []string{""}, "no Content-Type"},
+		{"text/plain", []string{"text/plain"}, `Content-Type "text/plain" is not JSON`},
+		{"text/plain utf-8", []string{"text/plain; charset=utf-8"}, "is not JSON"},
+		{"form", []string{"application/x-www-form-urlencoded"}, "is not JSON"},
+		{"multipart", []string{"multipart/form-data; boundary=x"}, "is not JSON"},
+		{"text/json", []string{"text/json"}, "is not JSON"},
+		{"jsonp", []string{"application/jsonp"}, "is not JSON"},
+		{"bare +json", []string{"application/+json"}, "is not JSON"},
+		{"latin1", []string{"application/json; charset=iso-8859-1"}, `charset "iso-8859-1" is not supported`},
+		{"malformed", []string{"application/json; charset"}, "malformed Content-Type"},
+		{"list", []string{"application/json, text/plain"}, "malformed Content-Type"},
+		{"twice", []string{"application/json", "text/plain"}, "Content-Type given 2 times"},
+	}
+	for _, rt := range writeRoutes {
+		for _, tc := range refused {
+			t.Run(rt.method+" "+rt.path+" "+tc.name, func(t *testing.T) {
+				r := e.with(t).send(rt.method, rt.path, rt.body, http.Header{"Content-Type": tc.values})
+				if r.Status != http.StatusUnsupportedMediaType {
+					t.Fatalf("Content-Type %q: %v; want 415", tc.values, r)
+				}
+				d := decode[map[string]string](t, r)["detail"]
+				if !strings.Contains(d, tc.detail) || !strings.Contains(d, "send Content-Type: application/json") {
+					t.Fatalf("detail %q; want it to contain %q and say to send Content-Type: application/json", d, tc.detail)
+				}
+			})
+		}
+	}
+	if after := dump(t, e.DB); after != before {
+		t.Fatalf("a body that is not application/json changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for i, ct := range []string{"application/json", "application/json; charset=utf-8", `Application/JSON; Charset="UTF-8"`, "application/merge-patch+json"} {
+		t.Run("accepted "+ct, func(t *testing.T) {
+			body := fmt.Sprintf(`{"price": %d}`, 100+i)
+			r := e.with(t).send("PATCH", "/api/v1/widgets/2", body, http.Header{"Content-Type": {ct}})
+			if r.Status != http.StatusOK || decode[widget](t, r).Price != float64(100+i) {
+				t.Fatalf("Content-Type %q: %v; want 200 with price %d", ct, r, 100+i)
+			}
+		})
+	}
+}
+
 // FuzzRequest: nothing a client sends produces a 5xx or changes a row it
 // must not.
 func FuzzRequest(f *testing.F) {
@@ -198,6 +277,7 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			return // not a request a client can send
 		}
+		req.Header.Set("Content-Type", "application/json") // else every body is 415
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return
