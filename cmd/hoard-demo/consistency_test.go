@@ -465,9 +465,17 @@ func testMemcachedOneKilled(t *testing.T) {
 				}
 			}
 		}
+		// A write deletes the generation, and the next read creates it
+		// again: wait for it to exist, then it must share the entry's server.
+		deadline = time.Now().Add(3 * time.Second)
 		for _, id := range ids {
-			if g := where(ns + "#g:{widget:" + strconv.FormatInt(id, 10) + "}"); g != entry[id] {
-				t.Fatalf("widget %d: entry on server %d, generation on %d; want one server", id, entry[id], g)
+			for g := -1; g != entry[id]; time.Sleep(time.Millisecond) {
+				if g = where(ns + "#g:{widget:" + strconv.FormatInt(id, 10) + "}"); g >= 0 && g != entry[id] {
+					t.Fatalf("widget %d: entry on server %d, generation on %d; want one server", id, entry[id], g)
+				}
+				if g < 0 && time.Now().After(deadline) {
+					t.Fatalf("widget %d: no generation on any server within 3 s", id)
+				}
 			}
 		}
 		// A server's epoch copy exists once a read of one of its entries
