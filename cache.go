@@ -93,11 +93,11 @@ const (
 	epochTTL = 30 * 24 * time.Hour
 
 	// provisionalGenerationTTL is the lifetime of a generation that a read
-	// creates before it runs the handler: long enough for the handler to
-	// answer, short enough that requests whose answers are never stored (a
-	// flood of 404s on new ids) leave nothing lasting. Once the answer is
-	// stored, the generation gets generationTTL. A handler slower than this
-	// still answers correctly; its entry is just a miss sooner.
+	// creates before it runs the handler, until the answer is known (see
+	// settleGenerations): long enough for the handler to answer, short
+	// enough that a process dying mid-request leaves nothing lasting. A
+	// handler slower than this still answers correctly; its entry is just
+	// a miss sooner.
 	provisionalGenerationTTL = 10 * time.Second
 
 	breakerThreshold = 5
@@ -531,21 +531,30 @@ func (c *Cache) ensureGenerations(ctx context.Context, genKeys []string, gens []
 	return created, true
 }
 
-// touchGenerations gives the generations a read created (created, as
-// ensureGenerations returns it) their full lifetime, once an entry that
-// depends on them is stored. The epoch was created with its own.
-func (c *Cache) touchGenerations(ctx context.Context, genKeys []string, created uint32) {
+// settleGenerations decides the lifetime of the generations a read created
+// (created, as ensureGenerations returns it) once it knows whether an entry
+// that depends on them was stored: if so they get generationTTL; if not,
+// nothing depends on them and they are deleted (an invalidation, always
+// safe), so that a request whose answer is not stored leaves nothing
+// behind. The epoch (bit 0) keeps the lifetime it was created with.
+func (c *Cache) settleGenerations(ctx context.Context, genKeys []string, created uint32, stored bool) {
 	for i := 1; i < len(genKeys) && created>>i != 0; i++ {
 		if created&(1<<i) == 0 {
 			continue
 		}
 		cctx, cancel := c.callContext(ctx)
-		_, err := c.store.Touch(cctx, genKeys[i], c.generationTTL())
+		var err error
+		if stored {
+			_, err = c.store.Touch(cctx, genKeys[i], c.generationTTL())
+		} else {
+			err = c.store.Delete(cctx, genKeys[i])
+		}
 		cancel()
 		c.breaker.record(err)
 		if err != nil {
-			// The entry then turns into a miss when the generation expires.
-			c.log.error("hoard: extending a generation's lifetime failed; its entries will miss early", err, keyAttr(genKeys[i]))
+			// A stored entry then turns into a miss when the generation
+			// expires; an unstored one's generation expires on its own.
+			c.log.error("hoard: setting a new generation's lifetime failed; it expires within seconds", err, keyAttr(genKeys[i]))
 			return
 		}
 	}
@@ -823,16 +832,23 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 		}
 		if err := c.set(ctx, keys[0], encodeRaw(gens, time.Now(), ttl, b), ttl); err != nil {
 			c.log.error("hoard: Fetch could not store the loaded value", err, keyAttr(key))
-		} else {
-			c.touchGenerations(ctx, keys[1:], created)
+			return fetched{b, false}, nil
 		}
-		return b, nil
+		return fetched{b, true}, nil
 	})
+	f, _ := v.(fetched)
+	c.settleGenerations(ctx, keys[1:], created, f.stored)
 	if err != nil {
 		return nil, err
 	}
-	b := v.([]byte)
-	return append(make([]byte, 0, len(b)), b...), nil
+	return append(make([]byte, 0, len(f.value)), f.value...), nil
+}
+
+// fetched is the result a Fetch load shares with the Fetches that waited
+// for it: the value, and whether it was stored.
+type fetched struct {
+	value  []byte
+	stored bool
 }
 
 // appendFlightKey builds a singleflight key from a cache key and the

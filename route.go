@@ -1028,13 +1028,13 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 			res.cacheable = false // followers run their own handler rather than trust an unstored answer's freshness window
 			return res, nil
 		}
-		c.touchGenerations(r.Context(), storeKeys[1:], created)
 		return res, nil
 	})
+	res := v.(*flightResult)
+	c.settleGenerations(r.Context(), storeKeys[1:], created, res.cacheable)
 	if panicked != nil {
 		panic(panicked)
 	}
-	res := v.(*flightResult)
 	if ran {
 		if cw.passthrough {
 			return // already streamed to the client
