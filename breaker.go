@@ -9,11 +9,6 @@ import (
 	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
-// ErrUnavailable is returned by the provider API while the circuit breaker
-// skips a store that failed repeatedly. The route middleware never returns it:
-// it serves the handler's answer instead (fail-open).
-var ErrUnavailable = errors.New("hoard: cache store unavailable after repeated failures; calls are skipped for a moment (check the store server and CACHE_TIMEOUT)")
-
 // breaker skips the store for a while after repeated failures, so that an
 // outage costs an atomic load per request instead of a timeout. After the
 // cool-down one probe call goes through; its success closes the breaker.
@@ -61,16 +56,6 @@ func (b *breaker) failure() {
 	n := b.fails.Add(1)
 	if n >= b.threshold || b.probing.Load() {
 		b.openUntil.Store(time.Now().Add(b.cooldown).UnixNano())
-		b.probing.Store(false)
-	}
-}
-
-// abandon is called by a caller that allow let through but that makes no
-// store call after all (its keys are blocked by pending invalidations): if
-// the breaker is half-open, the probe slot is released so that another
-// call can probe.
-func (b *breaker) abandon() {
-	if b.openUntil.Load() != 0 {
 		b.probing.Store(false)
 	}
 }

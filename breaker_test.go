@@ -98,28 +98,6 @@ func TestBreakerOpensWhenMostCallsFail(t *testing.T) {
 	}
 }
 
-// TestBreakerAbandonReleasesProbe: a half-open breaker's probe that makes
-// no call after all gives the slot back, so the breaker can still close.
-func TestBreakerAbandonReleasesProbe(t *testing.T) {
-	b := newBreaker(1, time.Millisecond)
-	b.record(errors.New("boom"))
-	time.Sleep(2 * time.Millisecond)
-	if !b.allow() {
-		t.Fatal("no probe after the cool-down")
-	}
-	if b.allow() {
-		t.Fatal("two probes at once")
-	}
-	b.abandon()
-	if !b.allow() {
-		t.Fatal("the abandoned probe's slot was not released")
-	}
-	b.record(nil)
-	if !b.allow() || !b.allow() {
-		t.Fatal("breaker not closed after the probe succeeded")
-	}
-}
-
 // TestBreakerIgnoresRefusals (regression): a store's refusal of one value
 // (too large for memcached's item size, Redis OOM) is not a store failure:
 // a client that keeps asking for oversized pages must not open the breaker

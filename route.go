@@ -626,21 +626,20 @@ func (q *request) resourceName(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// readKey builds the GET key; ok is false when the request must bypass the
-// cache (a query parameter outside QueryKeys, no caller on a per-caller
-// route, a placeholder without value, or a query that carries values the
-// key would not hold: see keyHoldsQuery). resourceLen is the length of dst
+// readKey appends the GET key (resource, then its variant: query and
+// caller) to dst; resourceLen is the length of the resource part. ok is
+// false when the request must bypass the cache (a query parameter outside
+// QueryKeys, no caller on a per-caller route, a placeholder without value,
+// or a query that carries values the key would not hold: see
+// keyHoldsQuery). resourceLen is the length of dst
 // up to the end of the resource name; with closeTag a '}' follows it (the
 // caller wrote the '{' of the hash tag before it).
-func (q *request) readKey(dst []byte, closeTag bool) (key []byte, resourceLen int, ok bool) {
+func (q *request) readKey(dst []byte) (key []byte, resourceLen int, ok bool) {
 	dst, err := q.resourceName(dst)
 	if err != nil {
 		return dst, 0, false
 	}
 	resourceLen = len(dst)
-	if closeTag {
-		dst = append(dst, '}')
-	}
 	if len(q.query) > 0 {
 		// Parameters consumed by placeholders are already in the key.
 		var rest []keys.Pair
@@ -785,60 +784,38 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	bp := keyBufPool.Get().(*[]byte)
 	defer keyBufPool.Put(bp)
-	// On a Sharded store the resource is the entry's hash tag (cache.go,
-	// entryKey): ns{resource}variant.
-	tagged := c.sharded != nil
-	buf := append((*bp)[:0], c.ns...)
-	if tagged {
-		buf = append(buf, '{')
-	}
-	resStart := len(buf)
-	buf, resEnd, ok := q.readKey(buf, tagged)
+	// The key (resource, then variant), then the store keys of its entry
+	// and its resource's generation, built in one buffer and converted with
+	// one allocation.
+	buf, resLen, ok := q.readKey((*bp)[:0])
 	if !ok {
 		*bp = buf
 		h.bypass(w, r)
 		return
 	}
-	if n := len(buf) - len(c.ns); n > c.maxKey+2 || n > c.maxKey && !tagged {
+	keyLen := len(buf)
+	if keyLen > c.maxKey {
 		// Nothing is stored under a key this long, so a write never needs
-		// to invalidate one (serveWrite skips them too).
+		// to invalidate one (invalidationKeys skips them too).
 		c.stats.keysTooLong.Add(1)
-		c.log.error("hoard: key longer than CACHE_MAX_KEY_BYTES; served uncached", ErrKeyTooLong, keyAttr(string(buf[len(c.ns):])))
+		c.log.error("hoard: key longer than CACHE_MAX_KEY_BYTES; served uncached", ErrKeyTooLong, keyAttr(string(buf)))
 		*bp = buf
 		h.bypass(w, r)
 		return
 	}
-	ctx := r.Context()
-	if !c.usable(ctx) {
-		*bp = buf
-		h.bypass(w, r)
-		return
-	}
-	// The entry key and the resource's generation key, built in one buffer
-	// and converted with one allocation.
-	keyEnd := len(buf)
-	buf = append(buf, c.ns...)
-	buf = append(buf, genPrefix...)
-	if tagged {
-		buf = append(buf, '{')
-	}
-	buf = append(buf, buf[resStart:resEnd]...)
-	if tagged {
-		buf = append(buf, '}')
-	}
+	buf = c.keys.appendEntry(buf, buf[:resLen], buf[resLen:keyLen])
+	entryEnd := len(buf)
+	buf = c.keys.appendGen(buf, buf[:resLen])
 	*bp = buf
-	both := string(buf)
-	fullKey, logical := both[:keyEnd], both[len(c.ns):keyEnd]
+	all := string(buf)
+	logical, entryKey := all[:keyLen], all[keyLen:entryEnd]
+	shard := c.keys.shardOf(entryKey)
 	// keys: entry, epoch, resource generation, pattern generations.
 	storeKeys := make([]string, 3, 3+2)
-	storeKeys[0] = fullKey
-	storeKeys[1] = c.epochFor(fullKey)
-	storeKeys[2] = both[keyEnd:]
+	storeKeys[0] = entryKey
+	storeKeys[1] = c.keys.epoch(shard)
+	storeKeys[2] = all[entryEnd:]
 	if ps := c.patterns.Load(); ps != nil {
-		if tagged {
-			// Patterns match the key without its hash tag's braces.
-			logical = both[resStart:resEnd] + both[resEnd+1:keyEnd]
-		}
 		var matches []string
 		for _, p := range *ps {
 			matches, ok = p.AppendMatches(matches, logical, maxPatternMatches)
@@ -848,14 +825,15 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, m := range matches {
-			storeKeys = append(storeKeys, c.genKey(m))
+			storeKeys = append(storeKeys, c.keys.patternGen(m, shard))
 		}
 	}
-	vals, err := c.getMulti(ctx, storeKeys)
+	ctx := r.Context()
+	vals, err := c.read(ctx, storeKeys)
 	if err != nil {
-		// errPending is an expected state (a failed invalidation of this
-		// namespace waits to be replayed), already logged when it failed.
-		if !errors.Is(err, errPending) {
+		// ErrUnavailable (breaker open, or an invalidation of this
+		// namespace pending) is an expected state, logged when it began.
+		if !errors.Is(err, ErrUnavailable) {
 			c.log.error("hoard: cache read failed; serving uncached", err, keyAttr(logical))
 		}
 		h.bypass(w, r)
@@ -1189,7 +1167,7 @@ func (h *routeHandler) invalidationKeys(r *http.Request) (storeKeys []string, er
 	var buf []byte
 	addResource := func(name []byte) {
 		if len(name) <= c.maxKey {
-			storeKeys = append(storeKeys, c.genKey(string(name)), c.entryKey(string(name)))
+			storeKeys = c.keys.appendInvalidation(storeKeys, string(name), false)
 		}
 	}
 	if h.prefix != nil {
@@ -1230,7 +1208,7 @@ func (h *routeHandler) invalidationKeys(r *http.Request) (storeKeys []string, er
 			return nil, err
 		}
 		if len(buf) <= c.maxKey {
-			storeKeys = append(storeKeys, c.genKey(string(buf)))
+			storeKeys = c.keys.appendInvalidation(storeKeys, string(buf), true)
 		}
 	}
 	return storeKeys, nil

@@ -1,0 +1,79 @@
+package hoard
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+)
+
+// invalidate deletes the generation and entry keys of an invalidation, or,
+// if the store fails, keeps those it could not delete to be replayed before
+// the store serves hits of their namespaces again (replay.go).
+func (c *Cache) invalidate(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	notDeleted, err := deleteEach(ctx, &c.calls, keys)
+	if err != nil {
+		attrs := []any{slog.Int("keys", len(notDeleted))}
+		if c.pending.add(notDeleted) {
+			attrs = append(attrs, slog.Bool("namespace_wide", true))
+		}
+		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits of its namespaces again", err, attrs...)
+	}
+	return err
+}
+
+// maxInvalidationFanout bounds the concurrent store calls of one
+// invalidation (a replay after an outage may hold many keys).
+const maxInvalidationFanout = 8
+
+// deleteEach deletes keys through path, one call per key. The calls run
+// concurrently, so an invalidation costs one round trip (and a frozen store
+// one timeout), however many keys it names; after the first failure no new
+// call is started. It returns the keys it did not delete (failed or not
+// tried).
+func deleteEach(ctx context.Context, path *storePath, keys []string) (notDeleted []string, err error) {
+	done := make([]bool, len(keys))
+	if len(keys) == 1 {
+		err = path.delete(ctx, keys[0])
+		done[0] = err == nil
+	} else {
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			errs   []error
+			failed atomic.Bool
+			sem    = make(chan struct{}, maxInvalidationFanout)
+		)
+		for i := 0; i < len(keys) && !failed.Load(); i++ {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if failed.Load() {
+					return
+				}
+				err := path.delete(ctx, keys[i])
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed.Store(true)
+					errs = append(errs, err)
+					return
+				}
+				done[i] = true
+			}()
+		}
+		wg.Wait()
+		err = errors.Join(errs...)
+	}
+	for i, ok := range done {
+		if !ok {
+			notDeleted = append(notDeleted, keys[i])
+		}
+	}
+	return notDeleted, err
+}

@@ -1,0 +1,108 @@
+package hoard
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// Replay of failed invalidations (the pending set, pending.go). A key that
+// the store did not delete is deleted again before any read that checks it
+// is served from the store: by the read itself, for its own keys (replayOwn,
+// within one Timeout), or by the background replay of all of them
+// (replayIfDue), so that no request waits for a long replay after an
+// outage. The read's own deletions go through calls, like any call a
+// request makes (none while the breaker is open); the background replay
+// goes through replayCalls, which the breaker does not admit.
+
+// replayIfDue starts the background replay if invalidations are pending
+// and the last failed replay is at least replayInterval old.
+func (c *Cache) replayIfDue() {
+	if !c.pending.empty() && time.Now().UnixNano() >= c.pending.retryAt.Load() {
+		c.startReplay()
+	}
+}
+
+// startReplay runs replayPending in a goroutine of its own, unless one is
+// running or the Cache is closed. Close waits for it.
+func (c *Cache) startReplay() {
+	if !c.pending.replaying.CompareAndSwap(false, true) {
+		return
+	}
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closed {
+		c.pending.replaying.Store(false)
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.pending.replaying.Store(false)
+		c.replayPending(c.bgCtx)
+	}()
+}
+
+// replayPending deletes the pending keys, as far as the store takes them.
+// The replay lock keeps two replays from deleting one key twice for one
+// failure (each deletion is a miss for the entries stored since the last).
+func (c *Cache) replayPending(ctx context.Context) {
+	c.pending.replay.Lock()
+	defer c.pending.replay.Unlock()
+	keys, seq := c.pending.snapshot()
+	if len(keys) == 0 {
+		return
+	}
+	// In random order: keys the store takes are deleted even when another
+	// one keeps failing (its server of a pool is down) and stops the replay.
+	rand.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	if failed, err := c.replay(ctx, keys, seq); err != nil {
+		c.log.error("hoard: replaying invalidations failed; the namespaces they name are served uncached until the store takes them", err,
+			slog.Int("pending", failed))
+	}
+}
+
+// replayOwn deletes those of a read's keys that are pending, within one
+// Timeout, and reports whether none is pending any more. If another replay
+// holds the lock, the read does not wait for it.
+func (c *Cache) replayOwn(ctx context.Context, keys []string) bool {
+	if c.pending.replay.TryLock() {
+		if own, seq := c.pending.pendingAmong(keys); len(own) > 0 {
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+			notDeleted, _ := deleteEach(rctx, &c.calls, own)
+			cancel()
+			c.pending.forget(without(own, notDeleted), seq)
+		}
+		c.pending.replay.Unlock()
+	}
+	return !c.pending.blocks(keys)
+}
+
+// replay deletes pending keys snapshot at seq (one call per key, so that the
+// keys of a server that answers are deleted when another server's are not)
+// and forgets those deleted. It returns how many it could not delete.
+func (c *Cache) replay(ctx context.Context, keys []string, seq uint64) (failed int, err error) {
+	notDeleted, err := deleteEach(ctx, &c.replayCalls, keys)
+	c.pending.forget(without(keys, notDeleted), seq)
+	return len(notDeleted), err
+}
+
+// replayRecord is replayCalls' recorder: a failure reaches the breaker at
+// most once per replayInterval, so that a server of a pool that stays down
+// does not open the breaker for the servers that answer.
+func (c *Cache) replayRecord(err error) {
+	if err != nil && !c.pending.failedAt(time.Now()) {
+		return
+	}
+	c.breaker.record(err)
+}
+
+// without returns the keys not in drop.
+func without(keys, drop []string) []string {
+	if len(drop) == 0 {
+		return keys
+	}
+	return slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(drop, k) })
+}

@@ -1,0 +1,87 @@
+package hoard
+
+import (
+	"context"
+	"time"
+)
+
+// storePath is the one way a Cache calls its store: every call is admitted
+// (or refused with ErrUnavailable without touching the store), bounded by
+// the deadline, and its outcome recorded. A Cache has two, built in New:
+// calls, admitted and recorded by the circuit breaker, and replayCalls,
+// which the background replay of failed invalidations uses (see there why
+// it is not admitted by the breaker).
+type storePath struct {
+	store Store
+	// timeout bounds each call; 0 when the store bounds its calls itself
+	// (hoard's own stores do, by CACHE_TIMEOUT; memory never blocks).
+	timeout time.Duration
+	admit   func() bool // nil: every call goes ahead
+	record  func(error)
+}
+
+// do runs call under the path's admission, deadline and recording.
+func (p *storePath) do(ctx context.Context, call func(ctx context.Context) error) error {
+	if p.admit != nil && !p.admit() {
+		return ErrUnavailable
+	}
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	err := call(ctx)
+	p.record(err)
+	return err
+}
+
+func (p *storePath) get(ctx context.Context, key string) (v []byte, found bool, err error) {
+	err = p.do(ctx, func(ctx context.Context) (err error) {
+		v, found, err = p.store.Get(ctx, key)
+		return err
+	})
+	return v, found, err
+}
+
+func (p *storePath) getMulti(ctx context.Context, keys []string) (vals [][]byte, err error) {
+	err = p.do(ctx, func(ctx context.Context) (err error) {
+		vals, err = p.store.GetMulti(ctx, keys)
+		return err
+	})
+	return vals, err
+}
+
+func (p *storePath) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	return p.do(ctx, func(ctx context.Context) error { return p.store.Set(ctx, key, val, ttl) })
+}
+
+func (p *storePath) add(ctx context.Context, key string, val []byte, ttl time.Duration) (added bool, err error) {
+	err = p.do(ctx, func(ctx context.Context) (err error) {
+		added, err = p.store.Add(ctx, key, val, ttl)
+		return err
+	})
+	return added, err
+}
+
+func (p *storePath) touch(ctx context.Context, key string, ttl time.Duration) error {
+	return p.do(ctx, func(ctx context.Context) error {
+		_, err := p.store.Touch(ctx, key, ttl)
+		return err
+	})
+}
+
+func (p *storePath) delete(ctx context.Context, keys ...string) error {
+	return p.do(ctx, func(ctx context.Context) error { return p.store.Delete(ctx, keys...) })
+}
+
+func (p *storePath) deletePattern(ctx context.Context, pattern string) (n int, err error) {
+	err = p.do(ctx, func(ctx context.Context) (err error) {
+		n, err = p.store.DeletePattern(ctx, pattern)
+		return err
+	})
+	return n, err
+}
+
+func (p *storePath) ping(ctx context.Context) error {
+	return p.do(ctx, p.store.Ping)
+}
