@@ -97,7 +97,6 @@ type fetched struct {
 	stored bool
 }
 
-
 // FetchJSON is Fetch for a JSON-encoded T.
 func FetchJSON[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
