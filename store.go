@@ -93,12 +93,13 @@ var (
 // store implements it.
 //
 // On a Sharded store with more than one shard, a Cache lays out its keys so
-// that a read touches one server: a resource's entries (every query and
-// caller variant) and its generation carry the resource as their hash tag,
-// and the namespace epoch has one copy per shard; a read checks the copy on
-// its entry's shard and Clear deletes every copy. So no single server
-// holds a key that every read needs. Other stores keep one epoch key and
-// untagged keys.
+// that a read touches exactly one server: a resource's entries (every query
+// and caller variant) and its generation carry the resource as their hash
+// tag, and the keys every read of a shard needs (the namespace epoch, the
+// generations of registered patterns) have one copy per shard; a read
+// checks the copies on its entry's shard, and Clear and writes delete every
+// copy. So no single server holds a key that every read needs (see
+// keyspace.go). Other stores keep one copy and untagged keys.
 //
 // Writes made under one layout do not invalidate entries stored under the
 // other, and, as with every key of a memcached pool, a server taken out of

@@ -143,6 +143,47 @@ func TestCacheLayoutOneServerPerHit(t *testing.T) {
 			}
 		}
 	}
+
+	// A route whose reads are covered by registered patterns: each pattern
+	// generation has a copy per server, so a hit still reads one server.
+	lists := hoard.Route{KeyPrefix: "posts:{owner}:page_{page}"}
+	if err := c.HandleFunc(mux, "GET /u/{owner}/posts/{page}", lists, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.PathValue("owner")+" page "+r.PathValue("page"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lists.InvalidatePatterns = []string{"posts:{owner}:*", "posts:*"}
+	if err := c.HandleFunc(mux, "POST /u/{owner}/posts/{page}", lists, func(w http.ResponseWriter, r *http.Request) {}); err != nil {
+		t.Fatal(err)
+	}
+	readers := map[string]bool{}
+	for i := range 12 {
+		path := "/u/o" + strconv.Itoa(i) + "/posts/1"
+		get(path)
+		got := touched(func() {
+			if cs := get(path); !strings.HasPrefix(cs, "hoard; hit") {
+				t.Fatalf("second GET %s: %s; want a hit", path, cs)
+			}
+		})
+		if len(got) != 1 {
+			t.Errorf("a hit of %s, covered by two patterns, read servers %v; want exactly one", path, got)
+		}
+		for _, a := range got {
+			readers[a] = true
+		}
+	}
+	if len(readers) < 2 {
+		t.Errorf("12 pattern-covered resources were read from %d server(s); want them spread", len(readers))
+	}
+	// A write deletes every copy: the next read of another owner's list
+	// (covered by posts:*) misses, wherever it lives.
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/u/o0/posts/1", nil))
+	for i := range 12 {
+		if cs := get("/u/o" + strconv.Itoa(i) + "/posts/1"); strings.HasPrefix(cs, "hoard; hit") {
+			t.Errorf("GET of owner o%d's list after a write covered by posts:*: %s; want a miss", i, cs)
+		}
+	}
 }
 
 // TestCacheWithKilledServer runs a hoard.Cache on three servers and kills
