@@ -1,0 +1,340 @@
+package hoard
+
+// Serving a GET or HEAD: the hit path (serveRead, serveHit) and the miss
+// (serveMiss, one handler run per key and generations in a process).
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// routeHandler is a compiled route wrapped around the handler it caches.
+type routeHandler struct {
+	*route
+	next http.Handler
+}
+
+// ServeHTTP dispatches on the method: reads are served from the cache,
+// writes invalidate, other methods pass through.
+func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.serveRead(w, r)
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		h.serveWrite(w, r)
+	default:
+		h.next.ServeHTTP(w, r)
+	}
+}
+
+const (
+	statusBypass    = "hoard; fwd=bypass"
+	statusMiss      = "hoard; fwd=miss"
+	statusStored    = "hoard; fwd=miss; stored"
+	statusCollapsed = "hoard; fwd=miss; collapsed"
+)
+
+func (h *routeHandler) bypass(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Status", statusBypass)
+	h.setClientCC(w.Header())
+	h.next.ServeHTTP(w, r)
+}
+
+// uncachedHeaders marks a response that streams through uncached.
+func (h *routeHandler) uncachedHeaders(hdr http.Header) {
+	hdr["Cache-Status"] = []string{statusMiss}
+	h.setClientCC(hdr)
+}
+
+func (h *routeHandler) setClientCC(hdr http.Header) {
+	if h.clientCC != "" && hdr.Get("Cache-Control") == "" {
+		hdr.Set("Cache-Control", h.clientCC)
+	}
+}
+
+func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
+	c := h.c
+	if h.prefix == nil {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	if overridden(r.Header) {
+		h.bypass(w, r)
+		return
+	}
+	var q request
+	if !h.initRequest(&q, r) {
+		h.bypass(w, r)
+		return
+	}
+	if q.info.unkeyed != "" {
+		c.log.error("hoard: route served uncached", errors.New(q.info.unkeyed))
+		h.bypass(w, r)
+		return
+	}
+	bp := keyBufPool.Get().(*[]byte)
+	defer keyBufPool.Put(bp)
+	// The key (resource, then variant), then the store keys of its entry
+	// and its resource's generation, built in one buffer and converted with
+	// one allocation.
+	buf, resLen, ok := q.readKey((*bp)[:0])
+	if !ok {
+		*bp = buf
+		h.bypass(w, r)
+		return
+	}
+	keyLen := len(buf)
+	if keyLen > c.maxKey {
+		// Nothing is stored under a key this long, so a write never needs
+		// to invalidate one (invalidationKeys skips them too).
+		c.stats.keysTooLong.Add(1)
+		c.log.error("hoard: key longer than CACHE_MAX_KEY_BYTES; served uncached", ErrKeyTooLong, keyAttr(string(buf)))
+		*bp = buf
+		h.bypass(w, r)
+		return
+	}
+	buf = c.keys.appendEntry(buf, buf[:resLen], buf[resLen:keyLen])
+	entryEnd := len(buf)
+	buf = c.keys.appendGen(buf, buf[:resLen])
+	*bp = buf
+	all := string(buf)
+	logical, entryKey := all[:keyLen], all[keyLen:entryEnd]
+	shard := c.keys.shardOf(entryKey)
+	// keys: entry, epoch, resource generation, pattern generations.
+	storeKeys := make([]string, 3, 3+2)
+	storeKeys[0] = entryKey
+	storeKeys[1] = c.keys.epoch(shard)
+	storeKeys[2] = all[entryEnd:]
+	if ps := c.patterns.Load(); ps != nil {
+		var matches []string
+		for _, p := range *ps {
+			matches, ok = p.AppendMatches(matches, logical, maxPatternMatches)
+			if !ok || len(matches) > maxPatternMatches {
+				h.bypass(w, r)
+				return
+			}
+		}
+		for _, m := range matches {
+			storeKeys = append(storeKeys, c.keys.patternGen(m, shard))
+		}
+	}
+	ctx := r.Context()
+	vals, err := c.read(ctx, storeKeys)
+	if err != nil {
+		// ErrUnavailable (breaker open, or an invalidation of this
+		// namespace pending) is an expected state, logged when it began.
+		if !errors.Is(err, ErrUnavailable) {
+			c.log.error("hoard: cache read failed; serving uncached", err, keyAttr(logical))
+		}
+		h.bypass(w, r)
+		return
+	}
+	gens := vals[1:]
+	if vals[0] != nil {
+		if e, err := decodeEntry(vals[0], kindHTTP); err == nil && e.current(gens) {
+			h.serveHit(w, r, &e, time.Now())
+			return
+		}
+	}
+	created, ok := c.ensureGenerations(ctx, storeKeys[1:], gens, provisionalGenerationTTL)
+	if !ok {
+		h.bypass(w, r)
+		return
+	}
+	h.serveMiss(w, r, storeKeys, gens, created)
+}
+
+// serveHit replays a stored response without running the handler.
+func (h *routeHandler) serveHit(w http.ResponseWriter, r *http.Request, e *entry, now time.Time) {
+	hdr := w.Header()
+	ttl := int64((e.remaining(now) + time.Second - 1) / time.Second)
+	e.applyHeader(hdr,
+		"Cache-Status", hitStatus.format(ttl),
+		"Age", decimal.format(int64(e.age(now)/time.Second)),
+		"Content-Length", decimal.format(int64(len(e.body))))
+	h.setClientCC(hdr)
+	writeStored(w, r, e.status, e.body, true)
+}
+
+// numberStrings remembers the strings prefix+decimal(n) for small n, so that
+// a hit formats no header value (Cache-Status ttl, Age, Content-Length):
+// each string is allocated once per process instead of once per hit.
+type numberStrings struct {
+	prefix string
+	s      [4096]atomic.Pointer[string]
+}
+
+var (
+	hitStatus = numberStrings{prefix: "hoard; hit; ttl="}
+	decimal   = numberStrings{}
+)
+
+func (t *numberStrings) format(n int64) string {
+	if n < 0 || n >= int64(len(t.s)) {
+		return t.prefix + strconv.FormatInt(n, 10)
+	}
+	if p := t.s[n].Load(); p != nil {
+		return *p
+	}
+	v := t.prefix + strconv.FormatInt(n, 10)
+	t.s[n].Store(&v)
+	return v
+}
+
+// writeStored writes a stored status and body, answering 304 to a matching
+// If-None-Match and leaving the body out for HEAD.
+// lengthSet says the caller has set Content-Length already.
+func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte, lengthSet bool) {
+	hdr := w.Header()
+	if status == http.StatusOK {
+		if inm := r.Header["If-None-Match"]; len(inm) > 0 {
+			if etag := hdr.Get("Etag"); etag != "" && etagMatch(inm, etag) {
+				delete(hdr, "Content-Type")
+				delete(hdr, "Content-Length")
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+	}
+	if !lengthSet {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead && len(body) > 0 {
+		w.Write(body)
+	}
+}
+
+// etagMatch implements If-None-Match's weak comparison (RFC 9110 13.1.2)
+// over every line of the field: a list may be split over several.
+func etagMatch(lines []string, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ",") {
+			part = strings.TrimSpace(part)
+			if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// flightResult is what a singleflight leader hands to the requests that
+// waited for it.
+type flightResult struct {
+	status    int
+	header    http.Header
+	body      []byte
+	cacheable bool
+}
+
+// serveMiss runs the handler for a GET (or HEAD) whose entry storeKeys[0]
+// is missing or stale, stores its answer if it may be shared, and answers.
+// gens are the current values of the generations storeKeys[1:], created
+// the ones this request made (see ensureGenerations).
+func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKeys []string, gens [][]byte, created uint32) {
+	c := h.c
+	key := storeKeys[0]
+	flight := string(appendFlightKey(make([]byte, 0, len(key)+8*len(gens)+len(gens)), key, gens))
+	// A HEAD miss runs the handler as a GET, as HTTP caches do, so that
+	// the answer (headers, ETag) is the GET's and can be stored for both;
+	// writeStored leaves the body out for the HEAD.
+	hr := r
+	if r.Method == http.MethodHead {
+		hr = r.Clone(r.Context())
+		hr.Method = http.MethodGet
+	}
+	var (
+		ran      bool
+		cw       *captureWriter
+		panicked any
+	)
+	v, _, _ := c.flights.Do(flight, func() (any, error) {
+		ran = true
+		// Fields already in the header were put there by middleware outside
+		// the route (CORS, request ids): they are not the handler's, and
+		// that middleware sets them again on every hit.
+		var before http.Header
+		if pre := w.Header(); len(pre) > 0 {
+			before = pre.Clone()
+		}
+		cw = newCaptureWriter(w, h.maxBody, h.uncachedHeaders)
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					panicked = p
+					cw.fail()
+				}
+			}()
+			h.next.ServeHTTP(cw, hr)
+		}()
+		res := &flightResult{status: cw.statusCode()}
+		reason := h.uncacheable(cw, res.status)
+		if reason != "" {
+			return res, nil
+		}
+		res.cacheable = true
+		res.body = cw.buf.Bytes()
+		hdr := w.Header()
+		if _, ok := hdr["Content-Type"]; !ok && len(res.body) > 0 {
+			// What net/http would sniff from the body: stored, so that a
+			// HEAD served from the entry (no body to sniff) carries it too.
+			hdr["Content-Type"] = []string{http.DetectContentType(res.body)}
+		}
+		if hdr.Get("Etag") == "" {
+			sum := sha256.Sum256(res.body)
+			hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
+		}
+		fields := storedHeader(hdr, before)
+		res.header = http.Header{}
+		for _, f := range fields {
+			res.header[f.name] = append(res.header[f.name], f.value)
+		}
+		if err := c.set(r.Context(), key, encodeHTTP(gens, time.Now(), h.ttl, res.status, fields, res.body), h.ttl); err != nil {
+			c.log.error("hoard: storing a response failed; served uncached", err, keyAttr(key))
+			res.cacheable = false // followers run their own handler rather than trust an unstored answer's freshness window
+			return res, nil
+		}
+		return res, nil
+	})
+	res := v.(*flightResult)
+	c.settleGenerations(r.Context(), storeKeys[1:], created, res.cacheable)
+	if panicked != nil {
+		panic(panicked)
+	}
+	if ran {
+		if cw.passthrough {
+			return // already streamed to the client
+		}
+		hdr := w.Header()
+		if res.cacheable {
+			hdr["Cache-Status"] = []string{statusStored}
+		} else {
+			hdr["Cache-Status"] = []string{statusMiss}
+		}
+		h.setClientCC(hdr)
+		writeStored(w, r, res.status, cw.buf.Bytes(), false)
+		return
+	}
+	if !res.cacheable {
+		// The leader's answer is not shareable: run our own handler.
+		w.Header().Set("Cache-Status", statusMiss)
+		h.setClientCC(w.Header())
+		h.next.ServeHTTP(w, hr)
+		return
+	}
+	hdr := w.Header()
+	for k, vs := range res.header {
+		hdr[k] = append(hdr[k], vs...)
+	}
+	hdr["Cache-Status"] = []string{statusCollapsed}
+	h.setClientCC(hdr)
+	writeStored(w, r, res.status, res.body, false)
+}

@@ -1,0 +1,80 @@
+package hoard
+
+// Which responses are stored, and which of their header fields.
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// uncacheable returns why a captured response must not be stored, or "".
+func (h *routeHandler) uncacheable(cw *captureWriter, status int) string {
+	switch {
+	case cw.passthrough:
+		return "streamed"
+	case cw.failed:
+		return "panicked"
+	case !slices.Contains(h.cacheable, status):
+		return "status"
+	}
+	// Field names are compared case-insensitively: a handler may write
+	// w.Header()["set-cookie"] directly, and net/http sends it as is.
+	for k, vs := range cw.Header() {
+		switch http.CanonicalHeaderKey(k) {
+		case "Set-Cookie":
+			return "set-cookie"
+		case "Content-Encoding":
+			return "content-encoding"
+		case "Vary":
+			return "vary"
+		case "Cache-Control":
+			for _, cc := range vs {
+				for d := range strings.SplitSeq(cc, ",") {
+					d = strings.ToLower(strings.TrimSpace(d))
+					if d == "no-store" || (d == "private" || strings.HasPrefix(d, "private=")) && h.perCaller == nil {
+						return "cache-control"
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// hopByHop headers describe one connection and are never stored (RFC 9110
+// 7.6.1), nor are Date and hoard's own per-response headers.
+var unstoredHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Date": true, "Cache-Status": true, "Age": true, "Content-Length": true,
+}
+
+// storedHeader selects the header fields that are stored with a response:
+// not hop-by-hop ones, and not the values that were in the header before
+// the handler ran (before; a handler's additions to such a field are kept,
+// and a field the handler replaced is stored whole).
+func storedHeader(hdr, before http.Header) []headerField {
+	var conn []string
+	for _, v := range hdr["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			conn = append(conn, http.CanonicalHeaderKey(strings.TrimSpace(f)))
+		}
+	}
+	names := slices.Sorted(mapKeys(hdr))
+	var out []headerField
+	for _, k := range names {
+		ck := http.CanonicalHeaderKey(k)
+		if unstoredHeaders[ck] || slices.Contains(conn, ck) || strings.HasPrefix(ck, http.TrailerPrefix) {
+			continue
+		}
+		vs := hdr[k]
+		if pre := before[k]; len(pre) > 0 && len(vs) >= len(pre) && slices.Equal(vs[:len(pre)], pre) {
+			vs = vs[len(pre):]
+		}
+		for _, v := range vs {
+			out = append(out, headerField{name: k, value: v})
+		}
+	}
+	return out
+}
