@@ -57,17 +57,6 @@ func Escape(v string) string {
 	return v
 }
 
-// escapedLen returns the length of AppendEscape(nil, v).
-func escapedLen(v string) int {
-	n := len(v)
-	for i := 0; i < len(v); i++ {
-		if escapeSet[v[i]] {
-			n += 2
-		}
-	}
-	return n
-}
-
 // unhex returns the value of an upper-case hex digit, or -1.
 func unhex(c byte) int {
 	switch {

@@ -27,9 +27,6 @@ func TestEscape(t *testing.T) {
 		if got := string(AppendEscape([]byte("x"), tt.in)); got != "x"+tt.want {
 			t.Errorf("AppendEscape(x, %q) = %q, want %q", tt.in, got, "x"+tt.want)
 		}
-		if got := escapedLen(tt.in); got != len(tt.want) {
-			t.Errorf("escapedLen(%q) = %d, want %d", tt.in, got, len(tt.want))
-		}
 		back, err := unescape(tt.want)
 		if err != nil || back != tt.in {
 			t.Errorf("unescape(%q) = %q, %v; want %q", tt.want, back, err, tt.in)

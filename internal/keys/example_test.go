@@ -13,45 +13,52 @@ func lookup(vals map[string]string) func(string) (string, bool) {
 	}
 }
 
-// A route's key: the prefix template filled from the request, then the id,
-// the query and the caller.
-func ExampleBuilder() {
-	prefix := keys.MustParseKey("{username}_posts:page_{page}:items_per_page:{items_per_page}")
+// A route's key, appended part by part into one buffer: the prefix
+// template filled from the request, then the id (up to here the resource a
+// write invalidates), the query and the caller.
+func Example() {
+	prefix, err := keys.ParseKey("{username}_posts:page_{page}:items_per_page:{items_per_page}")
+	if err != nil {
+		panic(err)
+	}
 	vals := lookup(map[string]string{"username": "alice", "page": "1", "items_per_page": "10"})
 
-	var b keys.Builder
-	if err := b.Prefix(prefix, vals); err != nil {
+	key, err := prefix.AppendFormat(nil, vals)
+	if err != nil {
 		panic(err)
 	}
-	b.ID("alice")
-	fmt.Println(b.String())
-	if err := b.QueryString("sort=new&expand=a%26b"); err != nil {
+	key = keys.AppendID(key, "alice")
+	fmt.Println(string(key))
+	query, err := keys.ParseQuery(nil, "sort=new&expand=a%26b")
+	if err != nil {
 		panic(err)
 	}
-	b.Caller("user 17")
-	fmt.Println(b.String())
-	fmt.Println(string(b.Resource()))
+	key = keys.AppendQuery(key, query)
+	key = keys.AppendCaller(key, "user 17")
+	fmt.Println(string(key))
 	// Output:
 	// alice_posts:page_1:items_per_page:10:alice
 	// alice_posts:page_1:items_per_page:10:alice:q=expand=a%26b&sort=new:u=user%2017
-	// alice_posts:page_1:items_per_page:10:alice
 }
 
 // A read lists the patterns a write could format that cover its key; a
 // write formats its own pattern from its request. They meet on the same
 // string.
 func ExampleTemplate_AppendMatches() {
-	pattern := keys.MustParsePattern("{username}_posts:*")
+	pattern, err := keys.ParsePattern("{username}_posts:*")
+	if err != nil {
+		panic(err)
+	}
 
 	read, ok := pattern.AppendMatches(nil, "alice_posts:page_1:items_per_page:10:alice", 16)
 	fmt.Println(read, ok)
 
-	write, _ := pattern.Format(lookup(map[string]string{"username": "alice"}))
-	fmt.Println(write)
+	write, _ := pattern.AppendFormat(nil, lookup(map[string]string{"username": "alice"}))
+	fmt.Println(string(write))
 
 	// A username of "*" is escaped: its pattern covers only its own keys.
-	evil, _ := pattern.Format(lookup(map[string]string{"username": "*"}))
-	fmt.Println(evil)
+	evil, _ := pattern.AppendFormat(nil, lookup(map[string]string{"username": "*"}))
+	fmt.Println(string(evil))
 	// Output:
 	// [alice_posts:*] true
 	// alice_posts:*

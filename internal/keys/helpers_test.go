@@ -137,3 +137,33 @@ func lookupMap(m map[string]string) func(string) (string, bool) {
 		return v, ok
 	}
 }
+
+// mustKey and mustPattern parse a template the test knows to be valid.
+func mustKey(s string) *Template     { return must(ParseKey(s)) }
+func mustPattern(s string) *Template { return must(ParsePattern(s)) }
+
+func must(t *Template, err error) *Template {
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// appendKey appends to dst the key prefix[:id][:q=<query>][:u=<caller>]
+// (spec 1.1) the way the middleware builds it (readKey in route.go): tpl
+// formatted by AppendFormat, then AppendID, AppendQuery (query is sorted in
+// place) and AppendCaller. On a *MissingError it returns dst unchanged.
+func appendKey(dst []byte, tpl *Template, lookup func(string) (string, bool), id string, hasID bool, query []Pair, caller string, hasCaller bool) ([]byte, error) {
+	dst, err := tpl.AppendFormat(dst, lookup)
+	if err != nil {
+		return dst, err
+	}
+	if hasID {
+		dst = AppendID(dst, id)
+	}
+	dst = AppendQuery(dst, query)
+	if hasCaller {
+		dst = AppendCaller(dst, caller)
+	}
+	return dst, nil
+}

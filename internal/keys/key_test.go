@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestAppendKeySpec(t *testing.T) {
+func TestKeySpec(t *testing.T) {
 	vals := lookupMap(map[string]string{"username": "alice", "page": "1", "items_per_page": "10"})
 	tests := []struct {
 		tpl       string
@@ -31,32 +31,14 @@ func TestAppendKeySpec(t *testing.T) {
 		{"widget", "", false, []Pair{{"x", ""}}, "", true, "widget:q=x=:u="},
 	}
 	for _, tt := range tests {
-		prefix, err := MustParseKey(tt.tpl).AppendFormat(nil, vals)
+		// Appended after what dst holds, as the middleware appends the key
+		// to its buffer.
+		got, err := appendKey([]byte("ns|"), mustKey(tt.tpl), vals, tt.id, tt.hasID, tt.query, tt.caller, tt.hasCaller)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := string(AppendKey([]byte("ns|"), prefix, tt.id, tt.hasID, tt.query, tt.caller, tt.hasCaller))
-		if got != "ns|"+tt.want {
-			t.Errorf("AppendKey(%q, %q, %v, %q, %v) = %q, want %q", prefix, tt.id, tt.query, tt.caller, tt.hasCaller, got, "ns|"+tt.want)
-		}
-
-		var b Builder
-		if err := b.Prefix(MustParseKey(tt.tpl), vals); err != nil {
-			t.Fatal(err)
-		}
-		if tt.hasID {
-			b.ID(tt.id)
-		}
-		res := string(b.Bytes())
-		b.Query(tt.query)
-		if tt.hasCaller {
-			b.Caller(tt.caller)
-		}
-		if b.String() != tt.want {
-			t.Errorf("Builder = %q, want %q", b.String(), tt.want)
-		}
-		if string(b.Resource()) != res {
-			t.Errorf("Builder.Resource() = %q, want %q", b.Resource(), res)
+		if string(got) != "ns|"+tt.want {
+			t.Errorf("key of %q (id %q %v, query %v, caller %q %v) = %q, want %q", tt.tpl, tt.id, tt.hasID, tt.query, tt.caller, tt.hasCaller, got, "ns|"+tt.want)
 		}
 	}
 }
@@ -64,15 +46,15 @@ func TestAppendKeySpec(t *testing.T) {
 func TestQueryNeverShared(t *testing.T) {
 	// spec 1.2: "?a=1%26b%3D2" and "?a=1&b=2" never share an entry.
 	k := func(raw string) string {
-		var b Builder
-		if err := b.Prefix(MustParseKey("widget"), lookupMap(nil)); err != nil {
+		q, err := ParseQuery(nil, raw)
+		if err != nil {
+			t.Fatalf("ParseQuery(%q): %v", raw, err)
+		}
+		key, err := appendKey(nil, mustKey("widget"), lookupMap(nil), "42", true, q, "", false)
+		if err != nil {
 			t.Fatal(err)
 		}
-		b.ID("42")
-		if err := b.QueryString(raw); err != nil {
-			t.Fatalf("QueryString(%q): %v", raw, err)
-		}
-		return b.String()
+		return string(key)
 	}
 	distinct := []string{"a=1%26b%3D2", "a=1&b=2", "a=1", "a=1&a=1", "a=1%3Ab", "a%3D1", "a=%3D1", "", "a", "b=1", "a=1&b=3", "a=2&b=1",
 		// One name's values keep their order: r.URL.Query().Get("a") tells
@@ -114,11 +96,6 @@ func TestParseQuery(t *testing.T) {
 		if _, err := ParseQuery(nil, bad); !errors.Is(err, ErrBadQuery) {
 			t.Errorf("ParseQuery(%q) err = %v, want ErrBadQuery", bad, err)
 		}
-		var b Builder
-		_ = b.Prefix(MustParseKey("w"), lookupMap(nil))
-		if err := b.QueryString(bad); !errors.Is(err, ErrBadQuery) || b.String() != "w" {
-			t.Errorf("Builder.QueryString(%q) = %v, key %q", bad, err, b.String())
-		}
 	}
 	// Same pairs as url.ParseQuery for valid queries.
 	for _, raw := range []string{"a=1&b=2&a=0", "x=%2F%3A&y=+", "k"} {
@@ -127,7 +104,12 @@ func TestParseQuery(t *testing.T) {
 			t.Fatal(err)
 		}
 		uv, _ := url.ParseQuery(raw)
-		fromURL := QueryPairs(nil, uv)
+		var fromURL []Pair
+		for name, vs := range uv {
+			for _, v := range vs {
+				fromURL = append(fromURL, Pair{name, v})
+			}
+		}
 		slices.SortStableFunc(pairs, comparePairs)
 		slices.SortStableFunc(fromURL, comparePairs)
 		if !slices.Equal(pairs, fromURL) {
@@ -136,52 +118,33 @@ func TestParseQuery(t *testing.T) {
 	}
 }
 
-func TestBuilderIDValue(t *testing.T) {
+// An InvalidateKeys entry formats its id with AppendValue after the prefix
+// and a ":"; it must give the key a route gives with AppendID, whose id is
+// the path value.
+func TestAppendValueAsID(t *testing.T) {
 	vals := lookupMap(map[string]string{"username": "a b"})
-	var b Builder
-	if err := b.Prefix(MustParseKey("{username}_post_cache"), vals); err != nil {
+	prefix, err := mustKey("{username}_post_cache").AppendFormat(nil, vals)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.IDValue(MustParseKey("{username}"), vals); err != nil {
+	got, err := mustKey("{username}").AppendValue(append(prefix, ':'), vals)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.String(); got != "a%20b_post_cache:a%20b" {
-		t.Errorf("key = %q", got)
-	}
-	if err := b.Prefix(MustParseKey("widget"), vals); err != nil {
-		t.Fatal(err)
+	route := AppendID([]byte("a%20b_post_cache"), "a b")
+	if string(got) != "a%20b_post_cache:a%20b" || string(got) != string(route) {
+		t.Errorf("InvalidateKeys key = %q, route key %q; want both %q", got, route, "a%20b_post_cache:a%20b")
 	}
 	var me *MissingError
-	if err := b.IDValue(MustParseKey("{nope}"), vals); !errors.As(err, &me) || b.String() != "widget" {
-		t.Errorf("IDValue missing = %v, key %q", err, b.String())
-	}
-	// A missing prefix value leaves the builder empty.
-	if err := b.Prefix(MustParseKey("{nope}"), vals); !errors.As(err, &me) || b.String() != "" {
-		t.Errorf("Prefix missing = %v, key %q", err, b.String())
+	if got, err := mustKey("{nope}").AppendValue([]byte("widget:"), vals); !errors.As(err, &me) || string(got) != "widget:" {
+		t.Errorf("AppendValue missing = %v, dst %q; want a *MissingError and dst unchanged", err, got)
 	}
 }
 
-func TestBuilderOrder(t *testing.T) {
-	for name, f := range map[string]func(b *Builder){
-		"ID before Prefix":  func(b *Builder) { b.ID("1") },
-		"ID twice":          func(b *Builder) { b.Prefix(MustParseKey("w"), nil); b.ID("1"); b.ID("2") },
-		"ID after Caller":   func(b *Builder) { b.Prefix(MustParseKey("w"), nil); b.Caller("c"); b.ID("2") },
-		"Query after Query": func(b *Builder) { b.Prefix(MustParseKey("w"), nil); b.Query(nil); b.Query(nil) },
-	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", name)
-				}
-			}()
-			f(new(Builder))
-		}()
-	}
-}
-
-func TestBuilderNoAlloc(t *testing.T) {
-	tpl := MustParseKey("{username}_posts:page_{page}:items_per_page:{items_per_page}")
-	var b Builder
+// The whole key of a cache hit, built into reused buffers as the middleware
+// builds it, allocates nothing.
+func TestKeyNoAlloc(t *testing.T) {
+	tpl := mustKey("{username}_posts:page_{page}:items_per_page:{items_per_page}")
 	lookup := func(name string) (string, bool) {
 		switch name {
 		case "username":
@@ -193,21 +156,24 @@ func TestBuilderNoAlloc(t *testing.T) {
 		}
 		return "", false
 	}
+	var buf []byte
+	var pairs []Pair
 	build := func() {
-		if err := b.Prefix(tpl, lookup); err != nil {
+		var err error
+		pairs, err = ParseQuery(pairs[:0], "page=1&items_per_page=10&sort=name")
+		if err != nil {
 			t.Fatal(err)
 		}
-		b.ID("alice")
-		if err := b.QueryString("page=1&items_per_page=10&sort=name"); err != nil {
+		buf, err = appendKey(buf[:0], tpl, lookup, "alice", true, pairs, "user-17", true)
+		if err != nil {
 			t.Fatal(err)
 		}
-		b.Caller("user-17")
 	}
 	build() // warm the buffers
 	if allocs := testing.AllocsPerRun(100, build); allocs != 0 {
-		t.Errorf("Builder allocated %v times per key, want 0", allocs)
+		t.Errorf("building a key allocated %v times, want 0", allocs)
 	}
-	if got, want := b.String(), "alice_posts:page_1:items_per_page:10:alice:q=items_per_page=10&page=1&sort=name:u=user-17"; got != want {
+	if got, want := string(buf), "alice_posts:page_1:items_per_page:10:alice:q=items_per_page=10&page=1&sort=name:u=user-17"; got != want {
 		t.Errorf("key = %q, want %q", got, want)
 	}
 }

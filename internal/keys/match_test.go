@@ -64,7 +64,7 @@ func TestAppendMatchesSpec(t *testing.T) {
 		{"{u}*{u}", "ab:cb", []string{"*"}},
 	}
 	for _, tt := range tests {
-		tpl := MustParsePattern(tt.pattern)
+		tpl := mustPattern(tt.pattern)
 		got, ok := matches(t, tpl, tt.key, 100)
 		if !ok || !slices.Equal(got, tt.want) {
 			t.Errorf("%q.AppendMatches(%q) = %q, %v; want %q", tt.pattern, tt.key, got, ok, tt.want)
@@ -80,21 +80,21 @@ func TestUsernameStarDoesNotWiden(t *testing.T) {
 		return lookupMap(map[string]string{"username": user, "page": "1", "items_per_page": "10"})
 	}
 	key := func(user string) string {
-		var b Builder
-		if err := b.Prefix(MustParseKey("{username}_posts:page_{page}:items_per_page:{items_per_page}"), lookup(user)); err != nil {
+		k, err := appendKey(nil, mustKey("{username}_posts:page_{page}:items_per_page:{items_per_page}"), lookup(user), user, true, nil, "", false)
+		if err != nil {
 			t.Fatal(err)
 		}
-		b.ID(user)
-		return b.String()
+		return string(k)
 	}
 	evil := key("*")
 	if !strings.Contains(evil, "%2A") || strings.Contains(evil, "*") {
 		t.Fatalf("key for username * = %q", evil)
 	}
-	pat, err := MustParsePattern("{username}_posts:*").Format(lookup("*"))
+	b, err := mustPattern("{username}_posts:*").AppendFormat(nil, lookup("*"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	pat := string(b)
 	if pat != "%2A_posts:*" {
 		t.Fatalf("pattern = %q", pat)
 	}
@@ -104,14 +104,14 @@ func TestUsernameStarDoesNotWiden(t *testing.T) {
 	if !globMatch(pat, evil) {
 		t.Errorf("pattern %q does not match its own user's key %q", pat, evil)
 	}
-	got, ok := matches(t, MustParsePattern("{username}_posts:*"), key("bob"), 10)
+	got, ok := matches(t, mustPattern("{username}_posts:*"), key("bob"), 10)
 	if !ok || !slices.Equal(got, []string{"bob_posts:*"}) {
 		t.Errorf("matches for bob = %q, %v", got, ok)
 	}
 }
 
 func TestAppendMatchesMax(t *testing.T) {
-	tpl := MustParsePattern("user:{id}*")
+	tpl := mustPattern("user:{id}*")
 	key := "user:12345"
 	all, ok := matches(t, tpl, key, 6)
 	if !ok || len(all) != 6 {
@@ -129,11 +129,11 @@ func TestAppendMatchesMax(t *testing.T) {
 	if out, ok := tpl.AppendMatches(nil, "widget:1", 0); !ok || len(out) != 0 {
 		t.Error("max 0 without a match: ok = false")
 	}
-	if _, ok := MustParsePattern("user:1").AppendMatches(nil, "user:1", 0); ok {
+	if _, ok := mustPattern("user:1").AppendMatches(nil, "user:1", 0); ok {
 		t.Error("max 0, literal match: ok = true")
 	}
 	// Appends after dst.
-	out, ok = MustParsePattern("{a}:*").AppendMatches([]string{"x"}, "k:1", 10)
+	out, ok = mustPattern("{a}:*").AppendMatches([]string{"x"}, "k:1", 10)
 	if !ok || !slices.Equal(out, []string{"x", "k:*"}) {
 		t.Errorf("append: %q, %v", out, ok)
 	}
@@ -143,7 +143,7 @@ func TestAppendMatchesMax(t *testing.T) {
 // backtracking matcher exponential or a naive walk cubic. The assertions
 // are on the results; a quadratic-or-worse matcher would time out the test.
 func TestAppendMatchesAdversarial(t *testing.T) {
-	abc := MustParsePattern("{a}_{b}_{c}_*")
+	abc := mustPattern("{a}_{b}_{c}_*")
 	long := strings.Repeat("a_", 2000) // 4000 bytes, 2000 underscores
 	if out, ok := abc.AppendMatches(nil, long, 64); ok || len(out) != 0 {
 		t.Errorf("%d-byte key of a_ with max 64: %d results, ok=%v; want ok=false (thousands of patterns match)", len(long), len(out), ok)
@@ -168,14 +168,14 @@ func TestAppendMatchesAdversarial(t *testing.T) {
 	// Stars around placeholders on a key of all colons: the placeholders
 	// can only be empty, so a single pattern, though there are millions of
 	// ways to place them.
-	stars := MustParsePattern("*{a}*{b}*{c}*")
+	stars := mustPattern("*{a}*{b}*{c}*")
 	key = strings.Repeat(":", 300)
 	out, ok = stars.AppendMatches(nil, key, 64)
 	if !ok || !slices.Equal(out, []string{"****"}) {
 		t.Errorf("stars on colons: %q, %v", out, ok)
 	}
 	// A template whose literal runs repeat: "*a*a*a*a*" against a run of a.
-	aaa := MustParsePattern("*a*a*a*a*{x}")
+	aaa := mustPattern("*a*a*a*a*{x}")
 	out, ok = aaa.AppendMatches(nil, strings.Repeat("a", 2000)+":", 64)
 	if !ok || !slices.Equal(out, []string{"*a*a*a*a*"}) {
 		t.Errorf("*a*a*a*a*{x}: %q, %v", out, ok)
@@ -186,7 +186,7 @@ func TestAppendMatchesAdversarial(t *testing.T) {
 	}
 	// Too long to examine: refuses (ok=false), which is safe.
 	huge := strings.Repeat("q", maxCells)
-	if _, ok := MustParsePattern("*{a}").AppendMatches(nil, huge, 64); ok {
+	if _, ok := mustPattern("*{a}").AppendMatches(nil, huge, 64); ok {
 		t.Error("a key over the table limit was examined")
 	}
 }
@@ -278,30 +278,32 @@ func TestSoundnessSpecRoutes(t *testing.T) {
 	patTpls := []string{"widgets:*", "{username}_posts:*", "{username}_post*", "*_posts:*", "user:{username}", "widget:?"}
 	values := []string{"alice", "bob", "*", "a_posts", "a:b", "", "1", "10", "_", "%2A", "?"}
 	for _, kt := range keyTpls {
-		kTpl := MustParseKey(kt)
+		kTpl := mustKey(kt)
 		for _, v1 := range values {
 			for _, v2 := range values[:5] {
 				vals := lookupMap(map[string]string{"username": v1, "page": v2, "items_per_page": "10"})
-				var b Builder
-				if err := b.Prefix(kTpl, vals); err != nil {
+				q, err := ParseQuery(nil, "x="+url_(v1))
+				if err != nil {
 					t.Fatal(err)
 				}
-				b.ID(v2)
-				b.QueryString("x=" + url_(v1))
-				b.Caller(v1)
-				key := b.String()
+				k, err := appendKey(nil, kTpl, vals, v2, true, q, v1, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				key := string(k)
 				for _, pt := range patTpls {
-					pTpl := MustParsePattern(pt)
+					pTpl := mustPattern(pt)
 					got, ok := matches(t, pTpl, key, 64)
 					if !ok {
 						t.Errorf("%q vs %q: ok=false", pt, key)
 						continue
 					}
 					for _, w := range values {
-						pat, err := pTpl.Format(lookupMap(map[string]string{"username": w}))
+						b, err := pTpl.AppendFormat(nil, lookupMap(map[string]string{"username": w}))
 						if err != nil {
 							t.Fatal(err)
 						}
+						pat := string(b)
 						if globMatch(pat, key) && !slices.Contains(got, pat) {
 							t.Errorf("write pattern %q matches key %q but %q.AppendMatches gave %q", pat, key, pt, got)
 						}

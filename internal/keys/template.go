@@ -9,11 +9,18 @@
 //
 //	prefix[:id][:q=<query>][:u=<caller>]
 //
-// (spec 1.1), built by Builder or AppendKey. Pattern templates (the routes'
-// InvalidatePatterns) may also hold the glob wildcards "*" and "?";
-// Template.AppendMatches lists every pattern a write could format from such a
-// template that would match a given key, so that a reader can record the
-// generation of each one (design.md, "Why generations").
+// (spec 1.1), appended part by part into one buffer: the prefix by
+// Template.AppendFormat, then AppendID, AppendQuery (with the pairs of
+// ParseQuery) and AppendCaller, each part left out when the route has none.
+// Given one template, the key tells every part apart: an escaped id never
+// holds ":" or "=", so it cannot pass for a ":q=" or ":u=" segment, and the
+// prefix has as many ":"-separated segments as the template's literal text.
+//
+// Pattern templates (the routes' InvalidatePatterns) may also hold the glob
+// wildcards "*" and "?"; Template.AppendMatches lists every pattern a write
+// could format from such a template that would match a given key, so that a
+// reader can record the generation of each one (design.md, "Why
+// generations").
 package keys
 
 import (
@@ -89,20 +96,6 @@ func ParseKey(s string) (*Template, error) { return parse(s, false) }
 // filled into a pattern are escaped, so only the template's own "*" and "?"
 // are wildcards.
 func ParsePattern(s string) (*Template, error) { return parse(s, true) }
-
-// MustParseKey is like ParseKey but panics on error. It is meant for
-// templates that are constants of the program.
-func MustParseKey(s string) *Template { return must(ParseKey(s)) }
-
-// MustParsePattern is like ParsePattern but panics on error.
-func MustParsePattern(s string) *Template { return must(ParsePattern(s)) }
-
-func must(t *Template, err error) *Template {
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
 
 func parse(s string, pattern bool) (*Template, error) {
 	fail := func(off int, format string, args ...any) (*Template, error) {
@@ -242,13 +235,6 @@ func (t *Template) String() string { return t.src }
 // first use.
 func (t *Template) Names() []string { return slices.Clone(t.names) }
 
-// IsLiteral reports whether the template has no placeholders. (A literal
-// pattern template may still hold "*" and "?".)
-func (t *Template) IsLiteral() bool { return len(t.names) == 0 }
-
-// IsPattern reports whether the template was parsed by ParsePattern.
-func (t *Template) IsPattern() bool { return t.pattern }
-
 // AppendFormat appends the template to dst with each placeholder replaced by
 // its value from lookup, escaped (see AppendEscape). Literal text, including
 // a pattern's own "*" and "?", is copied as is. If lookup cannot fill a
@@ -292,21 +278,4 @@ func (t *Template) AppendValue(dst []byte, lookup func(name string) (string, boo
 		dst = AppendEscape(dst, v)
 	}
 	return dst, nil
-}
-
-// Format is AppendFormat into a new string.
-func (t *Template) Format(lookup func(name string) (string, bool)) (string, error) {
-	b, err := t.AppendFormat(make([]byte, 0, len(t.src)+16), lookup)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-// literalPrefix returns the literal text before the first placeholder.
-func (t *Template) literalPrefix() string {
-	if len(t.parts) > 0 && t.parts[0].name < 0 {
-		return t.parts[0].lit
-	}
-	return ""
 }
