@@ -27,7 +27,7 @@ import (
 // benchBody is the JSON of one widget, about 200 bytes, as the route caches
 // it.
 var benchBody = func() []byte {
-	b, err := json.Marshal(rcWidget{
+	b, err := json.Marshal(widget{
 		ID: 42, Name: "widget 42", Price: 9.99,
 		Description: "a widget served by the route middleware benchmarks",
 		Version:     7, CreatedAt: "2026-01-01T00:00:00Z", UpdatedAt: "2026-01-02T00:00:00Z",
@@ -51,7 +51,7 @@ const benchPattern = "GET /widgets/{id}"
 func benchRouteMux(b *testing.B, c *hoard.Cache) *http.ServeMux {
 	b.Helper()
 	mux := http.NewServeMux()
-	if err := c.HandleFunc(mux, benchPattern, rcGetRoute, benchHandler); err != nil {
+	if err := c.HandleFunc(mux, benchPattern, widgetGetRoute, benchHandler); err != nil {
 		b.Fatal(err)
 	}
 	return mux
@@ -97,7 +97,7 @@ func benchFlavours(b *testing.B, h http.Handler, path func(i int64) string, chec
 	})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	client := rcClient(b)
+	client := keepAliveClient(b)
 	get := func(b *testing.B) (int, []byte, string) {
 		res, err := client.Get(srv.URL + next())
 		if err != nil {

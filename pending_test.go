@@ -5,91 +5,37 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hoardcache/hoard"
-	"github.com/hoardcache/hoard/memory"
+	"github.com/hoardcache/hoard/internal/faultstore"
 )
-
-// downStore fails every call on a key that contains one of the down
-// substrings, as a pool does whose server holding those keys is dead.
-type downStore struct {
-	hoard.Store
-	mu   sync.Mutex
-	down []string
-}
 
 var errServerDown = errors.New("test store: the server of this key is down")
 
-func (s *downStore) setDown(subs ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = subs
-}
-
-func (s *downStore) isDown(keys ...string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, k := range keys {
-		for _, d := range s.down {
-			if strings.Contains(k, d) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (s *downStore) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
-	vals, err := s.Store.GetMulti(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	for i, k := range keys { // a pool answers a dead server's keys as misses
-		if s.isDown(k) {
-			vals[i] = nil
-		}
-	}
-	return vals, nil
-}
-
-func (s *downStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if s.isDown(key) {
-		return errServerDown
-	}
-	return s.Store.Set(ctx, key, value, ttl)
-}
-
-func (s *downStore) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if s.isDown(key) {
-		return false, errServerDown
-	}
-	return s.Store.Add(ctx, key, value, ttl)
-}
-
-func (s *downStore) Delete(ctx context.Context, keys ...string) error {
-	if s.isDown(keys...) {
-		return errServerDown
-	}
-	return s.Store.Delete(ctx, keys...)
-}
-
-func newDownCache(t *testing.T) (*hoard.Cache, *downStore) {
+// newDownCache returns a Cache over a memory store and setDown, which makes
+// every key that contains one of the given substrings act as a pool does
+// whose server holding those keys is dead: GetMulti answers them as misses,
+// Set, Add and Delete fail. setDown() brings them back.
+func newDownCache(t *testing.T) (c *hoard.Cache, setDown func(subs ...string)) {
 	t.Helper()
-	m, err := memory.New(memory.Options{})
-	if err != nil {
-		t.Fatal(err)
+	var s *faultstore.Store
+	c = newMemoryCache(t, hoard.Config{KeyPrefix: "p:"}, func(m hoard.Store) hoard.Store {
+		s = faultstore.New(m)
+		return s
+	})
+	return c, func(subs ...string) {
+		down := func(k string) bool {
+			return slices.ContainsFunc(subs, func(d string) bool { return strings.Contains(k, d) })
+		}
+		s.Inject(
+			faultstore.Fault{Methods: []faultstore.Method{faultstore.GetMulti}, Keys: down, Miss: true},
+			faultstore.Fault{Methods: []faultstore.Method{faultstore.Set, faultstore.Add, faultstore.Delete}, Keys: down, Err: errServerDown},
+		)
 	}
-	s := &downStore{Store: m}
-	c, err := hoard.New(s, hoard.Config{KeyPrefix: "p:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c, s
 }
 
 // TestPendingInvalidationBlocksOnlyItsNamespace (regression, issue 6): an
@@ -101,13 +47,13 @@ func newDownCache(t *testing.T) (*hoard.Cache, *downStore) {
 // single dead server of a pool stopped the whole cache.
 func TestPendingInvalidationBlocksOnlyItsNamespace(t *testing.T) {
 	ctx := context.Background()
-	c, s := newDownCache(t)
+	c, setDown := newDownCache(t)
 	for _, k := range []string{"a", "b"} {
 		if err := c.Set(ctx, k, []byte("old "+k), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.setDown("#g:a")
+	setDown("#g:a")
 	if err := c.Invalidate(ctx, "a"); err == nil {
 		t.Fatal("Invalidate with the generation's server down: no error")
 	}
@@ -119,7 +65,7 @@ func TestPendingInvalidationBlocksOnlyItsNamespace(t *testing.T) {
 			t.Fatalf("Get b #%d while a's invalidation is pending: %q, found=%v, err=%v; want a hit", i, v, found, err)
 		}
 	}
-	s.setDown()
+	setDown()
 	// The next read of a replays a's generation itself: a miss, not an error.
 	if v, found, err := c.Get(ctx, "a"); found || err != nil {
 		t.Fatalf("Get a after the server came back: %q, found=%v, err=%v; want a miss", v, found, err)
@@ -137,7 +83,7 @@ func TestPendingInvalidationBlocksOnlyItsNamespace(t *testing.T) {
 // widget's generation answers 200; that widget is then answered fresh (never
 // the entry from before the PUT), and another widget keeps hitting.
 func TestPendingInvalidationRouteOtherWidgetsHit(t *testing.T) {
-	c, s := newDownCache(t)
+	c, setDown := newDownCache(t)
 	var (
 		mu    sync.Mutex
 		names = map[string]string{"1": "one", "2": "two"}
@@ -174,7 +120,7 @@ func TestPendingInvalidationRouteOtherWidgetsHit(t *testing.T) {
 			t.Fatalf("GET %s not cached: %s", p, cs)
 		}
 	}
-	s.setDown("#g:w:1")
+	setDown("#g:w:1")
 	do(http.MethodPut, "/w/1")
 	for i := range 20 {
 		if body, cs := do(http.MethodGet, "/w/1"); body != "one+" {
@@ -184,7 +130,7 @@ func TestPendingInvalidationRouteOtherWidgetsHit(t *testing.T) {
 			t.Fatalf("GET /w/2 #%d while /w/1's invalidation is pending: %q [%s]; want a hit", i, body, cs)
 		}
 	}
-	s.setDown()
+	setDown()
 	do(http.MethodGet, "/w/1")
 	if body, cs := do(http.MethodGet, "/w/1"); body != "one+" || !strings.HasPrefix(cs, "hoard; hit") {
 		t.Fatalf("GET /w/1 after the server came back: %q [%s]; want a hit of \"one+\"", body, cs)

@@ -18,7 +18,7 @@ import (
 func TestHitAllocations(t *testing.T) {
 	c := newMemoryCache(t, hoard.Config{}, nil)
 	mux := http.NewServeMux()
-	if err := c.HandleFunc(mux, benchPattern, rcGetRoute, benchHandler); err != nil {
+	if err := c.HandleFunc(mux, benchPattern, widgetGetRoute, benchHandler); err != nil {
 		t.Fatal(err)
 	}
 	static := http.NewServeMux()

@@ -3,31 +3,23 @@ package hoard_test
 // Fail-open tests of the route middleware (spec 1.12): a dead or frozen store
 // costs neither errors nor timeouts per request, and invalidations issued
 // during an outage still take effect when the store is back. Names defined
-// in this file start with "fo"; the widget app is rcApp
-// (route_concurrency_test.go).
+// in this file start with "fo"; the widget app is the fixture of
+// widgets_test.go.
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/faultstore"
 	"github.com/hoardcache/hoard/internal/storefixture"
-	"github.com/hoardcache/hoard/memory"
 )
-
-// foQuiet keeps the expected outage warnings out of the test output.
-var foQuiet = slog.New(slog.DiscardHandler)
 
 const (
 	foWidgets = 20 // widgets 1..20 are cached before the outage
@@ -58,13 +50,13 @@ func TestRouteFailOpen(t *testing.T) {
 
 func foOutage(t *testing.T, b storefixture.Backend, mode string, down, up func(testing.TB)) {
 	label := b.Name + "/" + mode
-	db := newRCDB(foWidgets)
-	app := newRCApp(t, b.NewCache(t, hoard.Config{Logger: foQuiet}), db)
-	plain := newRCApp(t, b.NewCache(t, hoard.Config{Disabled: true}), db)
+	db := newWidgetDB(foWidgets)
+	app := newWidgetApp(t, b.NewCache(t, hoard.Config{Logger: discardLogger()}), db)
+	plain := newWidgetApp(t, b.NewCache(t, hoard.Config{Disabled: true}), db)
 
 	for id := 1; id <= foWidgets; id++ {
 		app.get(t, id)
-		if r := app.get(t, id); !r.hit() {
+		if r := app.get(t, id); !isHit(r) {
 			t.Fatalf("before the outage, widget %d is not cached: %v", id, r)
 		}
 	}
@@ -95,7 +87,7 @@ func foOutage(t *testing.T, b storefixture.Backend, mode string, down, up func(t
 			d := time.Since(t0)
 			putTime += d
 			maxPut = max(maxPut, d)
-			if p.Version != db.Version(id) {
+			if p.version() != db.Version(id) {
 				t.Fatalf("PUT %d during the outage answered %v, database has version %d", id, p, db.Version(id))
 			}
 		}
@@ -109,8 +101,8 @@ func foOutage(t *testing.T, b storefixture.Backend, mode string, down, up func(t
 		cached = append(cached, dc)
 		disabled = append(disabled, dp)
 		diff = append(diff, dc-dp)
-		statuses[r.CacheStatus]++
-		if want := db.Version(id); r.Version != want {
+		statuses[r.CacheStatus()]++
+		if want := db.Version(id); r.version() != want {
 			t.Fatalf("GET %d during the outage: %v, database has version %d", id, r, want)
 		}
 	}
@@ -135,10 +127,10 @@ func foOutage(t *testing.T, b storefixture.Backend, mode string, down, up func(t
 	// invalidations are replayed. An unwritten widget shows when: after a
 	// pause its old entry is still current; after a restart the server is
 	// empty and the first GET stores again.
-	var last rcResp
+	var last testResponse
 	if !rcWaitFor(20*time.Second, func() bool {
 		last = app.get(t, foWidgets)
-		return last.hit()
+		return isHit(last)
 	}) {
 		t.Fatalf("no hit within 20s after the store came back; last GET: %v", last)
 	}
@@ -147,8 +139,8 @@ func foOutage(t *testing.T, b storefixture.Backend, mode string, down, up func(t
 	// again within a bounded time: on a pool, each server's calls resume
 	// on their own (a server marked down is retried after its back-off),
 	// so widgets do not all come back at the same moment.
-	check := func(id int, r rcResp) bool {
-		if want := db.Version(id); r.Version != want {
+	check := func(id int, r testResponse) bool {
+		if want := db.Version(id); r.version() != want {
 			wrote := "not written"
 			if id <= foWritten {
 				wrote = "written"
@@ -162,7 +154,7 @@ func foOutage(t *testing.T, b storefixture.Backend, mode string, down, up func(t
 	for id := 1; id <= foWidgets; id++ {
 		if !rcWaitFor(20*time.Second, func() bool {
 			last = app.get(t, id)
-			return !check(id, last) || last.hit() // a wrong version is reported once
+			return !check(id, last) || isHit(last) // a wrong version is reported once
 		}) {
 			t.Errorf("after the outage, widget %d is still not cached 20s later: %v", id, last)
 		}
@@ -170,7 +162,7 @@ func foOutage(t *testing.T, b storefixture.Backend, mode string, down, up func(t
 	for id := 1; id <= foWidgets; id++ {
 		r := app.get(t, id)
 		check(id, r)
-		if !r.hit() {
+		if !isHit(r) {
 			t.Errorf("after the outage, widget %d hit once and then missed: %v", id, r)
 		}
 	}
@@ -192,100 +184,21 @@ func foPercentiles(d []time.Duration) foStats {
 
 // --- unit level: a store that answers after its deadline ---------------------
 
-// errFoDeadline is what foSlowStore's slow calls return, like a network
-// store whose per-call deadline passed.
+// errFoDeadline is what the slow store calls return, like a network store
+// whose per-call deadline passed.
 var errFoDeadline = fmt.Errorf("slow test store: %w", context.DeadlineExceeded)
 
-// foSlowStore makes chosen calls sleep past the deadline and fail.
-type foSlowStore struct {
-	hoard.Store
-	delay                        time.Duration
-	getMulti, set, add, del, get atomic.Bool
-	slowCalls                    atomic.Int64
-	deadlineSeen                 atomic.Int64 // slow calls whose context had a deadline
-}
-
-func (s *foSlowStore) slow(ctx context.Context, on *atomic.Bool) error {
-	if !on.Load() {
-		return nil
-	}
-	s.slowCalls.Add(1)
-	if _, ok := ctx.Deadline(); ok {
-		s.deadlineSeen.Add(1)
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(s.delay):
-		return errFoDeadline
-	}
-}
-
-func (s *foSlowStore) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
-	if err := s.slow(ctx, &s.getMulti); err != nil {
-		return nil, err
-	}
-	return s.Store.GetMulti(ctx, keys)
-}
-
-func (s *foSlowStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	if err := s.slow(ctx, &s.get); err != nil {
-		return nil, false, err
-	}
-	return s.Store.Get(ctx, key)
-}
-
-func (s *foSlowStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := s.slow(ctx, &s.set); err != nil {
-		return err
-	}
-	return s.Store.Set(ctx, key, value, ttl)
-}
-
-func (s *foSlowStore) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if err := s.slow(ctx, &s.add); err != nil {
-		return false, err
-	}
-	return s.Store.Add(ctx, key, value, ttl)
-}
-
-func (s *foSlowStore) Delete(ctx context.Context, keys ...string) error {
-	if err := s.slow(ctx, &s.del); err != nil {
-		return err
-	}
-	return s.Store.Delete(ctx, keys...)
-}
-
-// foMemoryCache returns a Cache over a fresh memory store wrapped by wrap.
-func foMemoryCache(t *testing.T, timeout time.Duration, wrap func(hoard.Store) hoard.Store) *hoard.Cache {
+// foMemoryCache returns a Cache over a fresh memory store wrapped in a
+// faultstore.Store, and that wrapper.
+func foMemoryCache(t *testing.T, timeout time.Duration) (*hoard.Cache, *faultstore.Store) {
 	t.Helper()
-	m, err := memory.New(memory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	c, err := hoard.New(wrap(m), hoard.Config{KeyPrefix: storefixture.UniquePrefix(), Timeout: timeout, Logger: foQuiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// foServe runs one request through h into a recorder.
-func foServe(t *testing.T, h http.Handler, method string, id int) rcResp {
-	t.Helper()
-	req := httptest.NewRequest(method, "/widgets/"+strconv.Itoa(id), nil)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	r := rcResp{Status: w.Code, Body: w.Body.String(), CacheStatus: w.Header().Get("Cache-Status")}
-	if r.Status == http.StatusOK {
-		var wd rcWidget
-		if err := json.Unmarshal([]byte(r.Body), &wd); err != nil {
-			t.Fatalf("%s %d: %v", method, id, err)
-		}
-		r.Version = wd.Version
-	}
-	return r
+	var s *faultstore.Store
+	c := newMemoryCache(t, hoard.Config{KeyPrefix: storefixture.UniquePrefix(), Timeout: timeout, Logger: discardLogger()},
+		func(m hoard.Store) hoard.Store {
+			s = faultstore.New(m)
+			return s
+		})
+	return c, s
 }
 
 // TestRouteFailOpenSlowStore: a store call that runs past its deadline, on a
@@ -297,76 +210,66 @@ func TestRouteFailOpenSlowStore(t *testing.T) {
 	const timeout = 20 * time.Millisecond
 	for _, tc := range []struct {
 		name string
-		slow func(s *foSlowStore)
+		slow []faultstore.Method
 		// outage: every call is slow, so the breaker must open. (With only
 		// some calls slow, the successful ones close it again: the breaker
 		// counts consecutive failures.)
 		outage bool
 	}{
-		{"read", func(s *foSlowStore) { s.getMulti.Store(true) }, false},
-		{"generation", func(s *foSlowStore) { s.add.Store(true); s.get.Store(true) }, false},
-		{"store", func(s *foSlowStore) { s.set.Store(true) }, false},
-		{"invalidate", func(s *foSlowStore) { s.set.Store(true); s.del.Store(true) }, false},
-		{"everything", func(s *foSlowStore) {
-			s.getMulti.Store(true)
-			s.get.Store(true)
-			s.set.Store(true)
-			s.add.Store(true)
-			s.del.Store(true)
-		}, true},
+		{"read", []faultstore.Method{faultstore.GetMulti}, false},
+		{"generation", []faultstore.Method{faultstore.Add, faultstore.Get}, false},
+		{"store", []faultstore.Method{faultstore.Set}, false},
+		{"invalidate", []faultstore.Method{faultstore.Set, faultstore.Delete}, false},
+		{"everything", []faultstore.Method{faultstore.GetMulti, faultstore.Get, faultstore.Set, faultstore.Add, faultstore.Delete}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var s *foSlowStore
-			c := foMemoryCache(t, timeout, func(m hoard.Store) hoard.Store {
-				s = &foSlowStore{Store: m, delay: 2 * timeout}
-				return s
-			})
-			app := &rcApp{DB: newRCDB(3), Cache: c}
-			h := app.Mux(t)
-			foServe(t, h, http.MethodGet, 1)
-			if r := foServe(t, h, http.MethodGet, 1); !r.hit() {
+			c, s := foMemoryCache(t, timeout)
+			app := &widgetApp{DB: newWidgetDB(3)}
+			h, _ := localMux(t, c, app.routes()...)
+			serveLocal(t, h, http.MethodGet, widgetPath(1))
+			if r := serveLocal(t, h, http.MethodGet, widgetPath(1)); !isHit(r) {
 				t.Fatalf("not cached before the store slowed down: %v", r)
 			}
-			foServe(t, h, http.MethodGet, 3) // widget 3 also cached, never written
+			serveLocal(t, h, http.MethodGet, widgetPath(3)) // widget 3 also cached, never written
 
-			tc.slow(s)
+			// Chosen calls sleep past the deadline and fail.
+			s.Inject(faultstore.Fault{Methods: tc.slow, Delay: 2 * timeout, Err: errFoDeadline})
+			callsBefore := s.Calls(tc.slow...)
 			const requests = 40
 			for i := range requests {
 				id := i%2 + 1 // widget 2 is cold: misses exercise Add and Set
 				if i%4 == 0 {
-					if r := foServe(t, h, http.MethodPut, id); r.Status != http.StatusOK || r.Version != app.DB.Version(id) {
+					if r := serveLocal(t, h, http.MethodPut, widgetPath(id)); r.Status != http.StatusOK || r.version() != app.DB.Version(id) {
 						t.Fatalf("PUT %d with a slow store: %v", id, r)
 					}
 				}
-				r := foServe(t, h, http.MethodGet, id)
-				if r.Status != http.StatusOK || r.Version != app.DB.Version(id) {
+				r := serveLocal(t, h, http.MethodGet, widgetPath(id))
+				if r.Status != http.StatusOK || r.version() != app.DB.Version(id) {
 					t.Fatalf("GET %d with a slow store: %v, want 200 with version %d", id, r, app.DB.Version(id))
 				}
 			}
-			t.Logf("%d slow calls for %d GETs and %d PUTs (%d with a context deadline)",
-				s.slowCalls.Load(), requests, requests/4, s.deadlineSeen.Load())
+			slowCalls := s.Calls(tc.slow...) - callsBefore
+			t.Logf("%d slow calls for %d GETs and %d PUTs", slowCalls, requests, requests/4)
 			// Each slow call is a failure; after a few the breaker skips
 			// the store, so most requests never wait for it.
-			if n := s.slowCalls.Load(); tc.outage && n >= requests/2 {
-				t.Errorf("%d slow store calls for %d requests: the breaker did not stop calling the slow store", n, requests+requests/4)
+			if tc.outage && slowCalls >= requests/2 {
+				t.Errorf("%d slow store calls for %d requests: the breaker did not stop calling the slow store", slowCalls, requests+requests/4)
 			}
 
 			// Healthy again: hits resume, and nothing written during the
 			// slow period is served stale.
-			for _, f := range []*atomic.Bool{&s.getMulti, &s.get, &s.set, &s.add, &s.del} {
-				f.Store(false)
-			}
-			var last rcResp
+			s.Inject()
+			var last testResponse
 			if !rcWaitFor(5*time.Second, func() bool {
-				last = foServe(t, h, http.MethodGet, 3)
-				return last.hit()
+				last = serveLocal(t, h, http.MethodGet, widgetPath(3))
+				return isHit(last)
 			}) {
 				t.Fatalf("no hit within 5s after the store recovered: %v", last)
 			}
 			for range 2 {
 				for id := 1; id <= 3; id++ {
-					if r := foServe(t, h, http.MethodGet, id); r.Version != app.DB.Version(id) {
+					if r := serveLocal(t, h, http.MethodGet, widgetPath(id)); r.version() != app.DB.Version(id) {
 						t.Errorf("GET %d after recovery: %v, want version %d", id, r, app.DB.Version(id))
 					}
 				}
@@ -377,36 +280,7 @@ func TestRouteFailOpenSlowStore(t *testing.T) {
 
 // --- unit level: replaying a failed invalidation ------------------------------
 
-// foGateStore fails Set and Delete on demand, or holds Set until released.
-type foGateStore struct {
-	hoard.Store
-	fail    atomic.Bool
-	gate    atomic.Pointer[chan struct{}] // Set waits for it to close
-	entered chan struct{}                 // a Set reached the gate
-}
-
 var errFoDown = errors.New("test store: down")
-
-func (s *foGateStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if s.fail.Load() {
-		return errFoDown
-	}
-	if g := s.gate.Load(); g != nil {
-		select {
-		case s.entered <- struct{}{}:
-		default:
-		}
-		<-*g
-	}
-	return s.Store.Set(ctx, key, value, ttl)
-}
-
-func (s *foGateStore) Delete(ctx context.Context, keys ...string) error {
-	if s.fail.Load() {
-		return errFoDown
-	}
-	return s.Store.Delete(ctx, keys...)
-}
 
 // TestRouteFailOpenReplayBeforeHits: an invalidation that failed is replayed
 // before the store serves hits again (spec 1.12) — also for requests that
@@ -415,38 +289,42 @@ func (s *foGateStore) Delete(ctx context.Context, keys ...string) error {
 // store; a second GET, after the PUT's 200, must not be served the entry
 // from before the PUT.
 func TestRouteFailOpenReplayBeforeHits(t *testing.T) {
-	var s *foGateStore
-	c := foMemoryCache(t, time.Second, func(m hoard.Store) hoard.Store {
-		s = &foGateStore{Store: m, entered: make(chan struct{}, 1)}
-		return s
-	})
-	app := &rcApp{DB: newRCDB(1), Cache: c}
-	h := app.Mux(t)
-	foServe(t, h, http.MethodGet, 1)
-	old := foServe(t, h, http.MethodGet, 1)
-	if !old.hit() {
+	c, s := foMemoryCache(t, time.Second)
+	app := &widgetApp{DB: newWidgetDB(1)}
+	h, _ := localMux(t, c, app.routes()...)
+	serveLocal(t, h, http.MethodGet, widgetPath(1))
+	old := serveLocal(t, h, http.MethodGet, widgetPath(1))
+	if !isHit(old) {
 		t.Fatalf("not cached: %v", old)
 	}
 
-	// One failed invalidation: below the breaker's threshold, so the
-	// breaker stays closed and the invalidation is pending.
-	s.fail.Store(true)
-	p := foServe(t, h, http.MethodPut, 1)
-	if p.Status != http.StatusOK || p.Version != old.Version+1 {
+	// One failed invalidation (Set and Delete fail): below the breaker's
+	// threshold, so the breaker stays closed and the invalidation is
+	// pending.
+	s.Inject(faultstore.Fault{Methods: []faultstore.Method{faultstore.Set, faultstore.Delete}, Err: errFoDown})
+	p := serveLocal(t, h, http.MethodPut, widgetPath(1))
+	if p.Status != http.StatusOK || p.version() != old.version()+1 {
 		t.Fatalf("PUT with the store failing: %v", p)
 	}
-	s.fail.Store(false)
 
+	// Set now waits for the gate; entered says that a Set reached it.
 	gate := make(chan struct{})
-	s.gate.Store(&gate)
+	entered := make(chan struct{}, 1)
+	s.Inject(faultstore.Fault{Methods: []faultstore.Method{faultstore.Set}, Gate: gate,
+		Observe: func(faultstore.Method, []string) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+		}})
 	var openOnce sync.Once
-	open := func() { openOnce.Do(func() { s.gate.Store(nil); close(gate) }) }
+	open := func() { openOnce.Do(func() { s.Inject(); close(gate) }) }
 	defer open()
 
-	replaying := make(chan rcResp, 1)
-	go func() { replaying <- foServe(t, h, http.MethodGet, 1) }()
+	replaying := make(chan testResponse, 1)
+	go func() { replaying <- serveLocal(t, h, http.MethodGet, widgetPath(1)) }()
 	select {
-	case <-s.entered:
+	case <-entered:
 	case r := <-replaying:
 		t.Fatalf("the GET after the failed invalidation did not replay it (no Set): %v", r)
 	case <-time.After(5 * time.Second):
@@ -456,23 +334,23 @@ func TestRouteFailOpenReplayBeforeHits(t *testing.T) {
 	// The replay is being written. Another GET now (the PUT's 200 is long
 	// gone) may run the handler or wait for the replay, but must not hit the
 	// old entry.
-	second := make(chan rcResp, 1)
-	go func() { second <- foServe(t, h, http.MethodGet, 1) }()
-	var r rcResp
+	second := make(chan testResponse, 1)
+	go func() { second <- serveLocal(t, h, http.MethodGet, widgetPath(1)) }()
+	var r testResponse
 	select {
 	case r = <-second:
 	case <-time.After(500 * time.Millisecond):
 		open() // it waits for the replay: fine, as long as it answers fresh
 		r = <-second
 	}
-	if r.Version != p.Version {
-		t.Errorf("GET while a failed invalidation was being replayed: %v, want version %d (the PUT answered 200 before this GET began)", r, p.Version)
+	if r.version() != p.version() {
+		t.Errorf("GET while a failed invalidation was being replayed: %v, want version %d (the PUT answered 200 before this GET began)", r, p.version())
 	}
 	open()
-	if r := <-replaying; r.Version != p.Version {
-		t.Errorf("the GET that replayed the invalidation: %v, want version %d", r, p.Version)
+	if r := <-replaying; r.version() != p.version() {
+		t.Errorf("the GET that replayed the invalidation: %v, want version %d", r, p.version())
 	}
-	if r := foServe(t, h, http.MethodGet, 1); r.Version != p.Version {
-		t.Errorf("GET after the replay: %v, want version %d", r, p.Version)
+	if r := serveLocal(t, h, http.MethodGet, widgetPath(1)); r.version() != p.version() {
+		t.Errorf("GET after the replay: %v, want version %d", r, p.version())
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/faultstore"
 	"github.com/hoardcache/hoard/internal/storefixture"
 )
 
@@ -164,52 +165,6 @@ func FuzzRouteStoredGarbage(f *testing.F) {
 	})
 }
 
-// nsStore fails a test (through bad) whenever a key outside namespace ns
-// reaches the store it wraps.
-type nsStore struct {
-	hoard.Store
-	ns  string
-	bad atomic.Pointer[string]
-}
-
-func (s *nsStore) check(keys ...string) {
-	for _, k := range keys {
-		if !strings.HasPrefix(k, s.ns) || strings.HasPrefix(k, s.ns+"#") && !strings.HasPrefix(k, s.ns+"#g:") && k != s.ns+"#epoch" {
-			s.bad.Store(&k)
-		}
-	}
-}
-
-func (s *nsStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	s.check(key)
-	return s.Store.Get(ctx, key)
-}
-
-func (s *nsStore) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
-	s.check(keys...)
-	return s.Store.GetMulti(ctx, keys)
-}
-
-func (s *nsStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s.check(key)
-	return s.Store.Set(ctx, key, value, ttl)
-}
-
-func (s *nsStore) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	s.check(key)
-	return s.Store.Add(ctx, key, value, ttl)
-}
-
-func (s *nsStore) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	s.check(key)
-	return s.Store.Touch(ctx, key, ttl)
-}
-
-func (s *nsStore) Delete(ctx context.Context, keys ...string) error {
-	s.check(keys...)
-	return s.Store.Delete(ctx, keys...)
-}
-
 // identity is what a handler can see of a request: its path value, its
 // decoded query (url.Values keeps one name's values in order) and its
 // caller.
@@ -251,10 +206,20 @@ func FuzzRouteKey(f *testing.F) {
 	f.Add("2", "", "c", "2", "id=7", "c")
 	f.Add("2", "page=1", "c", "2", "", "c")
 	f.Add(strings.Repeat("x", 190), "", "c", strings.Repeat("x", 190), "a=1", "c")
-	var ns *nsStore
-	c := newMemoryCache(f, hoard.Config{KeyPrefix: "fz|", MaxKeyBytes: 200, Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
-		ns = &nsStore{Store: s, ns: "fz|"}
-		return ns
+	// Every key that reaches the store outside namespace ns, or posing as
+	// one of hoard's own, is recorded in bad.
+	const ns = "fz|"
+	var bad atomic.Pointer[string]
+	c := newMemoryCache(f, hoard.Config{KeyPrefix: ns, MaxKeyBytes: 200, Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
+		fs := faultstore.New(s)
+		fs.Inject(faultstore.Fault{Observe: func(_ faultstore.Method, keys []string) {
+			for _, k := range keys {
+				if !strings.HasPrefix(k, ns) || strings.HasPrefix(k, ns+"#") && !strings.HasPrefix(k, ns+"#g:") && k != ns+"#epoch" {
+					bad.Store(&k)
+				}
+			}
+		}})
+		return fs
 	})
 	var seq atomic.Int64
 	h := func(w http.ResponseWriter, r *http.Request) {
@@ -305,8 +270,8 @@ func FuzzRouteKey(f *testing.F) {
 				if caller == "" && got.Header().Get("Cache-Status") != csBypass {
 					t.Fatalf("GET %s without a caller: %q, want a bypass", target, got.Header().Get("Cache-Status"))
 				}
-				if k := ns.bad.Load(); k != nil {
-					t.Fatalf("GET %s as %q: key %q reached the store, outside namespace %q or posing as hoard's own", target, caller, *k, ns.ns)
+				if k := bad.Load(); k != nil {
+					t.Fatalf("GET %s as %q: key %q reached the store, outside namespace %q or posing as hoard's own", target, caller, *k, ns)
 				}
 			}
 		}

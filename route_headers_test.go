@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/faultstore"
 	"github.com/hoardcache/hoard/internal/storefixture"
 )
 
@@ -214,13 +215,14 @@ func TestRouteMaxBodyBytes(t *testing.T) {
 
 func TestRouteHeadServedFromGetEntry(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
-		app := newTestApp(t, b.NewCache(t, hoard.Config{}))
-		const path = "/api/v1/widgets/1"
+		c := b.NewCache(t, hoard.Config{})
+		app := newWidgetApp(t, c, nil)
+		const path = "/widgets/1"
 
 		// HEAD first: runs the handler as a GET and stores its answer, so
 		// that even the first HEAD carries the ETag (regression, hostile
 		// traffic: a HEAD miss had none).
-		h1 := app.Do(t, http.MethodHead, path, "")
+		h1 := app.Do(t, http.MethodHead, path)
 		if h1.Status != http.StatusOK || h1.Body != "" || h1.CacheStatus() != csStored || !hashETag.MatchString(h1.Header.Get("Etag")) {
 			t.Errorf("HEAD on a miss: %v; want a stored, bodiless 200 with an ETag", h1)
 		}
@@ -228,7 +230,7 @@ func TestRouteHeadServedFromGetEntry(t *testing.T) {
 		if !isHit(g) || g.Header.Get("Etag") != h1.Header.Get("Etag") || g.Body == "" {
 			t.Errorf("GET after a HEAD miss: want a hit with the HEAD's ETag and the body, got %v", g)
 		}
-		h2 := app.Do(t, http.MethodHead, path, "")
+		h2 := app.Do(t, http.MethodHead, path)
 		if !isHit(h2) || h2.Status != http.StatusOK || h2.Body != "" {
 			t.Errorf("HEAD after GET: want a bodiless hit, got %v", h2)
 		}
@@ -238,11 +240,11 @@ func TestRouteHeadServedFromGetEntry(t *testing.T) {
 		if h2.Header.Get("Content-Type") != g.Header.Get("Content-Type") || h2.Header.Get("Etag") != g.Header.Get("Etag") {
 			t.Errorf("HEAD hit headers differ from GET: %v vs %v", h2.Header, g.Header)
 		}
-		wantRuns(t, "GET widget (HEAD, GET, HEAD)", app.Runs(routeGetWidget), 1)
+		wantRuns(t, "GET widget (HEAD, GET, HEAD)", app.Runs(widgetGet), 1)
 
 		// A handler that leaves Content-Type to net/http's sniffing: the
 		// HEAD hit, which writes no body to sniff, must still carry it.
-		s := newMiniServer(t, app.Cache, miniRoute{pattern: "GET /sniffed", rt: &hoard.Route{KeyPrefix: "sniffed"},
+		s := newMiniServer(t, c, miniRoute{pattern: "GET /sniffed", rt: &hoard.Route{KeyPrefix: "sniffed"},
 			h: func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<!DOCTYPE html><p>hi</p>") }})
 		sg := s.Get(t, "/sniffed")
 		sh := s.Do(t, http.MethodHead, "/sniffed")
@@ -401,7 +403,7 @@ func TestRoutePanicIsNotCached(t *testing.T) {
 		const followers = 4
 		results := make(chan testResponse, followers)
 		for range followers {
-			go func() { results <- doRequest(t, http.MethodGet, url, "") }()
+			go func() { results <- doRequest(t, http.MethodGet, url) }()
 		}
 		time.Sleep(100 * time.Millisecond) // let them join the flight (if they are late, they simply miss)
 		close(release)
@@ -414,7 +416,7 @@ func TestRoutePanicIsNotCached(t *testing.T) {
 				t.Errorf("a request that waited for the panicking handler: %v", r)
 			}
 		}
-		r := doRequest(t, http.MethodGet, url, "")
+		r := doRequest(t, http.MethodGet, url)
 		if r.Body != "whole" || r.Status != http.StatusOK {
 			t.Errorf("after the panic: %v", r)
 		}
@@ -459,7 +461,7 @@ func TestRouteCacheableStatus(t *testing.T) {
 
 func TestRouteOtherMethodsPassThrough(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
-		store := newCountingStore(b.NewStore(t))
+		store := faultstore.New(b.NewStore(t))
 		c, err := hoard.New(store, hoard.Config{KeyPrefix: storefixture.UniquePrefix()})
 		if err != nil {
 			t.Fatal(err)
@@ -528,10 +530,13 @@ func TestRouteClientMaxAge(t *testing.T) {
 func TestRouteWithClientCacheMiddleware(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
 		c := b.NewCache(t, hoard.Config{})
-		outer := hoard.ClientCache(hoard.ClientCacheConfig{})
-		app := newTestAppWith(t, c, testAppOptions{Outer: outer})
+		outer := hoard.ClientCache(hoard.ClientCacheConfig{APIPrefix: "/"}) // every path is the API's
+		app := &widgetApp{DB: newWidgetDB(1)}
+		mux, runs := localMux(t, c, app.routes()...)
+		srv := httptest.NewServer(outer(mux))
+		t.Cleanup(srv.Close)
 		for i := range 2 {
-			r := app.Get(t, "/api/v1/widgets/1")
+			r := doRequest(t, http.MethodGet, srv.URL+"/widgets/1")
 			if got := r.Header.Values("Cache-Control"); len(got) != 1 || got[0] != hoard.CacheControlAPI {
 				t.Errorf("API GET %d (%s): Cache-Control %q, want %q", i, r.CacheStatus(), got, hoard.CacheControlAPI)
 			}
@@ -539,25 +544,25 @@ func TestRouteWithClientCacheMiddleware(t *testing.T) {
 				wantHit(t, "API GET under ClientCache", r)
 			}
 		}
-		wantRuns(t, "GET widget under ClientCache", app.Runs(routeGetWidget), 1)
+		wantRuns(t, "GET widget under ClientCache", runs[widgetGet].Load(), 1)
 
 		// The same Cache serves the entry without ClientCache: what was
 		// stored is the handler's header, not ClientCache's.
-		bare := newTestApp(t, c)
-		if r := bare.Get(t, "/api/v1/widgets/1"); !isHit(r) || r.Header.Get("Cache-Control") != "" {
+		bare := newMiniServer(t, c, app.routes()...)
+		if r := bare.Get(t, "/widgets/1"); !isHit(r) || r.Header.Get("Cache-Control") != "" {
 			t.Errorf("entry stored under ClientCache, served without it: %v, Cache-Control %q", r, r.Header.Get("Cache-Control"))
 		}
 
 		// A route's ClientMaxAge wins over ClientCache's API default.
-		mux := http.NewServeMux()
+		mux = http.NewServeMux()
 		if err := c.HandleFunc(mux, "GET /api/v1/catalog", hoard.Route{KeyPrefix: "catalog", ClientMaxAge: 45 * time.Second},
 			func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "catalog") }); err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(outer(mux))
+		srv = httptest.NewServer(outer(mux))
 		t.Cleanup(srv.Close)
 		for i := range 2 {
-			r := doRequest(t, http.MethodGet, srv.URL+"/api/v1/catalog", "")
+			r := doRequest(t, http.MethodGet, srv.URL+"/api/v1/catalog")
 			if got := r.Header.Values("Cache-Control"); len(got) != 1 || got[0] != "public, max-age=45" {
 				t.Errorf("ClientMaxAge under ClientCache, GET %d (%s): Cache-Control %q", i, r.CacheStatus(), got)
 			}
@@ -591,7 +596,7 @@ func TestRouteOuterMiddlewareHeadersNotStored(t *testing.T) {
 		srv := httptest.NewServer(outer)
 		t.Cleanup(srv.Close)
 		for i := 1; i <= 3; i++ {
-			r := doRequest(t, http.MethodGet, srv.URL+"/r/1", "")
+			r := doRequest(t, http.MethodGet, srv.URL+"/r/1")
 			if i > 1 {
 				wantHit(t, "GET /r/1", r)
 			}

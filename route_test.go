@@ -6,11 +6,13 @@ package hoard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,7 +20,9 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/faultstore"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/memory"
 )
 
 // routeStores runs f as a subtest against every store of storefixture.All.
@@ -38,37 +42,17 @@ type miniRoute struct {
 	viaMiddleware bool
 }
 
-// miniServer serves a few ad-hoc routes and counts their handler runs.
+// miniServer serves a few ad-hoc routes (mounted by localMux) on a real
+// HTTP server and counts their handler runs.
 type miniServer struct {
 	*httptest.Server
 	runs map[string]*atomic.Int64
 }
 
-func newMiniServer(t *testing.T, c *hoard.Cache, routes ...miniRoute) *miniServer {
+func newMiniServer(t testing.TB, c *hoard.Cache, routes ...miniRoute) *miniServer {
 	t.Helper()
-	mux := http.NewServeMux()
-	s := &miniServer{runs: map[string]*atomic.Int64{}}
-	for _, mr := range routes {
-		n := &atomic.Int64{}
-		s.runs[mr.pattern] = n
-		h := mr.h
-		counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1); h(w, r) })
-		switch {
-		case mr.rt == nil:
-			mux.Handle(mr.pattern, counted)
-		case mr.viaMiddleware:
-			mw, err := c.Middleware(*mr.rt)
-			if err != nil {
-				t.Fatalf("Middleware for %q: %v", mr.pattern, err)
-			}
-			mux.Handle(mr.pattern, mw(counted))
-		default:
-			if err := c.Handle(mux, mr.pattern, *mr.rt, counted); err != nil {
-				t.Fatalf("Handle(%q): %v", mr.pattern, err)
-			}
-		}
-	}
-	s.Server = httptest.NewServer(mux)
+	mux, runs := localMux(t, c, routes...)
+	s := &miniServer{Server: httptest.NewServer(mux), runs: runs}
 	t.Cleanup(s.Close)
 	return s
 }
@@ -78,12 +62,12 @@ func (s *miniServer) Runs(pattern string) int64 { return s.runs[pattern].Load() 
 
 func (s *miniServer) Get(t testing.TB, path string, header ...string) testResponse {
 	t.Helper()
-	return doRequest(t, http.MethodGet, s.URL+path, "", header...)
+	return doRequest(t, http.MethodGet, s.URL+path, header...)
 }
 
 func (s *miniServer) Do(t testing.TB, method, path string, header ...string) testResponse {
 	t.Helper()
-	return doRequest(t, method, s.URL+path, "", header...)
+	return doRequest(t, method, s.URL+path, header...)
 }
 
 // echo answers 200 with a JSON object naming the request's path values
@@ -117,17 +101,99 @@ func wantRuns(t *testing.T, what string, got, want int64) {
 	}
 }
 
-// widgetName fetches a widget from the app and returns its name.
-func widgetName(t *testing.T, app *testApp, path string) (string, testResponse) {
-	t.Helper()
-	r := app.Get(t, path)
-	if r.Status != http.StatusOK {
-		t.Fatalf("GET %s: %v", path, r)
-	}
-	var w testWidget
-	r.JSON(t, &w)
-	return w.Name, r
+// testResponse is a response as the client received it.
+type testResponse struct {
+	Status int
+	Header http.Header
+	Body   string
 }
+
+// CacheStatus returns the Cache-Status header.
+func (r testResponse) CacheStatus() string { return r.Header.Get("Cache-Status") }
+
+// JSON decodes the body into v, failing the test if it does not decode.
+func (r testResponse) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.Body), v); err != nil {
+		t.Fatalf("response body %q: %v", r.Body, err)
+	}
+}
+
+// String summarizes the response for failure messages.
+func (r testResponse) String() string {
+	return fmt.Sprintf("%d %q Cache-Status=%q", r.Status, r.Body, r.CacheStatus())
+}
+
+// requestClient is doRequest's client: net/http's default transport, and
+// 10 s for a whole exchange.
+var requestClient = &http.Client{Timeout: 10 * time.Second}
+
+// doRequest sends one request over real HTTP and reads the whole response,
+// failing the test on a transport error. header holds name, value pairs.
+// The request times out after 10 s.
+func doRequest(t testing.TB, method, url string, header ...string) testResponse {
+	t.Helper()
+	r, err := sendRequest(requestClient, method, url, header...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// sendRequest is doRequest over client that returns its error instead: it
+// is safe to call from any goroutine.
+func sendRequest(client *http.Client, method, url string, header ...string) (testResponse, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return testResponse{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	if len(header)%2 != 0 {
+		return testResponse{}, fmt.Errorf("%s %s: header needs name, value pairs, got %q", method, url, header)
+	}
+	for i := 0; i < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return testResponse{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return testResponse{}, fmt.Errorf("%s %s: reading body: %w", method, url, err)
+	}
+	return testResponse{Status: res.StatusCode, Header: res.Header, Body: string(b)}, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// newMemoryCache returns a Cache over a fresh memory store wrapped by wrap
+// (nil: no wrapper), with cfg (its Backend and store fields are ignored).
+func newMemoryCache(t testing.TB, cfg hoard.Config, wrap func(hoard.Store) hoard.Store) *hoard.Cache {
+	t.Helper()
+	m, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s hoard.Store = m
+	if wrap != nil {
+		s = wrap(m)
+	}
+	c, err := hoard.New(s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// discardLogger returns a logger that drops everything, for tests that make
+// the cache log store failures on purpose.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // storeHas reports whether the store holds the entry of logical key (a key
 // without the cache's KeyPrefix).
@@ -161,25 +227,33 @@ func storeHas(t *testing.T, c *hoard.Cache, logical string) bool {
 
 func TestRouteGetTwiceRunsHandlerOnce(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
-		app := newTestApp(t, b.NewCache(t, hoard.Config{}))
-		for _, path := range []string{"/api/v1/widgets/1", "/api/v1/widgets", "/api/v1/users/alice",
-			"/api/v1/users/alice/posts", "/api/v1/users/alice/posts/1"} {
-			first := app.Get(t, path)
-			second := app.Get(t, path)
+		c := b.NewCache(t, hoard.Config{})
+		app := newWidgetApp(t, c, nil)
+		users := newMiniServer(t, c, userRoutes()...)
+		for _, tc := range []struct {
+			s             *miniServer
+			path, pattern string
+		}{
+			{app.miniServer, "/widgets/1", widgetGet},
+			{app.miniServer, "/widgets", widgetList},
+			{users, "/users/alice", "GET /users/{username}"},
+			{users, "/users/alice/posts", "GET /users/{username}/posts"},
+			{users, "/users/alice/posts/1", "GET /users/{username}/posts/{id}"},
+		} {
+			first := tc.s.Get(t, tc.path)
+			second := tc.s.Get(t, tc.path)
 			if first.Status != http.StatusOK || first.CacheStatus() != "hoard; fwd=miss; stored" {
-				t.Errorf("GET %s first: want a stored 200 miss, got %v", path, first)
+				t.Errorf("GET %s first: want a stored 200 miss, got %v", tc.path, first)
 			}
-			wantHit(t, "GET "+path+" second", second)
+			wantHit(t, "GET "+tc.path+" second", second)
 			if second.Status != first.Status || second.Body != first.Body ||
 				second.Header.Get("Content-Type") != first.Header.Get("Content-Type") {
-				t.Errorf("GET %s: hit differs from miss:\n miss %v %q\n hit  %v %q", path,
+				t.Errorf("GET %s: hit differs from miss:\n miss %v %q\n hit  %v %q", tc.path,
 					first, first.Header.Get("Content-Type"), second, second.Header.Get("Content-Type"))
 			}
+			wantRuns(t, tc.pattern, tc.s.Runs(tc.pattern), 1)
 		}
-		for _, p := range []string{routeGetWidget, routeListWidgets, routeGetUser, routeListPosts, routeGetPost} {
-			wantRuns(t, p, app.Runs(p), 1)
-		}
-		if !storeHas(t, app.Cache, "widget:1") || !storeHas(t, app.Cache, "alice_posts:page_1:items_per_page:10:alice") {
+		if !storeHas(t, c, "widget:1") || !storeHas(t, c, "alice_posts:page_1:items_per_page:10:alice") {
 			t.Error("entries are not under the keys of spec 1.1 (widget:1, alice_posts:page_1:items_per_page:10:alice)")
 		}
 	})
@@ -187,42 +261,41 @@ func TestRouteGetTwiceRunsHandlerOnce(t *testing.T) {
 
 func TestRouteDatabaseChangeInvisibleUntilWrite(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
-		app := newTestApp(t, b.NewCache(t, hoard.Config{}))
-		const path = "/api/v1/widgets/1"
-		widgetName(t, app, path)
-		var list testList[testWidget]
-		app.Get(t, "/api/v1/widgets").JSON(t, &list)
+		app := newWidgetApp(t, b.NewCache(t, hoard.Config{}), newWidgetDB(3))
+		old := app.get(t, 1).version()
+		var list widgetPage
+		app.Get(t, "/widgets").JSON(t, &list)
 
-		app.DB.SetWidget(1, func(w *testWidget) { w.Name = "behind" })
-		app.DB.CreateWidget("delta", 4, "")
-		if name, r := widgetName(t, app, path); name != "alpha" {
+		app.DB.Bump(1)
+		app.DB.Add()
+		if r := app.get(t, 1); r.version() != old {
 			t.Errorf("a database change behind the cache's back is visible before any write: %v", r)
 		}
-		var list2 testList[testWidget]
-		app.Get(t, "/api/v1/widgets").JSON(t, &list2)
+		var list2 widgetPage
+		app.Get(t, "/widgets").JSON(t, &list2)
 		if list2.TotalCount != list.TotalCount {
 			t.Errorf("listing changed without a write: %d then %d", list.TotalCount, list2.TotalCount)
 		}
 
 		// A write to another widget leaves widget 1's entry alone ...
-		if r := app.Do(t, http.MethodPatch, "/api/v1/widgets/2", `{"price": 9}`); r.Status != http.StatusOK {
+		if r := app.Do(t, http.MethodPatch, "/widgets/2"); r.Status != http.StatusOK {
 			t.Fatalf("PATCH widget 2: %v", r)
 		}
-		if name, r := widgetName(t, app, path); name != "alpha" {
+		if r := app.get(t, 1); r.version() != old {
 			t.Errorf("a write to widget 2 invalidated widget 1: %v", r)
 		}
 		// ... but refreshes every listing (widgets:*).
-		var list3 testList[testWidget]
-		app.Get(t, "/api/v1/widgets").JSON(t, &list3)
+		var list3 widgetPage
+		app.Get(t, "/widgets").JSON(t, &list3)
 		if list3.TotalCount != list.TotalCount+1 {
 			t.Errorf("listing after PATCH widget 2: total_count %d, want %d", list3.TotalCount, list.TotalCount+1)
 		}
 
-		if r := app.Do(t, http.MethodPatch, path, `{"description": "patched"}`); r.Status != http.StatusOK {
+		if r := app.Do(t, http.MethodPatch, "/widgets/1"); r.Status != http.StatusOK {
 			t.Fatalf("PATCH widget 1: %v", r)
 		}
-		if name, r := widgetName(t, app, path); name != "behind" || r.CacheStatus() != "hoard; fwd=miss; stored" {
-			t.Errorf("after PATCH widget 1: want the database's name from a fresh miss, got %v", r)
+		if r := app.get(t, 1); r.version() != app.DB.Version(1) || r.CacheStatus() != "hoard; fwd=miss; stored" {
+			t.Errorf("after PATCH widget 1: want the database's version %d from a fresh miss, got %v", app.DB.Version(1), r)
 		}
 	})
 }
@@ -232,59 +305,61 @@ func TestRouteTTLExpires(t *testing.T) {
 	for _, b := range storefixture.All(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel() // each subtest mostly waits for its TTL
-			app := newTestAppWith(t, b.NewCache(t, hoard.Config{}), testAppOptions{TTL: ttl})
-			const path = "/api/v1/widgets/1"
-			widgetName(t, app, path)
+			app := &widgetApp{DB: newWidgetDB(1), TTL: ttl}
+			s := newMiniServer(t, b.NewCache(t, hoard.Config{}), app.routes()...)
+			const path = "/widgets/1"
+			old := s.Get(t, path).version()
 			stored := time.Now()
-			app.DB.SetWidget(1, func(w *testWidget) { w.Name = "later" })
-			name, r := widgetName(t, app, path)
-			if name != "alpha" && time.Since(stored) < ttl/2 {
+			later, _ := app.DB.Bump(1)
+			r := s.Get(t, path)
+			if r.version() != old && time.Since(stored) < ttl/2 {
 				t.Fatalf("changed before the TTL: %v", r)
 			}
-			if cs := r.CacheStatus(); name == "alpha" && cs != hitPrefix+"2" && cs != hitPrefix+"1" {
+			if cs := r.CacheStatus(); r.version() == old && cs != hitPrefix+"2" && cs != hitPrefix+"1" {
 				t.Errorf("Cache-Status of a hit with TTL 2s: %q", cs)
 			}
 			deadline := time.Now().Add(ttl + 5*time.Second)
-			for name != "later" {
+			for r.version() != later.Version {
 				if time.Now().After(deadline) {
 					t.Fatalf("entry still served %v after a TTL of %v: %v", time.Since(stored), ttl, r)
 				}
 				time.Sleep(100 * time.Millisecond)
-				name, r = widgetName(t, app, path)
+				r = s.Get(t, path)
 			}
-			wantRuns(t, "GET widget", app.Runs(routeGetWidget), 2)
+			wantRuns(t, "GET widget", s.Runs(widgetGet), 2)
 		})
 	}
 }
 
 func TestRoutePagesAndQueryOrder(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
-		app := newTestApp(t, b.NewCache(t, hoard.Config{}))
-		var p1, p2 testList[testWidget]
-		app.Get(t, "/api/v1/widgets?page=1&items_per_page=2").JSON(t, &p1)
-		app.Get(t, "/api/v1/widgets?page=2&items_per_page=2").JSON(t, &p2)
+		c := b.NewCache(t, hoard.Config{})
+		app := newWidgetApp(t, c, newWidgetDB(3))
+		var p1, p2 widgetPage
+		app.Get(t, "/widgets?page=1&items_per_page=2").JSON(t, &p1)
+		app.Get(t, "/widgets?page=2&items_per_page=2").JSON(t, &p2)
 		if len(p1.Data) != 2 || len(p2.Data) != 1 || p1.Data[0].ID == p2.Data[0].ID {
 			t.Errorf("pages 1 and 2 served the same entry: %+v / %+v", p1, p2)
 		}
-		wantRuns(t, "two pages", app.Runs(routeListWidgets), 2)
+		wantRuns(t, "two pages", app.Runs(widgetList), 2)
 
-		wantHit(t, "reordered query", app.Get(t, "/api/v1/widgets?items_per_page=2&page=1"))
+		wantHit(t, "reordered query", app.Get(t, "/widgets?items_per_page=2&page=1"))
 		// Defaults fill absent placeholders: no query, page=1 and the full
 		// query are one entry.
-		app.Get(t, "/api/v1/widgets")
-		wantHit(t, "page=1 (defaults)", app.Get(t, "/api/v1/widgets?page=1"))
-		wantHit(t, "explicit defaults", app.Get(t, "/api/v1/widgets?items_per_page=10&page=1"))
-		wantRuns(t, "after reordered and defaulted queries", app.Runs(routeListWidgets), 3)
+		app.Get(t, "/widgets")
+		wantHit(t, "page=1 (defaults)", app.Get(t, "/widgets?page=1"))
+		wantHit(t, "explicit defaults", app.Get(t, "/widgets?items_per_page=10&page=1"))
+		wantRuns(t, "after reordered and defaulted queries", app.Runs(widgetList), 3)
 
 		// Query parameters outside the placeholders are part of the key,
 		// sorted.
-		a := app.Get(t, "/api/v1/widgets/1?expand=x&b=y")
-		wantHit(t, "reordered other query", app.Get(t, "/api/v1/widgets/1?b=y&expand=x"))
-		if r := app.Get(t, "/api/v1/widgets/1"); r.CacheStatus() != "hoard; fwd=miss; stored" {
+		a := app.Get(t, "/widgets/1?expand=x&b=y")
+		wantHit(t, "reordered other query", app.Get(t, "/widgets/1?b=y&expand=x"))
+		if r := app.Get(t, "/widgets/1"); r.CacheStatus() != "hoard; fwd=miss; stored" {
 			t.Errorf("no query shares the entry of ?expand=x&b=y (%v): %v", a, r)
 		}
-		wantRuns(t, "widget variants", app.Runs(routeGetWidget), 2)
-		if !storeHas(t, app.Cache, "widget:1:q=b=y&expand=x") {
+		wantRuns(t, "widget variants", app.Runs(widgetGet), 2)
+		if !storeHas(t, c, "widget:1:q=b=y&expand=x") {
 			t.Error("query variant not stored under widget:1:q=b=y&expand=x")
 		}
 	})
@@ -334,12 +409,12 @@ func TestRoutePerCaller(t *testing.T) {
 func TestRouteWriteInvalidates(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
 		c := b.NewCache(t, hoard.Config{})
-		app := newTestApp(t, c)
+		app := newWidgetApp(t, c, newWidgetDB(3))
 		for _, method := range []string{http.MethodPut, http.MethodPatch, http.MethodPost, http.MethodDelete} {
 			t.Run(method, func(t *testing.T) {
 				// Fill the widget entries, a query variant and two listing pages.
-				paths := []string{"/api/v1/widgets/1", "/api/v1/widgets/1?expand=x",
-					"/api/v1/widgets?page=1&items_per_page=2", "/api/v1/widgets?page=2&items_per_page=2"}
+				paths := []string{"/widgets/1", "/widgets/1?expand=x",
+					"/widgets?page=1&items_per_page=2", "/widgets?page=2&items_per_page=2"}
 				for _, p := range paths {
 					app.Get(t, p)
 					wantHit(t, p, app.Get(t, p))
@@ -347,16 +422,11 @@ func TestRouteWriteInvalidates(t *testing.T) {
 				if !storeHas(t, c, "widget:1") {
 					t.Fatal("widget:1 not stored")
 				}
-				var r testResponse
-				switch method {
-				case http.MethodPost:
-					r = app.Do(t, method, "/api/v1/widgets", `{"name": "new"}`)
-				case http.MethodDelete: // last: widget 1 is gone afterwards
-					r = app.Do(t, method, "/api/v1/widgets/1", "")
-				default:
-					r = app.Do(t, method, "/api/v1/widgets/1", `{"name": "by `+method+`"}`)
+				target := "/widgets/1" // DELETE last: widget 1 is gone afterwards
+				if method == http.MethodPost {
+					target = "/widgets"
 				}
-				if r.Status/100 != 2 {
+				if r := app.Do(t, method, target); r.Status/100 != 2 {
 					t.Fatalf("%s: %v", method, r)
 				}
 				if method != http.MethodPost && storeHas(t, c, "widget:1") {
@@ -364,12 +434,12 @@ func TestRouteWriteInvalidates(t *testing.T) {
 				}
 				for _, p := range paths {
 					// POST /widgets names no widget: only the listings change.
-					if method == http.MethodPost && strings.HasPrefix(p, "/api/v1/widgets/1") {
+					if method == http.MethodPost && strings.HasPrefix(p, "/widgets/1") {
 						wantHit(t, p+" after POST /widgets", app.Get(t, p))
 						continue
 					}
 					g := app.Get(t, p)
-					gone := method == http.MethodDelete && strings.HasPrefix(p, "/api/v1/widgets/1")
+					gone := method == http.MethodDelete && strings.HasPrefix(p, "/widgets/1")
 					if strings.HasPrefix(g.CacheStatus(), hitPrefix) || (g.Status == http.StatusNotFound) != gone {
 						t.Errorf("%s did not invalidate %s: %v", method, p, g)
 					}
@@ -471,54 +541,59 @@ func TestRouteEmptyAnswersAreCached(t *testing.T) {
 
 func TestRouteDisabled(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
-		store := newCountingStore(b.NewStore(t))
+		store := faultstore.New(b.NewStore(t))
 		c, err := hoard.New(store, hoard.Config{Disabled: true, KeyPrefix: storefixture.UniquePrefix()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		app := newTestApp(t, c)
+		app := newWidgetApp(t, c, nil)
+		users := newMiniServer(t, c, userRoutes()...)
+		const posts = "GET /users/{username}/posts"
 		for i := range 3 {
-			r := app.Get(t, "/api/v1/widgets/1")
+			r := app.Get(t, "/widgets/1")
 			if r.Status != http.StatusOK || r.CacheStatus() != "" {
 				t.Errorf("GET %d with the cache disabled: want a plain 200, got %v", i, r)
 			}
-			app.Get(t, "/api/v1/users/alice/posts")
+			users.Get(t, "/users/alice/posts")
 		}
-		if r := app.Do(t, http.MethodPut, "/api/v1/widgets/1", `{"name": "x"}`); r.Status != http.StatusOK {
+		if r := app.Do(t, http.MethodPut, "/widgets/1"); r.Status != http.StatusOK {
 			t.Errorf("PUT with the cache disabled: %v", r)
 		}
-		app.Do(t, http.MethodPost, "/api/v1/users/alice/posts", `{"title": "t"}`)
-		wantRuns(t, "GET widget", app.Runs(routeGetWidget), 3)
-		wantRuns(t, "GET posts", app.Runs(routeListPosts), 3)
+		users.Do(t, http.MethodPost, "/users/alice/posts")
+		wantRuns(t, "GET widget", app.Runs(widgetGet), 3)
+		wantRuns(t, "GET posts", users.Runs(posts), 3)
 		if n := store.Calls(); n != 0 {
 			t.Errorf("disabled cache made %d store calls, want 0", n)
 		}
 	})
 }
 
+// errInjected is what the failing store calls of TestRouteStoreFailuresFailOpen return.
+var errInjected = errors.New("injected store failure")
+
 func TestRouteStoreFailuresFailOpen(t *testing.T) {
-	faulty := newFaultyStore(nil)
+	var faulty *faultstore.Store
 	c := newMemoryCache(t, hoard.Config{Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
-		faulty.Store = s
+		faulty = faultstore.New(s)
 		return faulty
 	})
-	app := newTestApp(t, c)
-	const path = "/api/v1/widgets/1"
-	rename := func(name string) { app.DB.SetWidget(1, func(w *testWidget) { w.Name = name }) }
-	wantFresh := func(what, name string) {
+	fail := func(methods ...faultstore.Method) {
+		faulty.Inject(faultstore.Fault{Methods: methods, Err: errInjected})
+	}
+	app := newWidgetApp(t, c, newWidgetDB(1))
+	const path = "/widgets/1"
+	wantFresh := func(what string) {
 		t.Helper()
-		got, r := widgetName(t, app, path)
-		if got != name || strings.HasPrefix(r.CacheStatus(), hitPrefix) {
-			t.Errorf("%s: want a fresh 200 with %q, got %v", what, name, r)
+		r := app.get(t, 1)
+		if want := app.DB.Version(1); r.version() != want || strings.HasPrefix(r.CacheStatus(), hitPrefix) {
+			t.Errorf("%s: want a fresh 200 with version %d, got %v", what, want, r)
 		}
 	}
 	// Let the breaker close again between phases (it opens after repeated
 	// failures and lets a probe through after a second).
 	heal := func() {
 		t.Helper()
-		faulty.FailGet.Store(false)
-		faulty.FailSet.Store(false)
-		faulty.FailDelete.Store(false)
+		faulty.Inject()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			app.Get(t, path)
@@ -534,34 +609,34 @@ func TestRouteStoreFailuresFailOpen(t *testing.T) {
 
 	t.Run("get fails", func(t *testing.T) {
 		heal()
-		faulty.FailGet.Store(true)
-		for i := range 3 {
-			rename(fmt.Sprint("get", i))
-			wantFresh("read failing", fmt.Sprint("get", i))
+		fail(faultstore.Get, faultstore.GetMulti)
+		for range 3 {
+			app.DB.Bump(1)
+			wantFresh("read failing")
 		}
 	})
 	t.Run("set fails", func(t *testing.T) {
 		heal()
-		app.Do(t, http.MethodPatch, path, `{}`) // drop the entry
-		faulty.FailSet.Store(true)
-		for i := range 3 {
-			rename(fmt.Sprint("set", i))
-			wantFresh("store failing", fmt.Sprint("set", i))
+		app.Do(t, http.MethodPatch, path) // drop the entry
+		fail(faultstore.Set, faultstore.Add)
+		for range 3 {
+			app.DB.Bump(1)
+			wantFresh("store failing")
 		}
-		if r := app.Do(t, http.MethodPut, path, `{"name": "put while set fails"}`); r.Status != http.StatusOK {
+		if r := app.Do(t, http.MethodPut, path); r.Status != http.StatusOK {
 			t.Errorf("PUT while Set fails: %v", r)
 		}
-		wantFresh("after a PUT whose generation bump failed", "put while set fails")
+		wantFresh("after a PUT whose generation bump failed")
 	})
 	t.Run("delete fails", func(t *testing.T) {
 		heal()
-		faulty.FailDelete.Store(true)
-		if r := app.Do(t, http.MethodPut, path, `{"name": "put while delete fails"}`); r.Status != http.StatusOK {
+		fail(faultstore.Delete, faultstore.DeletePattern)
+		if r := app.Do(t, http.MethodPut, path); r.Status != http.StatusOK {
 			t.Errorf("PUT while Delete fails: %v", r)
 		}
-		wantFresh("after a PUT whose delete failed", "put while delete fails")
-		rename("behind while delete fails")
-		wantFresh("while the failed invalidation is pending", "behind while delete fails")
+		wantFresh("after a PUT whose delete failed")
+		app.DB.Bump(1)
+		wantFresh("while the failed invalidation is pending")
 	})
 	heal()
 }
@@ -571,7 +646,7 @@ func TestRouteStoreFailuresFailOpen(t *testing.T) {
 func TestRouteUpstreamFaults(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
 		c := b.NewCache(t, hoard.Config{})
-		app := newTestApp(t, c)
+		app := newWidgetApp(t, c, nil)
 
 		t.Run("write by A invalidates B's per-caller entry", func(t *testing.T) {
 			const get, put = "GET /notes/{id}", "PUT /notes/{id}"
@@ -596,12 +671,12 @@ func TestRouteUpstreamFaults(t *testing.T) {
 		})
 
 		t.Run("query variant is stale-free after PUT", func(t *testing.T) {
-			const path = "/api/v1/widgets/1?expand=x"
-			before, _ := widgetName(t, app, path)
-			app.DB.SetWidget(1, func(w *testWidget) { w.Name = before + " (behind)" })
-			app.Do(t, http.MethodPut, "/api/v1/widgets/1", `{"name": "put"}`)
-			if name, r := widgetName(t, app, path); name != "put" {
-				t.Errorf("GET %s after PUT /widgets/1: %v", path, r)
+			const path = "/widgets/1?expand=x"
+			app.Get(t, path)
+			app.DB.Bump(1) // behind the cache's back
+			p := app.put(t, 1)
+			if r := app.Get(t, path); r.version() != p.version() {
+				t.Errorf("GET %s after PUT /widgets/1 answered version %d: %v", path, p.version(), r)
 			}
 		})
 
@@ -624,45 +699,40 @@ func TestRouteUpstreamFaults(t *testing.T) {
 		})
 
 		t.Run("username * invalidates only its own listing", func(t *testing.T) {
-			app.DB.CreateUser("*", "Star")
-			app.DB.CreatePost("*", "starred", "")
-			star, alice := "/api/v1/users/%2A/posts", "/api/v1/users/alice/posts"
-			for _, p := range []string{star, alice, alice + "?page=2"} {
-				if r := app.Get(t, p); r.Status != http.StatusOK {
+			users := newMiniServer(t, c, userRoutes()...)
+			star, alice := "/users/%2A/posts", "/users/alice/posts"
+			before := users.Get(t, star)
+			for _, p := range []string{alice, alice + "?page=2"} {
+				if r := users.Get(t, p); r.Status != http.StatusOK {
 					t.Fatalf("GET %s: %v", p, r)
 				}
 			}
-			app.DB.CreatePost("alice", "behind", "")
-			if r := app.Do(t, http.MethodPost, star, `{"title": "star's"}`); r.Status != http.StatusCreated {
+			wantHit(t, "*'s listing", users.Get(t, star))
+			if r := users.Do(t, http.MethodPost, star); r.Status != http.StatusOK {
 				t.Fatalf("POST %s: %v", star, r)
 			}
-			var l testList[testPost]
-			app.Get(t, star).JSON(t, &l)
-			if l.TotalCount != 2 {
-				t.Errorf("*'s listing after its POST: total_count %d, want 2", l.TotalCount)
+			if r := users.Get(t, star); isHit(r) || r.Body == before.Body {
+				t.Errorf("*'s listing after its POST: %v, want a fresh answer (before: %v)", r, before)
 			}
-			wantHit(t, "alice's listing after *'s write", app.Get(t, alice))
-			wantHit(t, "alice's page 2 after *'s write", app.Get(t, alice+"?page=2"))
+			wantHit(t, "alice's listing after *'s write", users.Get(t, alice))
+			wantHit(t, "alice's page 2 after *'s write", users.Get(t, alice+"?page=2"))
 		})
 
 		t.Run("widget:1 invalidation leaves widget:10 alone", func(t *testing.T) {
-			for app.DB.Widgets(1, 100).TotalCount < 11 {
-				app.DB.CreateWidget("filler", 0, "")
-			}
-			for _, p := range []string{"/api/v1/widgets/1", "/api/v1/widgets/10", "/api/v1/widgets/11"} {
+			for _, p := range []string{"/widgets/1", "/widgets/10", "/widgets/11"} {
 				app.Get(t, p)
 			}
-			app.Do(t, http.MethodPatch, "/api/v1/widgets/1", `{"price": 1}`)
-			wantHit(t, "widget 10 after a write to widget 1", app.Get(t, "/api/v1/widgets/10"))
-			if r := app.Get(t, "/api/v1/widgets/1"); strings.HasPrefix(r.CacheStatus(), hitPrefix) {
+			app.Do(t, http.MethodPatch, "/widgets/1")
+			wantHit(t, "widget 10 after a write to widget 1", app.Get(t, "/widgets/10"))
+			if r := app.Get(t, "/widgets/1"); strings.HasPrefix(r.CacheStatus(), hitPrefix) {
 				t.Errorf("widget 1 after its write: %v", r)
 			}
 			// The provider API: a resource name is not a prefix either.
 			if err := c.Invalidate(context.Background(), "widget:1"); err != nil {
 				t.Fatal(err)
 			}
-			wantHit(t, "widget 10 after Invalidate(widget:1)", app.Get(t, "/api/v1/widgets/10"))
-			wantHit(t, "widget 11 after Invalidate(widget:1)", app.Get(t, "/api/v1/widgets/11"))
+			wantHit(t, "widget 10 after Invalidate(widget:1)", app.Get(t, "/widgets/10"))
+			wantHit(t, "widget 11 after Invalidate(widget:1)", app.Get(t, "/widgets/11"))
 		})
 	})
 }
@@ -732,7 +802,7 @@ func TestRouteOtherRouters(t *testing.T) {
 				InvalidateKeys: map[string]string{"chi_count": "global"}})
 			srv := httptest.NewServer(chiLike("/items/", mw(h)))
 			t.Cleanup(srv.Close)
-			get := func(p string) testResponse { return doRequest(t, http.MethodGet, srv.URL+p, "") }
+			get := func(p string) testResponse { return doRequest(t, http.MethodGet, srv.URL+p) }
 			one, two := get("/items/1"), get("/items/2")
 			if one.Body == two.Body {
 				t.Errorf("items 1 and 2 share an entry: %v", two)
@@ -741,7 +811,7 @@ func TestRouteOtherRouters(t *testing.T) {
 			if !storeHas(t, c, "chi_item:1") {
 				t.Error("entry not under chi_item:1")
 			}
-			if r := doRequest(t, http.MethodPut, srv.URL+"/items/1", ""); r.Status != http.StatusOK {
+			if r := doRequest(t, http.MethodPut, srv.URL+"/items/1"); r.Status != http.StatusOK {
 				t.Fatalf("PUT /items/1: %v", r)
 			}
 			if r := get("/items/1"); strings.HasPrefix(r.CacheStatus(), hitPrefix) {
@@ -759,75 +829,18 @@ func TestRouteOtherRouters(t *testing.T) {
 			mw := c.MustMiddleware(hoard.Route{KeyPrefix: "ctx_item", ResourceID: "id", Params: params})
 			srv := httptest.NewServer(contextRouter("/things/", mw(h)))
 			t.Cleanup(srv.Close)
-			get := func(p string) testResponse { return doRequest(t, http.MethodGet, srv.URL+p, "") }
+			get := func(p string) testResponse { return doRequest(t, http.MethodGet, srv.URL+p) }
 			get("/things/a")
 			get("/things/b")
 			wantHit(t, "thing a again", get("/things/a"))
 			if runs.Load() != 2 || !storeHas(t, c, "ctx_item:a") || !storeHas(t, c, "ctx_item:b") {
 				t.Errorf("Params hook: %d runs, want 2, entries ctx_item:a and ctx_item:b", runs.Load())
 			}
-			doRequest(t, http.MethodDelete, srv.URL+"/things/a", "")
+			doRequest(t, http.MethodDelete, srv.URL+"/things/a")
 			if r := get("/things/a"); strings.HasPrefix(r.CacheStatus(), hitPrefix) {
 				t.Errorf("thing a after DELETE: %v", r)
 			}
 			wantHit(t, "thing b after DELETE of a", get("/things/b"))
 		})
 	})
-}
-
-// TestTestApp checks the shared test app itself: every route of spec §6
-// answers with the statuses its clients rely on.
-func TestTestApp(t *testing.T) {
-	app := newTestApp(t, newMemoryCache(t, hoard.Config{}, nil))
-	tests := []struct {
-		method, path, body string
-		want               int
-	}{
-		{"GET", "/api/v1/widgets/1", "", 200},
-		{"GET", "/api/v1/widgets/99", "", 404},
-		{"GET", "/api/v1/widgets/x", "", 400},
-		{"GET", "/api/v1/widgets?page=0", "", 422},
-		{"POST", "/api/v1/widgets", `{"name": "n", "price": 1}`, 201},
-		{"POST", "/api/v1/widgets", `{"price": 1}`, 422},
-		{"POST", "/api/v1/widgets", `{`, 400},
-		{"PUT", "/api/v1/widgets/1", `{"name": "m"}`, 200},
-		{"PATCH", "/api/v1/widgets/1", `{"price": 2}`, 200},
-		{"DELETE", "/api/v1/widgets/2", "", 200},
-		{"DELETE", "/api/v1/widgets/2", "", 404},
-		{"POST", "/api/v1/users", `{"username": "carol", "name": "Carol"}`, 201},
-		{"POST", "/api/v1/users", `{"username": "carol", "name": "Carol"}`, 409},
-		{"POST", "/api/v1/users", `{"username": "C!", "name": "x"}`, 422},
-		{"GET", "/api/v1/users/carol", "", 200},
-		{"GET", "/api/v1/users/nobody", "", 404},
-		{"POST", "/api/v1/users/carol/posts", `{"title": "t", "text": "x"}`, 201},
-		{"GET", "/api/v1/users/carol/posts?items_per_page=1", "", 200},
-		{"GET", "/api/v1/users/alice/posts/1", "", 200},
-		{"GET", "/api/v1/users/bob/posts/1", "", 404},
-		{"PATCH", "/api/v1/users/alice/posts/1", `{"title": "u"}`, 200},
-		{"DELETE", "/api/v1/users/alice/posts/2", "", 200},
-	}
-	for _, tt := range tests {
-		if r := app.Do(t, tt.method, tt.path, tt.body); r.Status != tt.want {
-			t.Errorf("%s %s %s: %v, want %d", tt.method, tt.path, tt.body, r, tt.want)
-		}
-	}
-	var l testList[testPost]
-	app.Get(t, "/api/v1/users/alice/posts").JSON(t, &l)
-	if l.TotalCount != 1 || l.Data[0].Title != "u" || l.HasMore {
-		t.Errorf("alice's posts: %+v", l)
-	}
-	var keys []string
-	b, _ := json.Marshal(l.Data[0])
-	var m map[string]any
-	json.Unmarshal(b, &m)
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if want := []string{"created_at", "created_by_user_id", "id", "text", "title"}; !slices.Equal(keys, want) {
-		t.Errorf("post fields %v, want %v", keys, want)
-	}
-	if app.Runs(routeCreateUser) != 3 {
-		t.Errorf("Runs(POST /api/v1/users) = %d, want 3", app.Runs(routeCreateUser))
-	}
 }
