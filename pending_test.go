@@ -20,13 +20,9 @@ var errServerDown = errors.New("test store: the server of this key is down")
 // every key that contains one of the given substrings act as a pool does
 // whose server holding those keys is dead: GetMulti answers them as misses,
 // Set, Add and Delete fail. setDown() brings them back.
-func newDownCache(t *testing.T) (c *hoard.Cache, setDown func(subs ...string)) {
+func newDownCache(t *testing.T) (*hoard.Cache, func(subs ...string)) {
 	t.Helper()
-	var s *faultstore.Store
-	c = newMemoryCache(t, hoard.Config{KeyPrefix: "p:"}, func(m hoard.Store) hoard.Store {
-		s = faultstore.New(m)
-		return s
-	})
+	c, s := newFaultCache(t, hoard.Config{KeyPrefix: "p:"})
 	return c, func(subs ...string) {
 		down := func(k string) bool {
 			return slices.ContainsFunc(subs, func(d string) bool { return strings.Contains(k, d) })

@@ -188,19 +188,6 @@ func foPercentiles(d []time.Duration) foStats {
 // whose per-call deadline passed.
 var errFoDeadline = fmt.Errorf("slow test store: %w", context.DeadlineExceeded)
 
-// foMemoryCache returns a Cache over a fresh memory store wrapped in a
-// faultstore.Store, and that wrapper.
-func foMemoryCache(t *testing.T, timeout time.Duration) (*hoard.Cache, *faultstore.Store) {
-	t.Helper()
-	var s *faultstore.Store
-	c := newMemoryCache(t, hoard.Config{KeyPrefix: storefixture.UniquePrefix(), Timeout: timeout, Logger: discardLogger()},
-		func(m hoard.Store) hoard.Store {
-			s = faultstore.New(m)
-			return s
-		})
-	return c, s
-}
-
 // TestRouteFailOpenSlowStore: a store call that runs past its deadline, on a
 // read (GetMulti, generation Add or Get), on storing the response (Set) or
 // on an invalidation (Set, Delete), still gets a 200 with the current data;
@@ -224,7 +211,7 @@ func TestRouteFailOpenSlowStore(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, s := foMemoryCache(t, timeout)
+			c, s := newFaultCache(t, hoard.Config{KeyPrefix: storefixture.UniquePrefix(), Timeout: timeout, Logger: discardLogger()})
 			app := &widgetApp{DB: newWidgetDB(3)}
 			h, _ := localMux(t, c, app.routes()...)
 			serveLocal(t, h, http.MethodGet, widgetPath(1))
@@ -289,7 +276,7 @@ var errFoDown = errors.New("test store: down")
 // store; a second GET, after the PUT's 200, must not be served the entry
 // from before the PUT.
 func TestRouteFailOpenReplayBeforeHits(t *testing.T) {
-	c, s := foMemoryCache(t, time.Second)
+	c, s := newFaultCache(t, hoard.Config{KeyPrefix: storefixture.UniquePrefix(), Timeout: time.Second, Logger: discardLogger()})
 	app := &widgetApp{DB: newWidgetDB(1)}
 	h, _ := localMux(t, c, app.routes()...)
 	serveLocal(t, h, http.MethodGet, widgetPath(1))

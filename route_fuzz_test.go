@@ -210,17 +210,14 @@ func FuzzRouteKey(f *testing.F) {
 	// one of hoard's own, is recorded in bad.
 	const ns = "fz|"
 	var bad atomic.Pointer[string]
-	c := newMemoryCache(f, hoard.Config{KeyPrefix: ns, MaxKeyBytes: 200, Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
-		fs := faultstore.New(s)
-		fs.Inject(faultstore.Fault{Observe: func(_ faultstore.Method, keys []string) {
-			for _, k := range keys {
-				if !strings.HasPrefix(k, ns) || strings.HasPrefix(k, ns+"#") && !strings.HasPrefix(k, ns+"#g:") && k != ns+"#epoch" {
-					bad.Store(&k)
-				}
+	c, s := newFaultCache(f, hoard.Config{KeyPrefix: ns, MaxKeyBytes: 200, Logger: discardLogger()})
+	s.Inject(faultstore.Fault{Observe: func(_ faultstore.Method, keys []string) {
+		for _, k := range keys {
+			if !strings.HasPrefix(k, ns) || strings.HasPrefix(k, ns+"#") && !strings.HasPrefix(k, ns+"#g:") && k != ns+"#epoch" {
+				bad.Store(&k)
 			}
-		}})
-		return fs
-	})
+		}
+	}})
 	var seq atomic.Int64
 	h := func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s seq=%d", identity(r), seq.Add(1))

@@ -191,6 +191,18 @@ func newMemoryCache(t testing.TB, cfg hoard.Config, wrap func(hoard.Store) hoard
 	return c
 }
 
+// newFaultCache is newMemoryCache with the store wrapped in a
+// faultstore.Store (no fault injected yet), which it also returns.
+func newFaultCache(t testing.TB, cfg hoard.Config) (*hoard.Cache, *faultstore.Store) {
+	t.Helper()
+	var s *faultstore.Store
+	c := newMemoryCache(t, cfg, func(m hoard.Store) hoard.Store {
+		s = faultstore.New(m)
+		return s
+	})
+	return c, s
+}
+
 // discardLogger returns a logger that drops everything, for tests that make
 // the cache log store failures on purpose.
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -572,11 +584,7 @@ func TestRouteDisabled(t *testing.T) {
 var errInjected = errors.New("injected store failure")
 
 func TestRouteStoreFailuresFailOpen(t *testing.T) {
-	var faulty *faultstore.Store
-	c := newMemoryCache(t, hoard.Config{Logger: discardLogger()}, func(s hoard.Store) hoard.Store {
-		faulty = faultstore.New(s)
-		return faulty
-	})
+	c, faulty := newFaultCache(t, hoard.Config{Logger: discardLogger()})
 	fail := func(methods ...faultstore.Method) {
 		faulty.Inject(faultstore.Fault{Methods: methods, Err: errInjected})
 	}
