@@ -97,7 +97,9 @@ func New(s hoard.Store) *Store {
 }
 
 // Inject replaces the faults of s with faults (none: every call is
-// forwarded as it is). Calls already past a fault are not affected.
+// forwarded as it is). It affects the calls that arrive afterwards: a call
+// already waiting on a Delay or a Gate keeps waiting (close the Gate to
+// release it).
 func (s *Store) Inject(faults ...Fault) {
 	fs := slices.Clone(faults)
 	s.faults.Store(&fs)
