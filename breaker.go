@@ -39,6 +39,10 @@ func (b *breaker) allow() bool {
 	return b.probing.CompareAndSwap(false, true)
 }
 
+// closed reports whether the breaker is closed, without taking the
+// half-open probe: for callers whose failures it does not count each time.
+func (b *breaker) closed() bool { return b.openUntil.Load() == 0 }
+
 // success forgives one failure rather than all of them, so that a store
 // failing most calls (say every read, while writes go through) still opens
 // the breaker; a healthy store costs one atomic load here.

@@ -34,7 +34,7 @@ type Cache struct {
 	maxKey   int // Config.MaxKeyBytes
 
 	// calls is the path of every store call; replayCalls that of the
-	// background replay (replay.go).
+	// background replay (replay.go). Both are admitted by the breaker.
 	calls, replayCalls storePath
 	breaker            *breaker
 
@@ -109,11 +109,11 @@ func New(store Store, cfg Config) (*Cache, error) {
 		timeout = 0
 	}
 	c.calls = storePath{store: store, timeout: timeout, admit: c.breaker.allow, record: c.breaker.record}
-	// The replay is not admitted by the breaker: while the breaker is open
-	// is exactly when invalidations wait, and the replay is how they learn
-	// that the store is back. Its failures reach the breaker at most once
-	// per replayInterval (replayRecord).
-	c.replayCalls = storePath{store: store, timeout: timeout, record: c.replayRecord}
+	// The background replay's failures reach the breaker at most once per
+	// replayInterval (replayRecord), so it runs only while the breaker is
+	// closed: it never takes the half-open probe, whose failure must reopen
+	// the breaker. A request's probe closes it when the store is back.
+	c.replayCalls = storePath{store: store, timeout: timeout, admit: c.breaker.closed, record: c.replayRecord}
 	return c, nil
 }
 

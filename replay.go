@@ -14,8 +14,8 @@ import (
 // within one Timeout), or by the background replay of all of them
 // (replayIfDue), so that no request waits for a long replay after an
 // outage. The read's own deletions go through calls, like any call a
-// request makes (none while the breaker is open); the background replay
-// goes through replayCalls, which the breaker does not admit.
+// request makes; the background replay through replayCalls. Neither calls
+// the store while the breaker is open.
 
 // replayIfDue starts the background replay if invalidations are pending
 // and the last failed replay is at least replayInterval old.

@@ -9,20 +9,20 @@ import (
 // (or refused with ErrUnavailable without touching the store), bounded by
 // the deadline, and its outcome recorded. A Cache has two, built in New:
 // calls, admitted and recorded by the circuit breaker, and replayCalls,
-// which the background replay of failed invalidations uses (see there why
-// it is not admitted by the breaker).
+// which the background replay of failed invalidations uses (admitted only
+// while the breaker is closed, and recorded sparingly: see there).
 type storePath struct {
 	store Store
 	// timeout bounds each call; 0 when the store bounds its calls itself
 	// (hoard's own stores do, by CACHE_TIMEOUT; memory never blocks).
 	timeout time.Duration
-	admit   func() bool // nil: every call goes ahead
+	admit   func() bool
 	record  func(error)
 }
 
 // do runs call under the path's admission, deadline and recording.
 func (p *storePath) do(ctx context.Context, call func(ctx context.Context) error) error {
-	if p.admit != nil && !p.admit() {
+	if !p.admit() {
 		return ErrUnavailable
 	}
 	if p.timeout > 0 {
