@@ -138,14 +138,8 @@ func TestProviderDeletePattern(t *testing.T) {
 // Clear empties only this cache's namespace: a cache with another
 // KeyPrefix on the same server, and keys outside any namespace, survive.
 func TestProviderClear(t *testing.T) {
-	ctx := context.Background()
 	eachStore(t, func(t *testing.T, b storefixture.Backend) {
-		cfg := b.Config(t)
-		mine, err := hoard.Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer mine.Close()
+		mine := b.Open(t, b.Config(t))
 		if b.Name == storefixture.Memory {
 			// The memory store is private to its Cache: check the
 			// namespace rule on the same store instead.

@@ -6,13 +6,26 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/memory"
 )
 
-func ExampleOpen() {
+// exampleCache is a Cache on the in-process store with the defaults.
+func exampleCache() *hoard.Cache {
+	store, _ := memory.New(memory.Options{})
+	c, _ := hoard.New(store, hoard.Config{})
+	return c
+}
+
+func ExampleNew() {
 	ctx := context.Background()
-	// The zero Config is an in-memory cache with the defaults of the
-	// environment table; hoard.FromEnv() reads the CACHE_* variables.
-	c, err := hoard.Open(ctx, hoard.Config{KeyPrefix: "app:"})
+	// Any Store: here the in-process one. stores.OpenEnv(ctx) builds the
+	// store and the Cache that the CACHE_* variables describe.
+	store, err := memory.New(memory.Options{})
+	if err != nil {
+		panic(err)
+	}
+	// The zero Config has the defaults of the environment table.
+	c, err := hoard.New(store, hoard.Config{KeyPrefix: "app:"})
 	if err != nil {
 		panic(err)
 	}
@@ -26,7 +39,7 @@ func ExampleOpen() {
 
 func ExampleGetJSON() {
 	ctx := context.Background()
-	c, _ := hoard.Open(ctx, hoard.Config{})
+	c := exampleCache()
 	defer c.Close()
 
 	type user struct {
@@ -41,7 +54,7 @@ func ExampleGetJSON() {
 
 func ExampleFetchJSON() {
 	ctx := context.Background()
-	c, _ := hoard.Open(ctx, hoard.Config{})
+	c := exampleCache()
 	defer c.Close()
 
 	loads := 0
@@ -60,7 +73,7 @@ func ExampleFetchJSON() {
 
 func ExampleCache_Invalidate() {
 	ctx := context.Background()
-	c, _ := hoard.Open(ctx, hoard.Config{})
+	c := exampleCache()
 	defer c.Close()
 
 	c.Set(ctx, "widget:42", []byte("old"), 0)

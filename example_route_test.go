@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // exampleRequest sends one request to srv and prints what a client sees.
@@ -30,7 +31,7 @@ func exampleRequest(srv *httptest.Server, method, path string) {
 // registered with Handle, which checks every placeholder against the
 // pattern when the route is registered.
 func ExampleCache_Handle() {
-	c, err := hoard.Open(context.Background(), hoard.Config{}) // in-memory; hoard.FromEnv() in a real service
+	c, err := stores.OpenEnv(context.Background()) // the CACHE_* variables; none set: in-memory
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func ExampleCache_Handle() {
 // (chi fills r.PathValue; for others set Route.Params). Listing pages are
 // keyed by their query through placeholders with defaults.
 func ExampleCache_Middleware() {
-	c, err := hoard.Open(context.Background(), hoard.Config{})
+	c, err := stores.Open(context.Background(), stores.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,7 +11,6 @@ package hoard_test
 //	go test -run '^TestFlood$' -count=1 -v -flood.requests=1000000 .
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net/http"
@@ -83,15 +82,15 @@ func (w *nullWriter) Write(p []byte) (int, error) {
 
 func TestFlood(t *testing.T) {
 	requests, limit := *floodRequests, *floodMaxBytes
-	c, err := hoard.Open(context.Background(), hoard.Config{MemoryMaxBytes: limit, Logger: discardLogger()})
+	store, err := memory.New(memory.Options{MaxBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := hoard.New(store, hoard.Config{Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	store, ok := c.Store().(*memory.Store)
-	if !ok {
-		t.Fatalf("Open built a %T, want the memory store", c.Store())
-	}
 	body := strings.Repeat("x", 256)
 	var stored atomic.Int64
 	h := func(w http.ResponseWriter, r *http.Request) {

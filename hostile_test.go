@@ -17,6 +17,9 @@ import (
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storefixture"
 	"github.com/hoardcache/hoard/internal/testserver"
+	"github.com/hoardcache/hoard/memory"
+	"github.com/hoardcache/hoard/redis"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // The regression tests of a hostile-traffic review: requests that store
@@ -32,11 +35,9 @@ func hostileRedis(t *testing.T, cfg hoard.Config) (*hoard.Cache, *testserver.Red
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Stop() })
-	cfg.Backend = hoard.BackendRedis
-	cfg.Redis.URL = "redis://" + r.Addr + "/0"
 	cfg.KeyPrefix = "h:"
 	cfg.Timeout = storefixture.Timeout
-	c, err := hoard.Open(context.Background(), cfg)
+	c, err := stores.Open(context.Background(), stores.Config{Cache: cfg, Backend: stores.Redis, Redis: redis.Options{Addrs: []string{r.Addr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,28 +368,28 @@ func TestHostilePendingBounded(t *testing.T) {
 func TestHostileRefusedValues(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  func(t *testing.T) hoard.Config
+		cfg  func(t *testing.T) stores.Config
 		big  int
 	}{
-		{"memory", func(t *testing.T) hoard.Config {
-			return hoard.Config{MemoryMaxBytes: 64 << 10, KeyPrefix: storefixture.UniquePrefix()}
+		{"memory", func(t *testing.T) stores.Config {
+			return stores.Config{Memory: memory.Options{MaxBytes: 64 << 10}, Cache: hoard.Config{KeyPrefix: storefixture.UniquePrefix()}}
 		}, 128 << 10},
 		// Refused by hoard's own limit, before any call.
-		{"memcached/MaxValueBytes", func(t *testing.T) hoard.Config {
+		{"memcached/MaxValueBytes", func(t *testing.T) stores.Config {
 			cfg := storefixture.Shared(t, storefixture.Memcached).Config(t)
 			cfg.Memcached.MaxValueBytes = 64 << 10
 			return cfg
 		}, 100 << 10},
 		// Refused by the servers (the fixture's item size is 2 MiB) under
 		// a larger limit.
-		{"memcached/server", func(t *testing.T) hoard.Config {
+		{"memcached/server", func(t *testing.T) stores.Config {
 			cfg := storefixture.Shared(t, storefixture.Memcached).Config(t)
 			cfg.Memcached.MaxValueBytes = 4 << 20
 			return cfg
 		}, 3 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := hoard.Open(context.Background(), tc.cfg(t))
+			c, err := stores.Open(context.Background(), tc.cfg(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/faultstore"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // rcWrappedCache returns a Cache on backend b whose store is wrapped in a
@@ -29,10 +30,10 @@ import (
 func rcWrappedCache(t testing.TB, b storefixture.Backend) (*hoard.Cache, *faultstore.Store) {
 	t.Helper()
 	cfg := b.Config(t)
-	cfg.Timeout = 5 * time.Second
+	cfg.Cache.Timeout = 5 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	base, err := hoard.Open(ctx, cfg)
+	base, err := stores.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

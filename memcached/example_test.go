@@ -35,5 +35,5 @@ func ExampleNew_badAddress() {
 	_, err := memcached.New(memcached.Options{Servers: []string{"cache-1:11211", "cache-2"}})
 	fmt.Println(err)
 	// Output:
-	// memcached: server address "cache-2": address cache-2: missing port in address; write it as host:port, e.g. localhost:11211 or [::1]:11211
+	// memcached.Options.Servers = "cache-2": must be host:port with a port 1-65535, e.g. localhost:11211 or [::1]:11211
 }

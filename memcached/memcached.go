@@ -127,8 +127,7 @@
 // about Timeout.
 //
 // Exists fetches the value, as the text protocol has no cheaper check. The
-// store cannot list keys: DeletePattern returns hoard.ErrPatternNotSupported
-// (the same value as storeerr.ErrPatternNotSupported).
+// store cannot list keys: DeletePattern returns hoard.ErrPatternNotSupported.
 package memcached
 
 import (
@@ -137,8 +136,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,15 +143,20 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/hoardcache/hoard/internal/storeerr"
+	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/addr"
 )
 
 // Defaults of Options.
 const (
+	// DefaultServer is the pool used when Options.Servers is empty. Its
+	// port is also the one stores.FromEnv gives CACHE_MEMCACHED_HOST
+	// without CACHE_MEMCACHED_PORT.
 	DefaultServer   = "localhost:11211"
 	DefaultPoolSize = 10
-	DefaultTimeout  = 50 * time.Millisecond
-	DefaultBackoff  = time.Second
+	// DefaultTimeout is hoard's CACHE_TIMEOUT default.
+	DefaultTimeout = hoard.DefaultTimeout
+	DefaultBackoff = time.Second
 	// DefaultMaxValueBytes is 1 MiB - 512 bytes (1048064): every value up
 	// to it, under any key, fits in the item size of a memcached started
 	// with its default -I 1m (see "Value size" above; the largest item
@@ -203,81 +205,93 @@ type Store struct {
 	nodes    []*node // one per server, in the order of ring.addrs
 	ring     *ring
 	poolSize int
+	timeout  time.Duration
 	maxValue int // Options.MaxValueBytes, or its default
 	closed   atomic.Bool
 	// shardTags[i] is a hash tag the ring places on nodes[i] (ShardKey).
 	shardTags []string
 }
 
+// WithDefaults returns o with its zero fields replaced by their defaults
+// (Servers, PoolSize, Timeout, Backoff, MaxValueBytes). Negative values,
+// which Validate reports, are left as they are.
+func (o Options) WithDefaults() Options {
+	if len(o.Servers) == 0 {
+		o.Servers = []string{DefaultServer}
+	}
+	o.PoolSize = cmp.Or(o.PoolSize, DefaultPoolSize)
+	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
+	o.Backoff = cmp.Or(o.Backoff, DefaultBackoff)
+	o.MaxValueBytes = cmp.Or(o.MaxValueBytes, DefaultMaxValueBytes)
+	return o
+}
+
+// Validate reports every field of o that New cannot use, each as a
+// *hoard.FieldError, joined with errors.Join: a server that is not
+// host:port or is listed twice, a negative number. Zero fields are valid
+// (they mean the defaults).
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(field string, value any, want string) {
+		errs = append(errs, &hoard.FieldError{Type: "memcached.Options", Field: field, Value: value, Want: want})
+	}
+	seen := make(map[string]bool, len(o.Servers))
+	for _, s := range o.Servers {
+		switch {
+		case addr.CheckHostPort(s) != "":
+			bad("Servers", s, addr.WantHostPort+", e.g. localhost:11211 or [::1]:11211")
+		case seen[s]:
+			bad("Servers", s, "is listed twice; list each server once")
+		}
+		seen[s] = true
+	}
+	if o.PoolSize < 0 {
+		bad("PoolSize", o.PoolSize, fmt.Sprintf("must not be negative: a number of connections per server, or 0 for the default (%d)", DefaultPoolSize))
+	}
+	if o.Timeout < 0 {
+		bad("Timeout", o.Timeout, fmt.Sprintf("must not be negative (0 means the default, %v)", DefaultTimeout))
+	}
+	if o.Backoff < 0 {
+		bad("Backoff", o.Backoff, fmt.Sprintf("must not be negative (0 means the default, %v)", DefaultBackoff))
+	}
+	if o.MaxValueBytes < 0 {
+		bad("MaxValueBytes", o.MaxValueBytes, fmt.Sprintf("must not be negative: the servers' item size (-I) minus 512 bytes, or 0 for the default (%d, for memcached's default -I 1m)", DefaultMaxValueBytes))
+	}
+	return errors.Join(errs...)
+}
+
 // New returns a Store on the servers of opts. It checks the options and the
 // form of every address but does not connect: use Ping to check that the
 // servers answer.
 func New(opts Options) (*Store, error) {
-	servers := opts.Servers
-	if len(servers) == 0 {
-		servers = []string{DefaultServer}
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	seen := make(map[string]bool, len(servers))
-	for _, s := range servers {
-		if err := checkServer(s); err != nil {
-			return nil, err
-		}
-		if seen[s] {
-			return nil, fmt.Errorf("memcached: server %q is listed twice in Servers; list each server once", s)
-		}
-		seen[s] = true
+	o := opts.WithDefaults()
+	nodes := make([]*node, len(o.Servers))
+	for i, addr := range o.Servers {
+		nodes[i] = newNode(addr, o.PoolSize, o.Timeout, o.Backoff)
 	}
-	if opts.PoolSize < 0 {
-		return nil, fmt.Errorf("memcached: PoolSize %d is negative; use 0 for the default (%d) or a positive number of idle connections per server", opts.PoolSize, DefaultPoolSize)
-	}
-	if opts.Timeout < 0 {
-		return nil, fmt.Errorf("memcached: Timeout %v is negative; use 0 for the default (%v) or a positive duration", opts.Timeout, DefaultTimeout)
-	}
-	if opts.Backoff < 0 {
-		return nil, fmt.Errorf("memcached: Backoff %v is negative; use 0 for the default (%v) or a positive duration", opts.Backoff, DefaultBackoff)
-	}
-	if opts.MaxValueBytes < 0 {
-		return nil, fmt.Errorf("memcached: MaxValueBytes %d is negative; use 0 for the default (%d, for memcached's default -I 1m) or the servers' item size (-I) minus 512 bytes", opts.MaxValueBytes, DefaultMaxValueBytes)
-	}
-	poolSize := cmp.Or(opts.PoolSize, DefaultPoolSize)
-	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
-	backoff := cmp.Or(opts.Backoff, DefaultBackoff)
-	nodes := make([]*node, len(servers))
-	for i, addr := range servers {
-		nodes[i] = newNode(addr, poolSize, timeout, backoff)
-	}
-	r := newRing(servers)
+	r := newRing(o.Servers)
 	return &Store{
 		nodes:     nodes,
 		ring:      r,
-		poolSize:  poolSize,
-		maxValue:  cmp.Or(opts.MaxValueBytes, DefaultMaxValueBytes),
+		poolSize:  o.PoolSize,
+		timeout:   o.Timeout,
+		maxValue:  o.MaxValueBytes,
 		shardTags: r.shardTags(),
 	}, nil
 }
 
-// checkServer reports whether s is a usable "host:port" address.
-func checkServer(s string) error {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("memcached: server address %q: %v; write it as host:port, e.g. localhost:11211 or [::1]:11211", s, err)
-	}
-	if host == "" {
-		return fmt.Errorf("memcached: server address %q has no host; write it as host:port, e.g. localhost:11211", s)
-	}
-	if strings.ContainsAny(host, " \t\r\n/") {
-		return fmt.Errorf("memcached: server address %q: the host %q is not a host name or IP address", s, host)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return fmt.Errorf("memcached: server address %q: the port %q is not a number from 1 to 65535", s, port)
-	}
-	return nil
-}
+// CallTimeout returns Options.Timeout (or its default): the store bounds
+// each network step of a call by it, so a hoard Cache adds no deadline of
+// its own.
+func (s *Store) CallTimeout() time.Duration { return s.timeout }
 
 // begin checks that a call may start.
 func (s *Store) begin(ctx context.Context) error {
 	if s.closed.Load() {
-		return storeerr.ErrClosed
+		return hoard.ErrClosed
 	}
 	return ctx.Err()
 }
@@ -342,11 +356,11 @@ func (n *node) call(ctx context.Context, f func(c *memcache.Client) error) error
 // fail wraps err, returned by a call on server n, with what the store was
 // doing and on which server.
 func (s *Store) fail(op string, n *node, err error) error {
-	if errors.Is(err, storeerr.ErrClosed) {
+	if errors.Is(err, hoard.ErrClosed) {
 		return err
 	}
 	if s.closed.Load() {
-		return fmt.Errorf("memcached: %s failed while the store was closed: %w", op, storeerr.ErrClosed)
+		return fmt.Errorf("memcached: %s failed while the store was closed: %w", op, hoard.ErrClosed)
 	}
 	return fmt.Errorf("memcached %s: %s: %w", n.addr, op, err)
 }
@@ -354,7 +368,7 @@ func (s *Store) fail(op string, n *node, err error) error {
 // expiration converts ttl to memcached's expiration field, relative to now.
 func expiration(ttl time.Duration, now time.Time) (int32, error) {
 	if ttl <= 0 {
-		return 0, storeerr.ErrInvalidTTL
+		return 0, hoard.ErrInvalidTTL
 	}
 	// Whole seconds, rounded up, plus one: memcached's clock ticks once a
 	// second, and an item set just before a tick loses up to a second.
@@ -479,7 +493,7 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 		return values, nil
 	}
 	if s.closed.Load() {
-		return nil, fmt.Errorf("memcached: get of %d keys failed while the store was closed: %w", len(keys), storeerr.ErrClosed)
+		return nil, fmt.Errorf("memcached: get of %d keys failed while the store was closed: %w", len(keys), hoard.ErrClosed)
 	}
 	return nil, fmt.Errorf("memcached: get of %d keys: no server answered: %w", len(keys), errors.Join(errs...))
 }
@@ -607,7 +621,7 @@ func (s *Store) checkSize(op string, value []byte) error {
 		return nil
 	}
 	return fmt.Errorf("memcached: %s: the %d-byte value is over MaxValueBytes (%d), so it was not sent: %w; for larger values start memcached with a larger -I (e.g. -I 2m) and raise MaxValueBytes to match (the -I size minus 512 bytes), or cache smaller values",
-		op, len(value), s.maxValue, storeerr.ErrValueTooLarge)
+		op, len(value), s.maxValue, hoard.ErrValueTooLarge)
 }
 
 // failStore is fail for set and add. A reply that refuses the value (too
@@ -617,9 +631,9 @@ func (s *Store) checkSize(op string, value []byte) error {
 func (s *Store) failStore(op string, n *node, size int, err error) error {
 	switch msg := err.Error(); {
 	case strings.Contains(msg, replyTooLarge):
-		err = fmt.Errorf("%w: %w; the %d-byte value is over the server's item size limit: start memcached with a larger -I (e.g. -I 2m) or cache smaller values (and keep Options.MaxValueBytes at most the -I size minus 512 bytes, so that such values are refused without a round trip)", storeerr.ErrValueTooLarge, err, size)
+		err = fmt.Errorf("%w: %w; the %d-byte value is over the server's item size limit: start memcached with a larger -I (e.g. -I 2m) or cache smaller values (and keep Options.MaxValueBytes at most the -I size minus 512 bytes, so that such values are refused without a round trip)", hoard.ErrValueTooLarge, err, size)
 	case strings.Contains(msg, replyOutOfSpace):
-		err = fmt.Errorf("%w: %w; the server has no memory for the %d-byte value and could not evict an item of its size (is memcached running with -M?); only this key goes uncached", storeerr.ErrRefused, err, size)
+		err = fmt.Errorf("%w: %w; the server has no memory for the %d-byte value and could not evict an item of its size (is memcached running with -M?); only this key goes uncached", hoard.ErrRefused, err, size)
 	}
 	return s.fail(op, n, err)
 }
@@ -698,7 +712,7 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) 
 	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}
-	return 0, storeerr.ErrPatternNotSupported
+	return 0, hoard.ErrPatternNotSupported
 }
 
 // SupportsPatterns returns false: memcached cannot list its keys.
@@ -720,7 +734,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	for _, n := range s.nodes {
 		if err := n.call(ctx, (*memcache.Client).Ping); err != nil {
 			if s.closed.Load() {
-				return fmt.Errorf("memcached: ping failed while the store was closed: %w", storeerr.ErrClosed)
+				return fmt.Errorf("memcached: ping failed while the store was closed: %w", hoard.ErrClosed)
 			}
 			return fmt.Errorf("memcached %s: ping: %w", n.addr, err)
 		}

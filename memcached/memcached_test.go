@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
-	"github.com/hoardcache/hoard/internal/storeerr"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/memcached"
 )
@@ -35,11 +34,11 @@ func TestNewChecksOptions(t *testing.T) {
 		{"port out of range", memcached.Options{Servers: []string{"cache:70000"}}, `"cache:70000"`},
 		{"port zero", memcached.Options{Servers: []string{"cache:0"}}, `"cache:0"`},
 		{"url", memcached.Options{Servers: []string{"memcached://cache:11211"}}, `"memcached://cache:11211"`},
-		{"duplicate", memcached.Options{Servers: []string{"a:1", "b:1", "a:1"}}, `"a:1" is listed twice`},
-		{"negative pool size", memcached.Options{PoolSize: -1}, "PoolSize -1"},
-		{"negative timeout", memcached.Options{Timeout: -time.Second}, "Timeout -1s"},
-		{"negative backoff", memcached.Options{Backoff: -time.Second}, "Backoff -1s"},
-		{"negative max value", memcached.Options{MaxValueBytes: -1}, "MaxValueBytes -1"},
+		{"duplicate", memcached.Options{Servers: []string{"a:1", "b:1", "a:1"}}, `"a:1": is listed twice`},
+		{"negative pool size", memcached.Options{PoolSize: -1}, "PoolSize = -1"},
+		{"negative timeout", memcached.Options{Timeout: -time.Second}, "Timeout = -1s"},
+		{"negative backoff", memcached.Options{Backoff: -time.Second}, "Backoff = -1s"},
+		{"negative max value", memcached.Options{MaxValueBytes: -1}, "MaxValueBytes = -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -321,10 +320,10 @@ func TestTTLRoundsUpAndExpires(t *testing.T) {
 func TestInvalidTTL(t *testing.T) {
 	s := NewPoolStore(t, memcached.Options{})
 	for _, ttl := range []time.Duration{0, -time.Second} {
-		if err := s.Set(bg, "k", []byte("v"), ttl); !errors.Is(err, storeerr.ErrInvalidTTL) {
+		if err := s.Set(bg, "k", []byte("v"), ttl); !errors.Is(err, hoard.ErrInvalidTTL) {
 			t.Errorf("Set with TTL %v: %v, want ErrInvalidTTL", ttl, err)
 		}
-		if _, err := s.Add(bg, "k", []byte("v"), ttl); !errors.Is(err, storeerr.ErrInvalidTTL) {
+		if _, err := s.Add(bg, "k", []byte("v"), ttl); !errors.Is(err, hoard.ErrInvalidTTL) {
 			t.Errorf("Add with TTL %v: %v, want ErrInvalidTTL", ttl, err)
 		}
 	}
@@ -456,7 +455,7 @@ func TestDeletePatternNotSupported(t *testing.T) {
 	if s.SupportsPatterns() {
 		t.Error("SupportsPatterns = true, want false")
 	}
-	if n, err := s.DeletePattern(bg, "*"); n != 0 || !errors.Is(err, storeerr.ErrPatternNotSupported) {
+	if n, err := s.DeletePattern(bg, "*"); n != 0 || !errors.Is(err, hoard.ErrPatternNotSupported) {
 		t.Errorf("DeletePattern = %d, %v; want 0, ErrPatternNotSupported", n, err)
 	}
 }
@@ -518,7 +517,7 @@ func TestClose(t *testing.T) {
 				default:
 				}
 				err := s.Set(bg, "k"+strconv.Itoa(i), []byte("v"), time.Minute)
-				if err != nil && !errors.Is(err, storeerr.ErrClosed) {
+				if err != nil && !errors.Is(err, hoard.ErrClosed) {
 					t.Errorf("Set during Close: %v, want nil or ErrClosed", err)
 				}
 			}
@@ -534,7 +533,7 @@ func TestClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 	for name, call := range calls(s, bg) {
-		if err := call(); !errors.Is(err, storeerr.ErrClosed) {
+		if err := call(); !errors.Is(err, hoard.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}

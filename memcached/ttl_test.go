@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoardcache/hoard/internal/storeerr"
+	"github.com/hoardcache/hoard"
 )
 
 func TestExpiration(t *testing.T) {
@@ -37,7 +37,7 @@ func TestExpiration(t *testing.T) {
 		}
 	}
 	for _, ttl := range []time.Duration{0, -time.Nanosecond, math.MinInt64} {
-		if _, err := expiration(ttl, now); !errors.Is(err, storeerr.ErrInvalidTTL) {
+		if _, err := expiration(ttl, now); !errors.Is(err, hoard.ErrInvalidTTL) {
 			t.Errorf("expiration(%v): %v, want ErrInvalidTTL", ttl, err)
 		}
 	}

@@ -34,6 +34,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -41,8 +42,8 @@ import (
 
 	"github.com/maypok86/otter/v2"
 
+	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/glob"
-	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
 // DefaultMaxBytes is the bound used when Options.MaxBytes is 0: 64 MiB,
@@ -108,24 +109,46 @@ type item struct {
 	ttl   time.Duration
 }
 
+// WithDefaults returns o with its zero fields replaced by their defaults:
+// MaxBytes by DefaultMaxBytes, MaxValueBytes by MaxBytes/8; a MaxValueBytes
+// over MaxBytes becomes MaxBytes. Negative fields are left as they are, for
+// Validate to report.
+func (o Options) WithDefaults() Options {
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxValueBytes == 0 && o.MaxBytes > 0 {
+		o.MaxValueBytes = o.MaxBytes / DefaultMaxValueDivisor
+	}
+	if o.MaxBytes > 0 && o.MaxValueBytes > o.MaxBytes {
+		o.MaxValueBytes = o.MaxBytes
+	}
+	return o
+}
+
+// Validate reports every field of o that New cannot use, each as a
+// *hoard.FieldError, joined with errors.Join. Zero fields are valid (they
+// mean the defaults).
+func (o Options) Validate() error {
+	var errs []error
+	if o.MaxBytes < 0 {
+		errs = append(errs, &hoard.FieldError{Type: "memory.Options", Field: "MaxBytes", Value: o.MaxBytes,
+			Want: fmt.Sprintf("must be the most bytes the cache may hold (CACHE_MEMORY_MAX_BYTES), or 0 for the default of %d (64 MiB)", DefaultMaxBytes)})
+	}
+	if o.MaxValueBytes < 0 {
+		errs = append(errs, &hoard.FieldError{Type: "memory.Options", Field: "MaxValueBytes", Value: o.MaxValueBytes,
+			Want: fmt.Sprintf("must be the most bytes one entry may weigh (key + value + %d), or 0 for the default of MaxBytes/%d", EntryOverhead, DefaultMaxValueDivisor)})
+	}
+	return errors.Join(errs...)
+}
+
 // New returns an empty Store bounded by opts.MaxBytes.
 func New(opts Options) (*Store, error) {
-	maxBytes := opts.MaxBytes
-	switch {
-	case maxBytes < 0:
-		return nil, fmt.Errorf("memory: Options.MaxBytes is %d; set it to the most bytes the cache may hold (CACHE_MEMORY_MAX_BYTES), or 0 for the default of %d (64 MiB)", maxBytes, DefaultMaxBytes)
-	case maxBytes == 0:
-		maxBytes = DefaultMaxBytes
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	maxValue := opts.MaxValueBytes
-	switch {
-	case maxValue < 0:
-		return nil, fmt.Errorf("memory: Options.MaxValueBytes is %d; set it to the most bytes one entry may weigh (key + value + %d), or 0 for the default of MaxBytes/%d", maxValue, EntryOverhead, DefaultMaxValueDivisor)
-	case maxValue == 0:
-		maxValue = maxBytes / DefaultMaxValueDivisor
-	case maxValue > maxBytes:
-		maxValue = maxBytes
-	}
+	opts = opts.WithDefaults()
+	maxBytes, maxValue := opts.MaxBytes, opts.MaxValueBytes
 	c, err := otter.New(&otter.Options[string, item]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher:       weigh,
@@ -152,7 +175,7 @@ func (s *Store) tooHeavy(op, key string, value []byte) error {
 		return nil
 	}
 	return fmt.Errorf("memory: %s: the entry weighs %d bytes (a %d-byte key, a %d-byte value and %d of overhead), over MaxValueBytes (%d of MaxBytes %d): %w; raise MaxBytes (CACHE_MEMORY_MAX_BYTES) or MaxValueBytes, or cache smaller values",
-		op, w, len(key), len(value), EntryOverhead, s.maxValue, s.maxBytes, storeerr.ErrValueTooLarge)
+		op, w, len(key), len(value), EntryOverhead, s.maxValue, s.maxBytes, hoard.ErrValueTooLarge)
 }
 
 func weigh(key string, it item) uint32 {
@@ -175,7 +198,7 @@ func clone(value []byte) []byte {
 // a nil error.
 func (s *Store) Get(_ context.Context, key string) (value []byte, found bool, err error) {
 	if s.closed.Load() {
-		return nil, false, storeerr.ErrClosed
+		return nil, false, hoard.ErrClosed
 	}
 	it, ok := s.c.GetIfPresent(key)
 	if !ok {
@@ -189,7 +212,7 @@ func (s *Store) Get(_ context.Context, key string) (value []byte, found bool, er
 // stored slices themselves; the result slice is its only allocation.
 func (s *Store) GetMulti(_ context.Context, keys []string) ([][]byte, error) {
 	if s.closed.Load() {
-		return nil, storeerr.ErrClosed
+		return nil, hoard.ErrClosed
 	}
 	values := make([][]byte, len(keys))
 	for i, k := range keys {
@@ -206,10 +229,10 @@ func (s *Store) GetMulti(_ context.Context, keys []string) ([][]byte, error) {
 // error matches hoard.ErrValueTooLarge.
 func (s *Store) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	if s.closed.Load() {
-		return storeerr.ErrClosed
+		return hoard.ErrClosed
 	}
 	if ttl <= 0 {
-		return storeerr.ErrInvalidTTL
+		return hoard.ErrInvalidTTL
 	}
 	if err := s.tooHeavy("set", key, value); err != nil {
 		s.c.Invalidate(key)
@@ -227,10 +250,10 @@ func (s *Store) Set(_ context.Context, key string, value []byte, ttl time.Durati
 // hoard.ErrValueTooLarge.
 func (s *Store) Add(_ context.Context, key string, value []byte, ttl time.Duration) (added bool, err error) {
 	if s.closed.Load() {
-		return false, storeerr.ErrClosed
+		return false, hoard.ErrClosed
 	}
 	if ttl <= 0 {
-		return false, storeerr.ErrInvalidTTL
+		return false, hoard.ErrInvalidTTL
 	}
 	if err := s.tooHeavy("add", key, value); err != nil {
 		return false, err
@@ -243,10 +266,10 @@ func (s *Store) Add(_ context.Context, key string, value []byte, ttl time.Durati
 // key was present (and not expired). ttl must be positive.
 func (s *Store) Touch(_ context.Context, key string, ttl time.Duration) (found bool, err error) {
 	if s.closed.Load() {
-		return false, storeerr.ErrClosed
+		return false, hoard.ErrClosed
 	}
 	if ttl <= 0 {
-		return false, storeerr.ErrInvalidTTL
+		return false, hoard.ErrInvalidTTL
 	}
 	_, found = s.c.ComputeIfPresent(key, func(old item) (item, otter.ComputeOp) {
 		return item{value: old.value, ttl: ttl}, otter.WriteOp
@@ -257,7 +280,7 @@ func (s *Store) Touch(_ context.Context, key string, ttl time.Duration) (found b
 // Delete removes keys; absent keys are ignored.
 func (s *Store) Delete(_ context.Context, keys ...string) error {
 	if s.closed.Load() {
-		return storeerr.ErrClosed
+		return hoard.ErrClosed
 	}
 	for _, k := range keys {
 		s.c.Invalidate(k)
@@ -273,7 +296,7 @@ func (s *Store) Delete(_ context.Context, keys ...string) error {
 // the count so far with ctx's error.
 func (s *Store) DeletePattern(ctx context.Context, pattern string) (deleted int, err error) {
 	if s.closed.Load() {
-		return 0, storeerr.ErrClosed
+		return 0, hoard.ErrClosed
 	}
 	prefix := glob.LiteralPrefix(pattern)
 	walked := 0
@@ -300,16 +323,20 @@ func (s *Store) SupportsPatterns() bool { return true }
 // does not count as a use of the entry for eviction.
 func (s *Store) Exists(_ context.Context, key string) (bool, error) {
 	if s.closed.Load() {
-		return false, storeerr.ErrClosed
+		return false, hoard.ErrClosed
 	}
 	_, ok := s.c.GetEntryQuietly(key)
 	return ok, nil
 }
 
+// CallTimeout returns 0: no call of the store waits on I/O, so a hoard
+// Cache puts no deadline on its calls.
+func (s *Store) CallTimeout() time.Duration { return 0 }
+
 // Ping returns nil, or ErrClosed after Close.
 func (s *Store) Ping(context.Context) error {
 	if s.closed.Load() {
-		return storeerr.ErrClosed
+		return hoard.ErrClosed
 	}
 	return nil
 }

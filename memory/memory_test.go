@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
-	"github.com/hoardcache/hoard/internal/storeerr"
 	"github.com/hoardcache/hoard/memory"
 )
 
@@ -209,7 +208,7 @@ func TestGetMulti(t *testing.T) {
 func TestInvalidTTL(t *testing.T) {
 	s := newStore(t, memory.Options{})
 	for _, ttl := range []time.Duration{0, -1, -time.Hour} {
-		if err := s.Set(ctx, "k", []byte("v"), ttl); !errors.Is(err, storeerr.ErrInvalidTTL) {
+		if err := s.Set(ctx, "k", []byte("v"), ttl); !errors.Is(err, hoard.ErrInvalidTTL) {
 			t.Errorf("Set(ttl=%v) = %v, want ErrInvalidTTL", ttl, err)
 		}
 		if added, err := s.Add(ctx, "k", []byte("v"), ttl); added || !errors.Is(err, hoard.ErrInvalidTTL) {

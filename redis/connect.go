@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/hoardcache/hoard/internal/storeerr"
+	"github.com/hoardcache/hoard"
 )
 
 // Back-off of the background connection (see New): the first retry comes
@@ -51,10 +51,10 @@ type link struct {
 // A server that answers and fails the checks at start-up, or a malformed
 // option, makes New fail with an error that says what to change.
 func New(ctx context.Context, opts Options) (*Store, error) {
-	o, err := opts.withDefaults()
-	if err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	o := opts.WithDefaults()
 	s := &Store{
 		cluster:  o.Cluster,
 		timeout:  o.Timeout,
@@ -221,7 +221,7 @@ func (s *Store) publish(c rueidis.Client) bool {
 // after Close, the reason it is not connected before it is.
 func (s *Store) client() (rueidis.Client, error) {
 	if s.closed.Load() {
-		return nil, storeerr.ErrClosed
+		return nil, hoard.ErrClosed
 	}
 	l := s.link.Load()
 	if l.c == nil {
@@ -231,7 +231,7 @@ func (s *Store) client() (rueidis.Client, error) {
 }
 
 // Close closes the connections and stops a background connection. It is
-// idempotent; other calls made after Close return storeerr.ErrClosed.
+// idempotent; other calls made after Close return hoard.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	first := s.closed.CompareAndSwap(false, true)

@@ -9,16 +9,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/addr"
 )
 
 // Defaults used for zero fields of Options.
 const (
-	// DefaultAddr is the address used when Options.Addrs is empty.
+	// DefaultAddr is the address used when Options.Addrs is empty. Its
+	// port is also the one ParseURL (and stores.FromEnv, for
+	// CACHE_REDIS_HOST without CACHE_REDIS_PORT) gives a host without one.
 	DefaultAddr = "localhost:6379"
 	// DefaultPoolSize is the PoolSize used when Options.PoolSize is 0.
 	DefaultPoolSize = 10
-	// DefaultTimeout is the per-call deadline used when Options.Timeout is 0.
-	DefaultTimeout = 50 * time.Millisecond
+	// DefaultTimeout is the per-call deadline used when Options.Timeout is
+	// 0: hoard's CACHE_TIMEOUT default.
+	DefaultTimeout = hoard.DefaultTimeout
 	// DefaultMaxValueBytes is the MaxValueBytes used when it is 0: 512 MiB,
 	// the largest string Redis takes (its default proto-max-bulk-len).
 	DefaultMaxValueBytes = 512 << 20
@@ -49,15 +55,18 @@ type Options struct {
 	Cluster bool
 
 	// Username and Password authenticate with AUTH (Redis 6 ACL users when
-	// Username is set, the default user otherwise).
+	// Username is set, the default user otherwise): CACHE_REDIS_USERNAME
+	// and CACHE_REDIS_PASSWORD, or the URL's user:password.
 	Username string
 	Password string
 
-	// DB is the database selected with SELECT. Redis Cluster only has DB 0,
-	// so a non-zero DB with Cluster is an error.
+	// DB is the database selected with SELECT (CACHE_REDIS_DB). Redis
+	// Cluster only has DB 0, so a non-zero DB with Cluster is an error.
 	DB int
 
-	// TLSConfig, when non-nil, makes every connection use TLS (rediss://).
+	// TLSConfig, when non-nil, makes every connection use TLS (rediss://,
+	// or CACHE_REDIS_TLS=true with CACHE_REDIS_TLS_CA_FILE for a private
+	// CA). An empty ServerName is taken from each address dialed.
 	TLSConfig *tls.Config
 
 	// PoolSize bounds the connections opened to each server
@@ -93,42 +102,53 @@ type Options struct {
 	MaxValueBytes int
 }
 
-// withDefaults returns o with zero fields replaced by defaults, or an error
-// for values that cannot work.
-func (o Options) withDefaults() (Options, error) {
+// WithDefaults returns o with its zero fields replaced by their defaults
+// (Addrs, PoolSize, Timeout, MaxValueBytes). Other fields, and negative
+// values, which Validate reports, are left as they are.
+func (o Options) WithDefaults() Options {
 	if len(o.Addrs) == 0 {
 		o.Addrs = []string{DefaultAddr}
-	}
-	for _, a := range o.Addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return o, fmt.Errorf("redis: address %q is not host:port (e.g. localhost:6379): %v", a, err)
-		}
 	}
 	if o.PoolSize == 0 {
 		o.PoolSize = DefaultPoolSize
 	}
-	if o.PoolSize < 0 {
-		return o, fmt.Errorf("redis: PoolSize %d is negative; use a positive number or 0 for the default %d", o.PoolSize, DefaultPoolSize)
-	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
-	}
-	if o.Timeout < 0 {
-		return o, fmt.Errorf("redis: Timeout %v is negative; use a positive duration or 0 for the default %v", o.Timeout, DefaultTimeout)
 	}
 	if o.MaxValueBytes == 0 {
 		o.MaxValueBytes = DefaultMaxValueBytes
 	}
-	if o.MaxValueBytes < 0 {
-		return o, fmt.Errorf("redis: MaxValueBytes %d is negative; use a positive size or 0 for the default %d (512 MiB)", o.MaxValueBytes, DefaultMaxValueBytes)
+	return o
+}
+
+// Validate reports every field of o that New cannot use, each as a
+// *hoard.FieldError, joined with errors.Join. Zero fields are valid (they
+// mean the defaults).
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(field string, value any, want string) {
+		errs = append(errs, &hoard.FieldError{Type: "redis.Options", Field: field, Value: value, Want: want})
+	}
+	for _, a := range o.Addrs {
+		if want := addr.CheckHostPort(a); want != "" {
+			bad("Addrs", a, want+", e.g. localhost:6379 or [::1]:6379")
+		}
 	}
 	if o.DB < 0 {
-		return o, fmt.Errorf("redis: DB %d is negative; databases are numbered from 0", o.DB)
+		bad("DB", o.DB, "must not be negative: databases are numbered from 0")
+	} else if o.Cluster && o.DB != 0 {
+		bad("DB", o.DB, "must be 0 with Cluster: Redis Cluster has only database 0 (separate applications with a key prefix instead)")
 	}
-	if o.Cluster && o.DB != 0 {
-		return o, fmt.Errorf("redis: DB %d was requested with Cluster, but Redis Cluster only has DB 0; use DB 0 (or a key prefix) with Cluster", o.DB)
+	if o.PoolSize < 0 {
+		bad("PoolSize", o.PoolSize, fmt.Sprintf("must not be negative (0 means the default, %d)", DefaultPoolSize))
 	}
-	return o, nil
+	if o.Timeout < 0 {
+		bad("Timeout", o.Timeout, fmt.Sprintf("must not be negative (0 means the default, %v)", DefaultTimeout))
+	}
+	if o.MaxValueBytes < 0 {
+		bad("MaxValueBytes", o.MaxValueBytes, fmt.Sprintf("must not be negative (0 means the default, %d: 512 MiB)", DefaultMaxValueBytes))
+	}
+	return errors.Join(errs...)
 }
 
 // pipelineMultiplex is the rueidis PipelineMultiplex for a pool size: the
@@ -152,7 +172,7 @@ const urlForm = "redis://[user:password@]host:port[/db][?cluster=true] or rediss
 //	redis://[[user]:password@]host[:port][/db][?cluster=true]
 //	rediss://…  (TLS; the certificate is verified against the host name)
 //
-// The port defaults to 6379 and db to 0. With cluster=true, several seeds
+// The port defaults to DefaultAddr's (6379) and db to 0. With cluster=true, several seeds
 // may be given separated by commas: redis://h1:7000,h2:7001?cluster=true.
 // PoolSize and Timeout are left zero (defaults).
 func ParseURL(rawURL string) (Options, error) {
@@ -185,7 +205,7 @@ func ParseURL(rawURL string) (Options, error) {
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil {
 			// No port (or a bare IPv6 literal in brackets).
-			host, port = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]"), "6379"
+			host, port = strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]"), strconv.Itoa(addr.Port(DefaultAddr))
 			if strings.Contains(host, ":") && !strings.HasPrefix(hp, "[") {
 				return o, fmt.Errorf("redis: URL host %q is not host[:port] (IPv6 addresses need brackets); expected %s", hp, urlForm)
 			}

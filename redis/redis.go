@@ -42,7 +42,7 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/hoardcache/hoard/internal/storeerr"
+	"github.com/hoardcache/hoard"
 )
 
 // deleteBatch is the number of keys per UNLINK (standalone) and per pipeline
@@ -67,7 +67,7 @@ type Store struct {
 // fail wraps a client error with the operation that failed.
 func (s *Store) fail(op string, err error) error {
 	if errors.Is(err, rueidis.ErrClosing) || s.closed.Load() {
-		return storeerr.ErrClosed
+		return hoard.ErrClosed
 	}
 	return fmt.Errorf("redis: %s: %w", op, err)
 }
@@ -104,13 +104,13 @@ func isWrongType(err error) bool { return isReply(err, "WRONGTYPE") }
 
 // refused returns the error of a write that Redis refused for lack of
 // memory (OOM under maxmemory with the noeviction policy): a refusal of
-// this one value, wrapping storeerr.ErrRefused, since the server is healthy
+// this one value, wrapping hoard.ErrRefused, since the server is healthy
 // and reads still work. It returns nil for any other error.
 func refused(op string, err error) error {
 	if !isReply(err, "OOM") {
 		return nil
 	}
-	return fmt.Errorf("redis: %s: %w: %s; Redis is full under maxmemory and its policy evicts nothing: raise maxmemory or set an eviction policy such as allkeys-lru (maxmemory-policy)", op, storeerr.ErrRefused, strings.TrimSuffix(err.Error(), "."))
+	return fmt.Errorf("redis: %s: %w: %s; Redis is full under maxmemory and its policy evicts nothing: raise maxmemory or set an eviction policy such as allkeys-lru (maxmemory-policy)", op, hoard.ErrRefused, strings.TrimSuffix(err.Error(), "."))
 }
 
 // tooLarge returns the error of a value over Options.MaxValueBytes, or nil.
@@ -118,7 +118,7 @@ func (s *Store) tooLarge(op string, value []byte) error {
 	if len(value) <= s.maxValue {
 		return nil
 	}
-	return fmt.Errorf("redis: %s: %w: %d bytes, over MaxValueBytes (%d); cache smaller responses or raise MaxValueBytes (and the server's proto-max-bulk-len beyond 512 MiB)", op, storeerr.ErrValueTooLarge, len(value), s.maxValue)
+	return fmt.Errorf("redis: %s: %w: %d bytes, over MaxValueBytes (%d); cache smaller responses or raise MaxValueBytes (and the server's proto-max-bulk-len beyond 512 MiB)", op, hoard.ErrValueTooLarge, len(value), s.maxValue)
 }
 
 // Get returns the value of key; found is false when the key is absent or
@@ -210,15 +210,15 @@ func (s *Store) mget(c *call, rc rueidis.Client, keys []string, values [][]byte)
 
 // Set stores value under key with SET key value PX ttl, replacing whatever
 // key held, whatever its type. A value over Options.MaxValueBytes is not
-// sent: the error wraps storeerr.ErrValueTooLarge. A server out of memory
-// under maxmemory refuses it with an error wrapping storeerr.ErrRefused.
+// sent: the error wraps hoard.ErrValueTooLarge. A server out of memory
+// under maxmemory refuses it with an error wrapping hoard.ErrRefused.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	rc, err := s.client()
 	if err != nil {
 		return err
 	}
 	if ttl <= 0 {
-		return storeerr.ErrInvalidTTL
+		return hoard.ErrInvalidTTL
 	}
 	if err := s.tooLarge("SET", value); err != nil {
 		return err
@@ -250,7 +250,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 		return false, err
 	}
 	if ttl <= 0 {
-		return false, storeerr.ErrInvalidTTL
+		return false, hoard.ErrInvalidTTL
 	}
 	if err := s.tooLarge("SET NX", value); err != nil {
 		return false, err
@@ -275,14 +275,14 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Touch sets the TTL of key with PEXPIRE key ttl, keeping its value, and
 // reports whether key was present (of any type). A server out of memory
-// under maxmemory refuses it with an error wrapping storeerr.ErrRefused.
+// under maxmemory refuses it with an error wrapping hoard.ErrRefused.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	rc, err := s.client()
 	if err != nil {
 		return false, err
 	}
 	if ttl <= 0 {
-		return false, storeerr.ErrInvalidTTL
+		return false, hoard.ErrInvalidTTL
 	}
 	c, err := s.begin(ctx)
 	if err != nil {
@@ -368,6 +368,10 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// CallTimeout returns Options.Timeout (or its default): the store bounds
+// every call by it, so a hoard Cache adds no deadline of its own.
+func (s *Store) CallTimeout() time.Duration { return s.timeout }
 
 // Ping checks that the server answers; on Cluster, that every master does.
 // Before the Store has connected (see New), it returns why not.

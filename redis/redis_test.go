@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoardcache/hoard/internal/storeerr"
+	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/redis"
 )
@@ -118,10 +118,10 @@ func TestTTL(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *redis.Store) {
 		p := t.Name() + ":"
 		for _, ttl := range []time.Duration{0, -time.Second} {
-			if err := s.Set(ctx, p+"k", []byte("v"), ttl); !errors.Is(err, storeerr.ErrInvalidTTL) {
+			if err := s.Set(ctx, p+"k", []byte("v"), ttl); !errors.Is(err, hoard.ErrInvalidTTL) {
 				t.Errorf("Set(ttl=%v) = %v, want ErrInvalidTTL", ttl, err)
 			}
-			if _, err := s.Add(ctx, p+"k", []byte("v"), ttl); !errors.Is(err, storeerr.ErrInvalidTTL) {
+			if _, err := s.Add(ctx, p+"k", []byte("v"), ttl); !errors.Is(err, hoard.ErrInvalidTTL) {
 				t.Errorf("Add(ttl=%v) = %v, want ErrInvalidTTL", ttl, err)
 			}
 		}
@@ -381,7 +381,7 @@ func TestClose(t *testing.T) {
 		_, err7 := s.Exists(ctx, "k")
 		err8 := s.Ping(ctx)
 		for i, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8} {
-			if !errors.Is(err, storeerr.ErrClosed) {
+			if !errors.Is(err, hoard.ErrClosed) {
 				t.Errorf("call %d after Close = %v, want ErrClosed", i+1, err)
 			}
 		}
@@ -504,7 +504,7 @@ func TestNewErrors(t *testing.T) {
 		want []string
 	}{
 		{"not host:port", redis.Options{Addrs: []string{"localhost"}}, []string{`"localhost"`, "host:port"}},
-		{"cluster with DB", redis.Options{Addrs: []string{srv.Addr}, Cluster: true, DB: 2}, []string{"DB 0"}},
+		{"cluster with DB", redis.Options{Addrs: []string{srv.Addr}, Cluster: true, DB: 2}, []string{"DB", "only database 0"}},
 		{"cluster on standalone", redis.Options{Addrs: []string{srv.Addr}, Cluster: true}, []string{srv.Addr, "not a Redis Cluster node"}},
 		{"negative timeout", redis.Options{Addrs: []string{srv.Addr}, Timeout: -1}, []string{"Timeout"}},
 		{"negative pool", redis.Options{Addrs: []string{srv.Addr}, PoolSize: -1}, []string{"PoolSize"}},

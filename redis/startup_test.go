@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoardcache/hoard/internal/storeerr"
+	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/redis"
 	"github.com/hoardcache/hoard/storetest"
@@ -267,7 +267,7 @@ func TestCloseWhileConnecting(t *testing.T) {
 	srv := startRedisOn(t, port, testserver.RedisOptions{})
 	wg.Wait()
 	for i, s := range append(stores, early) {
-		if err := s.Ping(ctx); !errors.Is(err, storeerr.ErrClosed) {
+		if err := s.Ping(ctx); !errors.Is(err, hoard.ErrClosed) {
 			t.Errorf("store %d: Ping after Close = %v, want ErrClosed", i, err)
 		}
 	}

@@ -53,7 +53,7 @@ type memoryChild struct {
 
 // memoryLimits are the limits measured: the default (100,000 KiB values do
 // not fit: the store must evict) and one that holds them all.
-var memoryLimits = []int64{hoard.DefaultMemoryMaxBytes, 256 << 20}
+var memoryLimits = []int64{memory.DefaultMaxBytes, 256 << 20}
 
 // measureMemory runs one child per limit, each storing entries values.
 func measureMemory(ctx context.Context, entries int, limits []int64, logf func(string, ...any)) (*memoryFigure, error) {
@@ -97,15 +97,15 @@ func memoryChildMain(spec string) error {
 		return fmt.Errorf("%s=%q: want MaxBytes,entries: %w", memoryChildEnv, spec, err)
 	}
 	ctx := context.Background()
-	c, err := hoard.Open(ctx, hoard.Config{Backend: hoard.BackendMemory, MemoryMaxBytes: limit})
+	st, err := memory.New(memory.Options{MaxBytes: limit})
+	if err != nil {
+		return err
+	}
+	c, err := hoard.New(st, hoard.Config{})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	st, ok := c.Store().(*memory.Store)
-	if !ok {
-		return fmt.Errorf("store is %T, not *memory.Store", c.Store())
-	}
 	settle := func() {
 		runtime.GC()
 		debug.FreeOSMemory()

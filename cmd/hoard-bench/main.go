@@ -36,7 +36,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/memcached"
 )
 
 func main() {
@@ -94,7 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of the table")
 	fs.IntVar(&o.rounds, "rounds", 1, "run the scenario list this many times (alternately forward and backward) and report, per scenario, the round with the median requests/s")
 	fs.IntVar(&o.widgets, "widgets", 10000, "size of the working set (widget ids 1..N)")
-	fs.IntVar(&o.mcPool, "memcached-pool", hoard.DefaultPoolSize, "idle connections kept per memcached server, by raw/memcached and by the memcached store (CACHE_MEMCACHED_POOL_SIZE)")
+	fs.IntVar(&o.mcPool, "memcached-pool", memcached.DefaultPoolSize, "idle connections kept per memcached server, by raw/memcached and by the memcached store (CACHE_MEMCACHED_POOL_SIZE)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each scenario's measured run to this file (with the scenario's name added when there are several); it covers the load generator too")
 	fs.StringVar(&o.svg, "svg", "", "also write a chart of requests/s and p99 per scenario to this SVG file")
 	fs.BoolVar(&o.memory, "memory", false, "also measure the memory figure: RSS after 100,000 entries of 1 KiB in the memory store")

@@ -18,6 +18,9 @@ import (
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/pgtest"
 	"github.com/hoardcache/hoard/internal/testserver"
+	"github.com/hoardcache/hoard/memcached"
+	"github.com/hoardcache/hoard/redis"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // Store names.
@@ -105,7 +108,7 @@ func scenarios() []scenario {
 			}},
 		{name: "disabled", desc: "the same route through Cache.Handle with CACHE_ENABLED=false",
 			build: func(e *env) (http.Handler, func(), error) {
-				return e.cached(hoard.Config{Disabled: true}, false)
+				return e.cached(stores.Config{Cache: hoard.Config{Disabled: true}}, false)
 			}},
 	}...)
 	return ss
@@ -164,20 +167,20 @@ func uniquePrefix() string {
 	return "b" + hex.EncodeToString(b[:]) + ":"
 }
 
-// storeConfig points a hoard.Config at the named store, starting its servers
-// on first use. Timeout and the rest are hoard's defaults.
-func (e *env) storeConfig(st string) (hoard.Config, error) {
-	cfg := hoard.Config{KeyPrefix: uniquePrefix()}
+// storeConfig points a stores.Config at the named store, starting its
+// servers on first use. Timeout and the rest are the defaults.
+func (e *env) storeConfig(st string) (stores.Config, error) {
+	cfg := stores.Config{Cache: hoard.Config{KeyPrefix: uniquePrefix()}}
 	switch st {
 	case stMemory:
-		cfg.Backend = hoard.BackendMemory
+		cfg.Backend = stores.Memory
 	case stRedis:
 		r, err := e.startRedis()
 		if err != nil {
 			return cfg, err
 		}
-		cfg.Backend = hoard.BackendRedis
-		cfg.Redis.URL = "redis://" + r.Addr + "/0"
+		cfg.Backend = stores.Redis
+		cfg.Redis.Addrs = []string{r.Addr}
 	case stRedisCluster:
 		if e.cluster == nil {
 			e.logf("starting a 3-master Redis Cluster")
@@ -187,15 +190,15 @@ func (e *env) storeConfig(st string) (hoard.Config, error) {
 			}
 			e.cluster = c
 		}
-		cfg.Backend = hoard.BackendRedis
-		cfg.Redis.URL = "redis://" + e.cluster.Addrs[0]
+		cfg.Backend = stores.Redis
+		cfg.Redis.Addrs = []string{e.cluster.Addrs[0]}
 		cfg.Redis.Cluster = true
 	case stMemcached:
 		pool, err := e.startMemcached()
 		if err != nil {
 			return cfg, err
 		}
-		cfg.Backend = hoard.BackendMemcached
+		cfg.Backend = stores.Memcached
 		cfg.Memcached.Servers = testserver.Addrs(pool)
 		cfg.Memcached.PoolSize = e.mcPool
 	default:
@@ -258,11 +261,11 @@ func (e *env) startMemcached() ([]*testserver.Memcached, error) {
 
 // cached opens a Cache on cfg and serves the widget GET through Cache.Handle
 // with the demo's route options (and the PUT when put is set).
-func (e *env) cached(cfg hoard.Config, put bool) (http.Handler, func(), error) {
+func (e *env) cached(cfg stores.Config, put bool) (http.Handler, func(), error) {
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
-	cfg.Logger = e.logger
-	c, err := hoard.Open(ctx, cfg)
+	cfg.Cache.Logger = e.logger
+	c, err := stores.Open(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -292,7 +295,7 @@ func (e *env) rawRedis() (http.Handler, func(), error) {
 		InitAddress:       []string{r.Addr},
 		DisableCache:      true,
 		ForceSingleClient: true,
-		BlockingPoolSize:  hoard.DefaultPoolSize,
+		BlockingPoolSize:  redis.DefaultPoolSize,
 		PipelineMultiplex: 2, // what the redis store uses for a pool of 10
 		AlwaysPipelining:  true,
 		ConnWriteTimeout:  time.Second,
@@ -312,7 +315,7 @@ func (e *env) rawRedis() (http.Handler, func(), error) {
 		}
 	}
 	get := func(ctx context.Context, id int) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, hoard.DefaultTimeout)
+		ctx, cancel := context.WithTimeout(ctx, redis.DefaultTimeout)
 		defer cancel()
 		return c.Do(ctx, c.B().Get().Key(prefix+strconv.Itoa(id)).Build()).AsBytes()
 	}
@@ -336,7 +339,7 @@ func (e *env) rawMemcached(threeKeys bool) (http.Handler, func(), error) {
 	}
 	c := memcache.New(testserver.Addrs(pool)...)
 	c.MaxIdleConns = e.mcPool
-	c.Timeout = hoard.DefaultTimeout
+	c.Timeout = memcached.DefaultTimeout
 	prefix := uniquePrefix() + "raw:widget:"
 	for i, b := range e.db.bodies {
 		var err error
@@ -404,8 +407,8 @@ func (e *env) outageRedis() (http.Handler, func(), error) {
 		return nil, nil, err
 	}
 	e.outage = r
-	cfg := hoard.Config{KeyPrefix: uniquePrefix(), Backend: hoard.BackendRedis}
-	cfg.Redis.URL = "redis://" + r.Addr + "/0"
+	cfg := stores.Config{Cache: hoard.Config{KeyPrefix: uniquePrefix()}, Backend: stores.Redis}
+	cfg.Redis.Addrs = []string{r.Addr}
 	h, closeCache, err := e.cached(cfg, false)
 	if err != nil {
 		r.Stop()

@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/memcached"
+	"github.com/hoardcache/hoard/memory"
+	"github.com/hoardcache/hoard/redis"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // The demo's routes (spec §6) and their cache options. Every write route
@@ -64,6 +68,19 @@ type server struct {
 	log   *slog.Logger
 }
 
+// storeKind names the kind of store for the readiness check (CACHE_BACKEND).
+func storeKind(s hoard.Store) string {
+	switch s.(type) {
+	case *memory.Store:
+		return string(stores.Memory)
+	case *redis.Store:
+		return string(stores.Redis)
+	case *memcached.Store:
+		return string(stores.Memcached)
+	}
+	return fmt.Sprintf("%T", s)
+}
+
 // newServer builds the demo's HTTP handler: the routes of spec §6 with their
 // cache options, /health and /health/ready, JSON errors for unknown routes,
 // the client cache middleware and, outermost, one log line per request and
@@ -91,7 +108,7 @@ func newServer(cfg config, db *sql.DB, c *hoard.Cache, log *slog.Logger) (http.H
 		mux.HandleFunc("GET /debug/slow", s.slow)
 	}
 	var h http.Handler = jsonNotFound(mux)
-	h = hoard.ClientCache(cfg.Cache.Client)(h)
+	h = hoard.ClientCache(cfg.Hoard.Cache.Client)(h)
 	h = logRequests(log, h)
 	return h, nil
 }
@@ -153,7 +170,7 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	store := "cache store"
 	if s.cache.Enabled() {
-		store += " (" + string(s.cache.Config().Backend) + ")"
+		store += " (" + storeKind(s.cache.Store()) + ")"
 	}
 	checks := []chan result{check("database", s.db.PingContext), check(store, s.cache.Ping)}
 	body := map[string]string{"status": "ready", "database": "ok", "cache": "ok"}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // Defaults of the demo's own variables.
@@ -25,15 +25,16 @@ const (
 	kindPostgres = "postgres"
 )
 
-// config is the demo's configuration: hoard's (spec §5, hoard.FromEnv) plus
+// config is the demo's configuration: hoard's (spec §5, stores.FromEnv) plus
 // HTTP_ADDR, DATABASE_URL and the test aid HOARD_DEMO_DEBUG_SLOW.
 type config struct {
 	// Addr is where the server listens (HTTP_ADDR), host:port.
 	Addr string
 	// DB says which database to open (DATABASE_URL).
 	DB dbConfig
-	// Cache configures hoard (CACHE_*, CLIENT_CACHE_*, API_PREFIX, ...).
-	Cache hoard.Config
+	// Hoard configures the cache and its store (CACHE_*, CLIENT_CACHE_*,
+	// API_PREFIX, ...).
+	Hoard stores.Config
 	// DebugSlow mounts GET /debug/slow?ms=N, a request that takes N ms, for
 	// the graceful shutdown test (HOARD_DEMO_DEBUG_SLOW=1). Off by default.
 	DebugSlow bool
@@ -51,7 +52,7 @@ type dbConfig struct {
 // bad variable is reported, each by name with what it accepts.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	var errs []error
-	cache, err := hoard.FromLookup(lookup)
+	cache, err := stores.FromLookup(lookup)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -59,7 +60,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		v, _ := lookup(name)
 		return strings.TrimSpace(v)
 	}
-	cfg := config{Cache: cache}
+	cfg := config{Hoard: cache}
 
 	cfg.Addr = get("HTTP_ADDR")
 	if cfg.Addr == "" {
@@ -155,27 +156,30 @@ func sqliteConfig(path string) dbConfig {
 }
 
 // describeCache says which store cfg uses, for the banner.
-func describeCache(cfg hoard.Config) string {
+func describeCache(cfg stores.Config) string {
 	cfg = cfg.WithDefaults()
-	if cfg.Disabled {
+	if cfg.Cache.Disabled {
 		return "disabled (CACHE_ENABLED=false): every request reaches the database"
 	}
 	switch cfg.Backend {
-	case hoard.BackendRedis:
-		kind := "Redis"
-		if cfg.Redis.Cluster {
-			kind = "Redis Cluster, seeds"
+	case stores.Redis:
+		r := cfg.Redis
+		s := "Redis " + strings.Join(r.Addrs, ",")
+		if r.Cluster {
+			s = "Redis Cluster, seeds " + strings.Join(r.Addrs, ",")
 		}
-		where := strings.Join(cfg.RedisAddrs(), ",")
-		if cfg.Redis.URL != "" {
-			where = cfg.Redis.URL
-			if u, err := url.Parse(where); err == nil {
-				where = u.Redacted()
-			}
+		if r.DB != 0 {
+			s += fmt.Sprintf(" db %d", r.DB)
 		}
-		return kind + " " + where
-	case hoard.BackendMemcached:
-		return "Memcached " + strings.Join(cfg.MemcachedServers(), ",")
+		if r.Username != "" {
+			s += " as " + r.Username
+		}
+		if r.TLSConfig != nil {
+			s += " over TLS"
+		}
+		return s
+	case stores.Memcached:
+		return "Memcached " + strings.Join(cfg.Memcached.Servers, ",")
 	}
-	return fmt.Sprintf("memory (in-process, %d MiB)", cfg.MemoryMaxBytes>>20)
+	return fmt.Sprintf("memory (in-process, %d MiB)", cfg.Memory.MaxBytes>>20)
 }

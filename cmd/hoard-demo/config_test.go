@@ -1,11 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/stores"
 )
 
 func lookupMap(m map[string]string) func(string) (string, bool) {
@@ -71,28 +73,31 @@ func TestLoadConfig(t *testing.T) {
 				!strings.HasPrefix(cfg.DB.DSN, tc.dsnPrefix) || cfg.DB.Shown != tc.shown || cfg.DebugSlow != tc.slow {
 				t.Fatalf("got addr %q, db %+v, slow %v", cfg.Addr, cfg.DB, cfg.DebugSlow)
 			}
-			if cfg.Cache.Backend != hoard.BackendMemory {
-				t.Fatalf("cache backend %q; want memory by default", cfg.Cache.Backend)
+			if cfg.Hoard.Backend != stores.Memory {
+				t.Fatalf("cache backend %q; want memory by default", cfg.Hoard.Backend)
 			}
 		})
 	}
 }
 
 func TestDescribeCache(t *testing.T) {
-	redis := hoard.Config{Backend: hoard.BackendRedis}
-	redis.Redis.URL = "redis://:pw@10.0.0.1:6380/2"
-	cluster := hoard.Config{Backend: hoard.BackendRedis}
+	redis := stores.Config{Backend: stores.Redis}
+	redis.Redis.Addrs = []string{"10.0.0.1:6380"}
+	redis.Redis.DB = 2
+	redis.Redis.Password = "pw"
+	redis.Redis.TLSConfig = &tls.Config{}
+	cluster := stores.Config{Backend: stores.Redis}
 	cluster.Redis.Cluster = true
-	cluster.Redis.Host, cluster.Redis.Port = "10.0.0.1", 7000
-	mc := hoard.Config{Backend: hoard.BackendMemcached}
+	cluster.Redis.Addrs = []string{"10.0.0.1:7000"}
+	mc := stores.Config{Backend: stores.Memcached}
 	mc.Memcached.Servers = []string{"a:11211", "b:11211"}
 	for _, tc := range []struct {
-		cfg  hoard.Config
+		cfg  stores.Config
 		want string
 	}{
-		{hoard.Config{}, "memory (in-process, 64 MiB)"},
-		{hoard.Config{Disabled: true}, "disabled (CACHE_ENABLED=false)"},
-		{redis, "Redis redis://:xxxxx@10.0.0.1:6380/2"},
+		{stores.Config{}, "memory (in-process, 64 MiB)"},
+		{stores.Config{Cache: hoard.Config{Disabled: true}}, "disabled (CACHE_ENABLED=false)"},
+		{redis, "Redis 10.0.0.1:6380 db 2 over TLS"},
 		{cluster, "Redis Cluster, seeds 10.0.0.1:7000"},
 		{mc, "Memcached a:11211,b:11211"},
 	} {

@@ -30,6 +30,7 @@ import (
 	"github.com/hoardcache/hoard/internal/consistency"
 	"github.com/hoardcache/hoard/internal/storefixture"
 	"github.com/hoardcache/hoard/internal/testserver"
+	"github.com/hoardcache/hoard/stores"
 )
 
 var (
@@ -65,25 +66,25 @@ type ccEnv struct {
 	logs  *syncBuffer // warnings and errors of the server and of hoard
 }
 
-func newCCEnv(t *testing.T, cfg hoard.Config) *ccEnv {
+func newCCEnv(t *testing.T, cfg stores.Config) *ccEnv {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg.Logger = logger
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = storefixture.UniquePrefix()
+	cfg.Cache.Logger = logger
+	if cfg.Cache.KeyPrefix == "" {
+		cfg.Cache.KeyPrefix = storefixture.UniquePrefix()
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = storefixture.Timeout
+	if cfg.Cache.Timeout == 0 {
+		cfg.Cache.Timeout = storefixture.Timeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := hoard.Open(ctx, cfg)
+	c, err := stores.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("open the cache: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h, err := newServer(config{Cache: c.Config()}, sqliteDB(t), c, logger)
+	h, err := newServer(config{Hoard: stores.Config{Cache: c.Config()}}, sqliteDB(t), c, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +253,9 @@ func checkFault(t *testing.T, w []consistency.Report) {
 	}
 }
 
-func redisConfig(addr string) hoard.Config {
-	cfg := hoard.Config{Backend: hoard.BackendRedis}
-	cfg.Redis.URL = "redis://" + addr + "/0"
+func redisConfig(addr string) stores.Config {
+	cfg := stores.Config{Backend: stores.Redis}
+	cfg.Redis.Addrs = []string{addr}
 	return cfg
 }
 
@@ -426,7 +427,7 @@ func testRedisEvicting(t *testing.T) {
 // it then made every read miss), if it holds some widgets but not all.
 func testMemcachedOneKilled(t *testing.T) {
 	pool := testserver.MemcachedPoolT(t, 3, testserver.MemcachedOptions{})
-	cfg := hoard.Config{Backend: hoard.BackendMemcached}
+	cfg := stores.Config{Backend: stores.Memcached}
 	cfg.Memcached.Servers = testserver.Addrs(pool)
 	e := newCCEnv(t, cfg)
 	ns := e.cache.Config().KeyPrefix
@@ -545,8 +546,8 @@ func testClusterMasterKilled(t *testing.T) {
 	cl, err := testserver.StartRedisClusterWithOptions(testserver.ClusterOptions{Masters: 3, NodeTimeout: time.Second})
 	check(t, err)
 	t.Cleanup(func() { cl.Stop() })
-	cfg := hoard.Config{Backend: hoard.BackendRedis}
-	cfg.Redis.URL = "redis://" + cl.Addrs[0]
+	cfg := stores.Config{Backend: stores.Redis}
+	cfg.Redis.Addrs = []string{cl.Addrs[0]}
 	cfg.Redis.Cluster = true
 	e := newCCEnv(t, cfg)
 	m := cl.Masters()[1]

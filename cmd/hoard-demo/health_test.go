@@ -82,7 +82,7 @@ func TestReadyNamesDatabase(t *testing.T) {
 // TestReadyCacheDisabled: with CACHE_ENABLED=false the store is not
 // checked and routes pass through.
 func TestReadyCacheDisabled(t *testing.T) {
-	c, err := hoard.Open(t.Context(), hoard.Config{Disabled: true})
+	c, err := hoard.New(nil, hoard.Config{Disabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}

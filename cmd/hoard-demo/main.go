@@ -36,7 +36,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // shutdownTimeout bounds how long a stopping server waits for in-flight
@@ -56,7 +56,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stdout, stderr
 		fmt.Fprintf(stderr, "hoard-demo: bad configuration:\n%v\n", err)
 		return 2
 	}
-	cfg.Cache.Logger = logger
+	cfg.Hoard.Cache.Logger = logger
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -78,7 +78,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stdout, stderr
 	}
 
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	cache, err := hoard.Open(octx, cfg.Cache)
+	cache, err := stores.Open(octx, cfg.Hoard)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "hoard-demo: cache store: %v\n", err)
@@ -106,7 +106,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stdout, stderr
 	}
 	base := baseURL(cfg.Addr, ln.Addr())
 	printBanner(stdout, base, cfg)
-	logger.Info("listening", slog.String("url", base), slog.String("cache", describeCache(cfg.Cache)),
+	logger.Info("listening", slog.String("url", base), slog.String("cache", describeCache(cfg.Hoard)),
 		slog.String("database", cfg.DB.Kind+" "+cfg.DB.Shown))
 
 	serveErr := make(chan error, 1)
@@ -171,7 +171,7 @@ try:
   curl -i %[1]s/api/v1/widgets/1        # run it twice: Cache-Status goes from miss to hit
   curl -i -X PATCH %[1]s/api/v1/widgets/1 -H 'Content-Type: application/json' -d '{"price": 12.5}'
 Ctrl-C stops it gracefully.
-`, base, describeCache(cfg.Cache), db)
+`, base, describeCache(cfg.Hoard), db)
 	if cfg.DebugSlow {
 		fmt.Fprintf(w, "HOARD_DEMO_DEBUG_SLOW is on: GET %s/debug/slow?ms=N answers after N ms (a test aid)\n", base)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/stores"
 )
 
 func TestMain(m *testing.M) { storefixture.Main(m) }
@@ -40,7 +41,7 @@ func newEnv(t testing.TB, db *sql.DB, c *hoard.Cache) *testEnv {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	h, err := newServer(config{Cache: c.Config()}, db, c, logger)
+	h, err := newServer(config{Hoard: stores.Config{Cache: c.Config()}}, db, c, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/testserver"
+	"github.com/hoardcache/hoard/stores"
 )
 
 // Names of the backends, in the order All returns them.
@@ -40,7 +41,8 @@ const (
 // Names lists every backend name.
 var Names = []string{Memory, Redis, RedisCluster, Memcached}
 
-// Timeout is the per-call store timeout the fixtures configure (CACHE_TIMEOUT).
+// Timeout is the per-call store timeout the fixtures configure
+// (Cache.Timeout, CACHE_TIMEOUT, which the stores take).
 // Generous enough for a loaded 2-core CI machine running -race.
 const Timeout = 250 * time.Millisecond
 
@@ -48,9 +50,9 @@ const Timeout = 250 * time.Millisecond
 type Backend struct {
 	Name string
 
-	// Config points hoard.Open at this backend's servers (Backend, Redis,
-	// Memcached, Timeout set; KeyPrefix unique per call).
-	Config func(t testing.TB) hoard.Config
+	// Config points stores.Open at this backend's servers (Backend, Redis,
+	// Memcached and Cache.Timeout set; Cache.KeyPrefix unique per call).
+	Config func(t testing.TB) stores.Config
 
 	// Outage controls; nil on memory. They act on every server of the
 	// backend (all three memcached processes, every Cluster node) except
@@ -66,32 +68,41 @@ func (b Backend) NewStore(t testing.TB) hoard.Store {
 }
 
 // NewCache returns a Cache over a new connection to the backend, with the
-// given configuration on top of the backend's (a random KeyPrefix unless
-// cfg sets one). It is closed when the test ends.
+// given cache-wide configuration on top of the backend's (a random
+// KeyPrefix unless cfg sets one). It is closed when the test ends.
 func (b Backend) NewCache(t testing.TB, cfg hoard.Config) *hoard.Cache {
 	t.Helper()
 	base := b.Config(t)
-	base.Disabled = cfg.Disabled
+	base.Cache.Disabled = cfg.Disabled
 	if cfg.KeyPrefix != "" {
-		base.KeyPrefix = cfg.KeyPrefix
+		base.Cache.KeyPrefix = cfg.KeyPrefix
 	}
 	if cfg.DefaultTTL != 0 {
-		base.DefaultTTL = cfg.DefaultTTL
-	}
-	if cfg.MemoryMaxBytes != 0 {
-		base.MemoryMaxBytes = cfg.MemoryMaxBytes
+		base.Cache.DefaultTTL = cfg.DefaultTTL
 	}
 	if cfg.Logger != nil {
-		base.Logger = cfg.Logger
+		base.Cache.Logger = cfg.Logger
 	}
+	return b.Open(t, base)
+}
+
+// Open returns a Cache built by stores.Open from cfg (usually the
+// backend's Config, changed). It is closed when the test ends.
+func (b Backend) Open(t testing.TB, cfg stores.Config) *hoard.Cache {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := hoard.Open(ctx, base)
+	c, err := stores.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("storefixture: open %s: %v", b.Name, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// cacheConfig is the cache-wide part of every backend's Config.
+func cacheConfig() hoard.Config {
+	return hoard.Config{KeyPrefix: UniquePrefix(), Timeout: Timeout}
 }
 
 // UniquePrefix returns a random key namespace such as "t3f9a0c1e:".
@@ -172,8 +183,8 @@ func start(s *servers, name string) (Backend, error) {
 	b := Backend{Name: name}
 	switch name {
 	case Memory:
-		b.Config = func(testing.TB) hoard.Config {
-			return hoard.Config{Backend: hoard.BackendMemory, KeyPrefix: UniquePrefix(), Timeout: Timeout}
+		b.Config = func(testing.TB) stores.Config {
+			return stores.Config{Backend: stores.Memory, Cache: cacheConfig()}
 		}
 	case Redis:
 		if s.redis == nil {
@@ -184,9 +195,9 @@ func start(s *servers, name string) (Backend, error) {
 			s.redis = r
 		}
 		r := s.redis
-		b.Config = func(testing.TB) hoard.Config {
-			cfg := hoard.Config{Backend: hoard.BackendRedis, KeyPrefix: UniquePrefix(), Timeout: Timeout}
-			cfg.Redis.URL = "redis://" + r.Addr + "/0"
+		b.Config = func(testing.TB) stores.Config {
+			cfg := stores.Config{Backend: stores.Redis, Cache: cacheConfig()}
+			cfg.Redis.Addrs = []string{r.Addr}
 			return cfg
 		}
 		b.Kill = func(t testing.TB) { check(t, r.Kill()) }
@@ -202,9 +213,9 @@ func start(s *servers, name string) (Backend, error) {
 			s.cluster = c
 		}
 		c := s.cluster
-		b.Config = func(testing.TB) hoard.Config {
-			cfg := hoard.Config{Backend: hoard.BackendRedis, KeyPrefix: UniquePrefix(), Timeout: Timeout}
-			cfg.Redis.URL = "redis://" + c.Addrs[0]
+		b.Config = func(testing.TB) stores.Config {
+			cfg := stores.Config{Backend: stores.Redis, Cache: cacheConfig()}
+			cfg.Redis.Addrs = []string{c.Addrs[0]}
 			cfg.Redis.Cluster = true
 			return cfg
 		}
@@ -229,8 +240,8 @@ func start(s *servers, name string) (Backend, error) {
 			s.memcached = pool
 		}
 		pool := s.memcached
-		b.Config = func(testing.TB) hoard.Config {
-			cfg := hoard.Config{Backend: hoard.BackendMemcached, KeyPrefix: UniquePrefix(), Timeout: Timeout}
+		b.Config = func(testing.TB) stores.Config {
+			cfg := stores.Config{Backend: stores.Memcached, Cache: cacheConfig()}
 			cfg.Memcached.Servers = testserver.Addrs(pool)
 			return cfg
 		}

@@ -261,6 +261,16 @@ func (r *Redis) TLSConfig() *tls.Config {
 	return r.tls.client.Clone()
 }
 
+// CAFile returns the path of the PEM file of the server's throwaway CA
+// (what CACHE_REDIS_TLS_CA_FILE names), or "" when the server does not use
+// TLS.
+func (r *Redis) CAFile() string {
+	if r.tls == nil {
+		return ""
+	}
+	return r.tls.caFile
+}
+
 // Options returns the options the server was started with.
 func (r *Redis) Options() RedisOptions { return r.opts }
 
