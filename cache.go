@@ -83,7 +83,7 @@ func New(store Store, cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	if store == nil && !cfg.Disabled {
-		return nil, errors.New("hoard: New needs a Store (memory.New, redis.New, memcached.New) or use Open to build the configured one")
+		return nil, errors.New("hoard: New needs a Store (memory.New, redis.New, memcached.New) or use stores.Open to build the configured one")
 	}
 	logger := cfg.Logger
 	if logger == nil {

@@ -255,7 +255,7 @@ func (s *Store) connectError(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "AUTH"):
-		hint = "check Username and Password (CACHE_REDIS_PASSWORD or the URL's user:password)"
+		hint = "check Username and Password (CACHE_REDIS_USERNAME and CACHE_REDIS_PASSWORD, or the URL's user:password)"
 	case strings.Contains(msg, "NOPERM"):
 		hint = "the user lacks an ACL permission; allow it the string, keyspace and connection commands"
 	case strings.Contains(msg, "DB index"), strings.Contains(msg, "SELECT"):
@@ -263,9 +263,9 @@ func (s *Store) connectError(err error) error {
 	case strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"), strings.Contains(msg, "EOF"),
 		strings.Contains(msg, "connection reset"):
 		if s.tls {
-			hint = "check that the server speaks TLS on this port and that its certificate is trusted (rediss:// needs a TLS port)"
+			hint = "check that the server speaks TLS on this port and that its certificate is trusted (rediss:// and CACHE_REDIS_TLS need a TLS port; CACHE_REDIS_TLS_CA_FILE names a private CA)"
 		} else {
-			hint = "if the server requires TLS, use rediss:// (Options.TLSConfig); otherwise " + hint
+			hint = "if the server requires TLS, use rediss:// or CACHE_REDIS_TLS=true (Options.TLSConfig); otherwise " + hint
 		}
 	}
 	return fmt.Errorf("redis: cannot connect to %s: %w; %s", s.addrs, err, hint)

@@ -633,3 +633,37 @@ func checkPasswordsHidden(t *testing.T, env map[string]string, err error) {
 		}
 	}
 }
+
+// TestReadmeListsEveryVariable: the README's Configuration table has a row
+// for every variable FromEnv reads, and no other (a row may name several
+// as "CACHE_REDIS_HOST / _PORT / _DB").
+func TestReadmeListsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "## Configuration")
+	table, _, _ = strings.Cut(table, "\n## ")
+	var listed []string
+	for line := range strings.SplitSeq(table, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 {
+			continue
+		}
+		names := strings.Split(strings.TrimSpace(cells[1]), " / ")
+		first := names[0]
+		if first == "variable" || strings.HasPrefix(first, "---") {
+			continue
+		}
+		listed = append(listed, first)
+		for _, n := range names[1:] {
+			listed = append(listed, first[:strings.LastIndex(first, "_")]+n)
+		}
+	}
+	slices.Sort(listed)
+	want := EnvVars()
+	slices.Sort(want)
+	if !slices.Equal(listed, want) {
+		t.Errorf("README's Configuration table lists\n%v\nFromEnv reads\n%v", listed, want)
+	}
+}
