@@ -5,8 +5,6 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
-
-	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
 // breaker skips the store for a while after repeated failures, so that an
@@ -67,9 +65,9 @@ func (b *breaker) failure() {
 // record reports the outcome of a store call to the breaker. A caller's own
 // cancellation says nothing about the store and is not counted; nor is a
 // call that a pool store skipped at once because its server is marked
-// down (storeerr.ErrServerDown): it cost no timeout, the store keeps
+// down (ErrServerDown): it cost no timeout, the store keeps
 // skipping that server itself, and the other servers' keys must keep
-// hitting. Nor is a refusal of one value (storeerr.ErrRefused: too large,
+// hitting. Nor is a refusal of one value (ErrRefused: too large,
 // no memory for it): the server answered, and only that key goes uncached,
 // so one client asking for oversized pages cannot switch caching off for
 // everyone.
@@ -77,7 +75,7 @@ func (b *breaker) record(err error) {
 	switch {
 	case err == nil:
 		b.success()
-	case errors.Is(err, context.Canceled), errors.Is(err, storeerr.ErrServerDown), errors.Is(err, storeerr.ErrRefused):
+	case errors.Is(err, context.Canceled), errors.Is(err, ErrServerDown), errors.Is(err, ErrRefused):
 		if b.probing.Load() {
 			b.probing.Store(false)
 		}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
 func TestBreakerOpensAfterThresholdAndProbes(t *testing.T) {
@@ -62,13 +60,13 @@ func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 }
 
 // TestBreakerIgnoresServerDown: a call a pool store skipped at once because
-// its server is marked down (storeerr.ErrServerDown, also when joined with
+// its server is marked down (ErrServerDown, also when joined with
 // other servers' errors) is not counted: with one memcached server of three
 // down, a third of the reads fail that way, and counting them opened the
 // breaker for the keys of the live servers too.
 func TestBreakerIgnoresServerDown(t *testing.T) {
 	b := newBreaker(3, time.Hour)
-	down := fmt.Errorf("memcached 127.0.0.1:1: get: %w", errors.Join(fmt.Errorf("%w after: refused", storeerr.ErrServerDown)))
+	down := fmt.Errorf("memcached 127.0.0.1:1: get: %w", errors.Join(fmt.Errorf("%w after: refused", ErrServerDown)))
 	for i := range 10 {
 		if !b.allow() {
 			t.Fatalf("breaker opened after %d calls skipped for a server marked down", i)
@@ -104,7 +102,7 @@ func TestBreakerOpensWhenMostCallsFail(t *testing.T) {
 // and turn every other key's hits into bypasses.
 func TestBreakerIgnoresRefusals(t *testing.T) {
 	b := newBreaker(2, time.Hour)
-	refusal := fmt.Errorf("memcached 127.0.0.1:1: set: SERVER_ERROR object too large for cache: %w", storeerr.ErrValueTooLarge)
+	refusal := fmt.Errorf("memcached 127.0.0.1:1: set: SERVER_ERROR object too large for cache: %w", ErrValueTooLarge)
 	for range 100 {
 		b.record(refusal)
 	}

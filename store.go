@@ -3,8 +3,6 @@ package hoard
 import (
 	"context"
 	"time"
-
-	"github.com/hoardcache/hoard/internal/storeerr"
 )
 
 // Store is the contract between a Cache and the server that holds its bytes.
@@ -65,25 +63,6 @@ type Store interface {
 	// Close releases the store's connections. Calls after Close fail.
 	Close() error
 }
-
-// Sentinel errors, usable with errors.Is.
-var (
-	// ErrPatternNotSupported is returned by DeletePattern (and Clear) on a
-	// store that cannot walk its keys, such as Memcached.
-	ErrPatternNotSupported = storeerr.ErrPatternNotSupported
-	// ErrClosed is returned by a store or Cache used after Close.
-	ErrClosed = storeerr.ErrClosed
-	// ErrInvalidTTL is returned for a negative TTL.
-	ErrInvalidTTL = storeerr.ErrInvalidTTL
-	// ErrRefused is wrapped by a store's error for one value it would not
-	// take while the server itself is healthy (too large for it, or no
-	// memory left for it). Only that key goes uncached: a Cache's circuit
-	// breaker does not count it, and other keys keep hitting.
-	ErrRefused = storeerr.ErrRefused
-	// ErrValueTooLarge is the ErrRefused of a value over the store's size
-	// limit (each store documents its own, as Options.MaxValueBytes).
-	ErrValueTooLarge = storeerr.ErrValueTooLarge
-)
 
 // Sharded is an optional interface of a Store that spreads keys over
 // several servers (shards) and honours hash tags: when a key holds a '{'

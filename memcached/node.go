@@ -12,16 +12,16 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/hoardcache/hoard/internal/storeerr"
+	"github.com/hoardcache/hoard"
 )
 
 // ErrServerDown is returned (wrapped, with the failure that caused it) by
 // calls on a server that the store has marked down: see "Server failures"
 // in the package documentation. It is the same value as
-// storeerr.ErrServerDown, which a hoard Cache's circuit breaker does not
+// hoard.ErrServerDown, which a hoard Cache's circuit breaker does not
 // count: such a call fails at once, and the pool's other servers keep
 // serving their keys.
-var ErrServerDown = storeerr.ErrServerDown
+var ErrServerDown = hoard.ErrServerDown
 
 // ioFailuresToMarkDown is how many server failures in a row other than a
 // refused connect (a timeout, a reset or closed connection) it takes, with
