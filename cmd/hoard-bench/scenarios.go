@@ -16,7 +16,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/hoardcache/hoard"
-	"github.com/hoardcache/hoard/internal/pgtest"
+	"github.com/hoardcache/hoard/cmd/internal/pgtest"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/memcached"
 	"github.com/hoardcache/hoard/redis"

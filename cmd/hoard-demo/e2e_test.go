@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
-	"github.com/hoardcache/hoard/internal/pgtest"
+	"github.com/hoardcache/hoard/cmd/internal/pgtest"
 	"github.com/hoardcache/hoard/internal/storefixture"
 )
 
