@@ -120,7 +120,7 @@ func TestProviderDeletePattern(t *testing.T) {
 			return
 		}
 		if err != nil || n != 1 {
-			t.Fatalf("DeletePattern(user:1) = %d, %v; want exactly 1 (upstream's implicit * is gone)", n, err)
+			t.Fatalf("DeletePattern(user:1) = %d, %v; want exactly 1 (no implicit * at the end)", n, err)
 		}
 		if _, found, _ := c.Get(ctx, "user:10"); !found {
 			t.Error("user:10 deleted by the pattern user:1")

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Cache-Control values set by ClientCache (spec §4).
+// Cache-Control values set by ClientCache.
 const (
 	// CacheControlAPI is sent on API paths: browsers must not keep them.
 	CacheControlAPI = "private, no-cache, no-store, must-revalidate"
@@ -20,7 +20,7 @@ const (
 )
 
 // ClientCache returns middleware that sets the Cache-Control response header
-// for browsers and shared caches (spec §4). The header is decided just before
+// for browsers and shared caches. The header is decided just before
 // the response header is written, so that a handler, or the route middleware
 // of a cached route with ClientMaxAge, can set its own; in order:
 //

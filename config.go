@@ -10,7 +10,7 @@ import (
 	"github.com/hoardcache/hoard/internal/addr"
 )
 
-// Defaults of the cache-wide settings (spec §5), filled in by
+// Defaults of the cache-wide settings, filled in by
 // Config.WithDefaults. Each store package defines its own defaults (such as
 // memory.DefaultMaxBytes or redis.DefaultPoolSize).
 const (
@@ -23,7 +23,7 @@ const (
 )
 
 // Config holds the cache-wide settings of a Cache and of the ClientCache
-// middleware. The zero value is valid and means every default of spec §5;
+// middleware. The zero value is valid and means every default;
 // WithDefaults fills the defaults in one place.
 //
 // Which store a Cache uses, and that store's own options, are not here:
@@ -69,7 +69,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ClientCacheConfig configures the ClientCache middleware (spec §4).
+// ClientCacheConfig configures the ClientCache middleware.
 type ClientCacheConfig struct {
 	// Disabled turns the middleware off (CLIENT_CACHE_ENABLED=false): it
 	// then returns the next handler unchanged and sets no header.
@@ -93,7 +93,7 @@ type ClientCacheConfig struct {
 }
 
 // WithDefaults returns c with every zero value replaced by its default
-// (spec §5). It is idempotent. Slices are not copied, except that a nil
+// It is idempotent. Slices are not copied, except that a nil
 // Client.PublicPrefixes becomes a new ["/static/"].
 func (c Config) WithDefaults() Config {
 	if c.DefaultTTL == 0 {

@@ -10,7 +10,7 @@ import (
 
 func TestConfigDefaults(t *testing.T) {
 	got := Config{}.WithDefaults()
-	// Spot-check the spec §5 table itself, so that a wrong constant is
+	// Spot-check the documented defaults themselves, so that a wrong constant is
 	// caught too.
 	checks := []struct {
 		name      string

@@ -26,7 +26,7 @@ func exampleRequest(srv *httptest.Server, method, path string) {
 	fmt.Printf("%s %s: %d %s [%s]\n", method, path, res.StatusCode, strings.TrimSpace(string(body)), res.Header.Get("Cache-Status"))
 }
 
-// The seed's widget routes (upstream's
+// The demo's widget routes (FastAPI-boilerplate's
 // @cache(key_prefix="widget", resource_id_name="widget_id", expiration=600)),
 // registered with Handle, which checks every placeholder against the
 // pattern when the route is registered.

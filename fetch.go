@@ -9,7 +9,7 @@ import (
 )
 
 // SetJSON stores v encoded as JSON. Strings, booleans, numbers and null
-// round-trip through GetJSON with their types (upstream stored some as bare
+// round-trip through GetJSON with their types (the Python layer hoard was modelled on stored some as bare
 // text).
 func (c *Cache) SetJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
 	b, err := json.Marshal(v)

@@ -1,6 +1,6 @@
 package hoard_test
 
-// A flood of distinct query strings (issue 6, item 4): every one is a new
+// A flood of distinct query strings: every one is a new
 // key, so a cache without a bound would grow with the attacker's request
 // count. The memory store must stay within CACHE_MEMORY_MAX_BYTES and the
 // process's memory bounded by it.

@@ -34,7 +34,7 @@ func newDownCache(t *testing.T) (*hoard.Cache, func(subs ...string)) {
 	}
 }
 
-// TestPendingInvalidationBlocksOnlyItsNamespace (regression, issue 6): an
+// TestPendingInvalidationBlocksOnlyItsNamespace (regression): an
 // invalidation that fails because the server holding its generation is down
 // (one memcached server of a pool) keeps that namespace uncached until it
 // is replayed, while the other namespaces keep hitting; the replay's
@@ -74,7 +74,7 @@ func TestPendingInvalidationBlocksOnlyItsNamespace(t *testing.T) {
 	}
 }
 
-// TestPendingInvalidationRouteOtherWidgetsHit (regression, issue 6): the
+// TestPendingInvalidationRouteOtherWidgetsHit (regression): the
 // same through the route middleware: a PUT whose invalidation fails on one
 // widget's generation answers 200; that widget is then answered fresh (never
 // the entry from before the PUT), and another widget keeps hitting.

@@ -101,7 +101,7 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 
 // DeletePattern removes every key of this cache matching the glob pattern
 // (Redis syntax: * ? [abc], backslash escapes) and returns how many. Unlike
-// upstream, the pattern is used as given: "user:1" matches only "user:1", not
+// FastAPI-boilerplate's delete_pattern, the pattern is used as given: "user:1" matches only "user:1", not
 // "user:10". It walks the keyspace (on Redis, a SCAN of every master), so it
 // is meant for maintenance; routes invalidate by generation instead. On
 // Memcached it returns ErrPatternNotSupported.

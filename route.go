@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Route configures caching for one route: upstream's @cache decorator. The
-// zero value of every field but KeyPrefix is a sensible default.
+// Route configures caching for one route (FastAPI-boilerplate's @cache
+// decorator: see the README for how the options map). The zero value of
+// every field but KeyPrefix is a sensible default.
 //
 // On GET (and HEAD, served from the GET entry) the response is cached under
 // the key prefix[:id][:q=<query>][:u=<caller>]; on POST, PUT, PATCH and

@@ -9,7 +9,7 @@ import (
 )
 
 // TestHitAllocations pins the allocations hoard adds to a warm memory hit
-// over a handler that writes the same bytes (issue 5: every allocation of
+// over a handler that writes the same bytes (every allocation of
 // the hit path that is not needed was removed; one that comes back fails
 // here). What remains is the key string, the store's keys and values
 // slices and the replayed header values (4 allocations more than the static

@@ -1,7 +1,7 @@
 package hoard_test
 
-// Concurrency tests of the route middleware (spec 1.7 read-your-writes, 1.8
-// no stale sets, 1.9 stampede), over real HTTP with keep-alive clients,
+// Concurrency tests of the route middleware (read-your-writes, no stale
+// sets, stampede), over real HTTP with keep-alive clients,
 // against every store.
 //
 // They use the widget fixture (widgets_test.go), whose versions tell which

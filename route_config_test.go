@@ -1,7 +1,7 @@
 package hoard_test
 
 // Configuration errors of routes fail at construction, never per request,
-// with a message that names the fix (spec 1.10). No store server needed.
+// with a message that names the fix. No store server needed.
 
 import (
 	"errors"

@@ -1,6 +1,6 @@
 package hoard_test
 
-// Fail-open tests of the route middleware (spec 1.12): a dead or frozen store
+// Fail-open tests of the route middleware: a dead or frozen store
 // costs neither errors nor timeouts per request, and invalidations issued
 // during an outage still take effect when the store is back. Names defined
 // in this file start with "fo"; the widget app is the fixture of
@@ -270,7 +270,7 @@ func TestRouteFailOpenSlowStore(t *testing.T) {
 var errFoDown = errors.New("test store: down")
 
 // TestRouteFailOpenReplayBeforeHits: an invalidation that failed is replayed
-// before the store serves hits again (spec 1.12) — also for requests that
+// before the store serves hits again — also for requests that
 // arrive while the replay is still being written. A PUT whose invalidation
 // failed answers 200; then one GET starts the replay, which is held in the
 // store; a second GET, after the PUT's 200, must not be served the entry

@@ -1,7 +1,6 @@
 package hoard_test
 
-// Stored-entry corruption and key fuzzing at the route level (issue 6,
-// item 3): bytes in the store that are not a current entry are a miss and
+// Stored-entry corruption and key fuzzing at the route level: bytes in the store that are not a current entry are a miss and
 // are overwritten, never served; two requests share an entry only when the
 // handler cannot tell them apart.
 

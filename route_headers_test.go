@@ -1,6 +1,6 @@
 package hoard_test
 
-// Response headers and what is (not) stored: spec 1.5, 1.6, §4.
+// Response headers, what is (not) stored, and ClientCache.
 
 import (
 	"bufio"

@@ -1,6 +1,6 @@
 package hoard_test
 
-// Behaviour tests of the route middleware (spec §1, issue 3), over real HTTP
+// Behaviour tests of the route middleware, over real HTTP
 // against every store.
 
 import (
@@ -210,7 +210,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // storeHas reports whether the store holds the entry of logical key (a key
 // without the cache's KeyPrefix).
 // storeKey returns the store key of the route entry whose key is logical
-// (spec 1.1): KeyPrefix + logical, except on a hoard.Sharded store of
+// (prefix[:id][:q=…][:u=…]): KeyPrefix + logical, except on a hoard.Sharded store of
 // several shards (memcached), where the resource (the key up to its query
 // or caller part) is the key's hash tag: KeyPrefix{resource}rest.
 func storeKey(c *hoard.Cache, logical string) string {
@@ -266,7 +266,7 @@ func TestRouteGetTwiceRunsHandlerOnce(t *testing.T) {
 			wantRuns(t, tc.pattern, tc.s.Runs(tc.pattern), 1)
 		}
 		if !storeHas(t, c, "widget:1") || !storeHas(t, c, "alice_posts:page_1:items_per_page:10:alice") {
-			t.Error("entries are not under the keys of spec 1.1 (widget:1, alice_posts:page_1:items_per_page:10:alice)")
+			t.Error("entries are not under the documented keys (widget:1, alice_posts:page_1:items_per_page:10:alice)")
 		}
 	})
 }
@@ -474,7 +474,7 @@ func TestRouteWriteInvalidatesExtraKeys(t *testing.T) {
 		s := newMiniServer(t, c,
 			miniRoute{pattern: count, rt: &hoard.Route{KeyPrefix: "widget_count:global"}, h: echo()},
 			miniRoute{pattern: profile, rt: &hoard.Route{KeyPrefix: "{username}_profile", ResourceID: "username"}, h: echo("username")},
-			// Upstream lost the literal id "global" (it took it for a
+			// FastAPI-boilerplate's layer lost the literal id "global" (it took it for a
 			// parameter name) and never formatted an extra key's prefix.
 			miniRoute{pattern: post, rt: &hoard.Route{InvalidateKeys: map[string]string{"widget_count": "global"}}, h: echo()},
 			// The same through Middleware: ServeMux sets r.Pattern, and a
@@ -649,8 +649,9 @@ func TestRouteStoreFailuresFailOpen(t *testing.T) {
 	heal()
 }
 
-// TestRouteUpstreamFaults proves fixed each fault of upstream's caching
-// layer that spec §1 lists as a deliberate difference.
+// TestRouteUpstreamFaults proves fixed each fault of the caching layer
+// hoard was modelled on (FastAPI-boilerplate's) that the README lists as a
+// deliberate difference.
 func TestRouteUpstreamFaults(t *testing.T) {
 	routeStores(t, func(t *testing.T, b storefixture.Backend) {
 		c := b.NewCache(t, hoard.Config{})

@@ -1,6 +1,6 @@
 package hoard_test
 
-// Security tests (issue 6, item 4): what one client sends can never change
+// Security tests: what one client sends can never change
 // what another receives. Request headers are not part of a key, so a
 // response that depends on one is either marked with Vary (never stored) or
 // the application's responsibility (Route's doc comment); per-caller routes

@@ -1,7 +1,7 @@
 package hoard_test
 
 // The widget fixture of the route tests: a versioned in-memory widget table
-// and its routes, cached as spec §6 caches the demo's widgets:
+// and its routes, cached as the demo caches its widgets:
 //
 //	GET /widgets/{id}                   key widget:{id}, TTL 1 min (widgetApp.TTL)
 //	PUT, PATCH, DELETE /widgets/{id}    invalidate widget:{id} and "widgets:*"
@@ -12,7 +12,7 @@ package hoard_test
 // A widget's version grows by one on every committed write, so an answer
 // (testResponse.version) tells exactly which write it reflects. newWidgetApp
 // serves the routes on a real HTTP server; widgetApp.routes mounts them
-// elsewhere (localMux, newMiniServer). userRoutes adds spec §6's per-user
+// elsewhere (localMux, newMiniServer). userRoutes adds the demo's per-user
 // routes, over echo.
 
 import (
@@ -294,7 +294,7 @@ func keepAliveClient(t testing.TB) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// userRoutes are the per-user routes of spec §6, answered by echo: a user
+// userRoutes are the demo's per-user routes, answered by echo: a user
 // (key user:{username}), the user's posts listing (key
 // {username}_posts:page_{page}:items_per_page:{items_per_page}:{username}),
 // one post (key {username}_post_cache:{id}), and creating a post, which

@@ -40,7 +40,7 @@ func TestFromLookupDefaultsAreZeroConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("FromLookup(empty) =\n%+v\nConfig{}.WithDefaults() =\n%+v", got, want)
 	}
-	// Spot-check the spec §5 table itself, so that a wrong constant in
+	// Spot-check the documented defaults themselves, so that a wrong constant in
 	// both places is caught too.
 	checks := []struct {
 		name      string
@@ -77,7 +77,7 @@ func TestFromLookupDefaultsAreZeroConfigDefaults(t *testing.T) {
 	}
 }
 
-// envCases has, for every variable of spec §5, good values with the Config
+// envCases has, for every variable FromEnv reads, good values with the Config
 // they produce and bad values with a piece of the message they produce.
 var envCases = []struct {
 	name, value string

@@ -53,7 +53,7 @@ var envVars = []string{
 	"API_PREFIX",
 }
 
-// EnvVars lists the environment variables FromEnv reads (spec §5 and the
+// EnvVars lists the environment variables FromEnv reads (the README's Configuration table and the
 // README's Configuration table).
 func EnvVars() []string { return slices.Clone(envVars) }
 

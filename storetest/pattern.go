@@ -10,8 +10,8 @@ import (
 	"github.com/hoardcache/hoard"
 )
 
-// testDeletePattern protects DeletePattern users from the upstream faults
-// and from partial walks: the pattern is a real glob (user:1 does not match
+// testDeletePattern protects DeletePattern users from the faults of the
+// Python layer hoard was modelled on and from partial walks: the pattern is a real glob (user:1 does not match
 // user:10), every match goes even when there are many more than one SCAN
 // page and they span every node, nothing else goes, the count is exact, and
 // metacharacters inside keys are matched literally when escaped. Stores that
@@ -48,7 +48,7 @@ func (s *suite) testDeletePattern(t *testing.T) {
 		matches := append(items, e.key("item", ""))
 		others := append(e.keys("other", 500),
 			e.key("item"),         // the prefix without the separator
-			e.key("items", "1"),   // upstream matched user:1* for user:1
+			e.key("items", "1"),   // the Python layer matched user:1* for user:1
 			e.key("Item", "1"),    // case matters
 			e.key("x", "item:1"),  // the pattern is anchored at the start
 			e.key("itemx", "1:2"), // and ':' is literal

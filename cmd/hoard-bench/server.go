@@ -37,7 +37,7 @@ const (
 	widgetPath = "/api/v1/widgets/"
 )
 
-// widget is the demo's widget (spec §6); the timestamps are kept as the
+// widget is the demo's widget; the timestamps are kept as the
 // text the database holds.
 type widget struct {
 	ID          int64   `json:"id"`

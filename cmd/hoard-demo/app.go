@@ -17,7 +17,7 @@ import (
 	"github.com/hoardcache/hoard/stores"
 )
 
-// The demo's routes (spec §6) and their cache options. Every write route
+// The demo's routes and their cache options. Every write route
 // invalidates what it changes: the resource (prefix:id, with all its query
 // and caller variants) and the listings that show it (a pattern).
 var pages = map[string]string{"page": "1", "items_per_page": "10"}
@@ -81,7 +81,7 @@ func storeKind(s hoard.Store) string {
 	return fmt.Sprintf("%T", s)
 }
 
-// newServer builds the demo's HTTP handler: the routes of spec §6 with their
+// newServer builds the demo's HTTP handler: its routes with their
 // cache options, /health and /health/ready, JSON errors for unknown routes,
 // the client cache middleware and, outermost, one log line per request and
 // panic recovery. The database must be open and migrated; the handler does

@@ -25,7 +25,7 @@ const (
 	kindPostgres = "postgres"
 )
 
-// config is the demo's configuration: hoard's (spec §5, stores.FromEnv) plus
+// config is the demo's configuration: hoard's (stores.FromEnv) plus
 // HTTP_ADDR, DATABASE_URL and the test aid HOARD_DEMO_DEBUG_SLOW.
 type config struct {
 	// Addr is where the server listens (HTTP_ADDR), host:port.

@@ -3,8 +3,7 @@
 package main
 
 // The stale-read checker (internal/consistency) through the real demo HTTP
-// stack on SQLite, on every store, and under store faults (issue 6, items 1
-// and 2). CPU-heavy, so behind the consistency build tag and run on its own:
+// stack on SQLite, on every store, and under store faults. CPU-heavy, so behind the consistency build tag and run on its own:
 //
 //	go test -race -count=1 -tags consistency -run 'Consistency' ./cmd/hoard-demo
 //

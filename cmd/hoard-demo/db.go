@@ -43,7 +43,7 @@ func openDatabase(ctx context.Context, c dbConfig) (*sql.DB, error) {
 }
 
 // The schema, per dialect; only the DDL differs. Column names are the JSON
-// field names (spec §6).
+// field names.
 var schema = map[string][]string{
 	kindSQLite: {
 		`CREATE TABLE IF NOT EXISTS widgets (

@@ -94,7 +94,7 @@ func TestTTL(t *testing.T) {
 	}
 }
 
-// scenario is the end-to-end check of spec §6 on one database and store: a
+// scenario is the end-to-end check of the demo's routes on one database and store: a
 // GET is a miss then a hit; a row changed directly stays invisible until a
 // write through the API; every write route makes its item and listings
 // fresh; a post refreshes every page of its user's listing and no other

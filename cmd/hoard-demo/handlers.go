@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The resources of spec §6, as JSON.
+// The demo's resources, as JSON.
 
 type widget struct {
 	ID          int64     `json:"id"`

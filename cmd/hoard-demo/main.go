@@ -1,5 +1,5 @@
 // Command hoard-demo is hoard's demo service: the widgets, users and posts
-// API of spec §6 over net/http's ServeMux, every route cached or invalidated
+// API over net/http's ServeMux, every route cached or invalidated
 // by hoard's route middleware, on SQLite by default and PostgreSQL when
 // asked.
 //

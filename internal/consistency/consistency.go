@@ -1,5 +1,5 @@
 // Package consistency is a stale-read checker for the demo API's widgets
-// behind a response cache (issue 6).
+// behind a response cache.
 //
 // A Checker drives many concurrent keep-alive HTTP clients doing random GETs
 // and PUTs on a small set of widgets (GET and PUT {BaseURL}/{id}). Every PUT

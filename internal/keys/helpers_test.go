@@ -150,7 +150,7 @@ func must(t *Template, err error) *Template {
 }
 
 // appendKey appends to dst the key prefix[:id][:q=<query>][:u=<caller>]
-// (spec 1.1) the way the middleware builds it (readKey in route.go): tpl
+// (prefix[:id][:q=…][:u=…]) the way the middleware builds it (readKey in route.go): tpl
 // formatted by AppendFormat, then AppendID, AppendQuery (query is sorted in
 // place) and AppendCaller. On a *MissingError it returns dst unchanged.
 func appendKey(dst []byte, tpl *Template, lookup func(string) (string, bool), id string, hasID bool, query []Pair, caller string, hasCaller bool) ([]byte, error) {

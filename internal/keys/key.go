@@ -59,7 +59,7 @@ func unescapeQuery(s string) (string, error) {
 // escaped, so that "?a=1%26b%3D2" (a = "1&b=2") and "?a=1&b=2" give
 // different keys. It appends nothing when q is empty. Repeated pairs are
 // kept: "?a=1&a=1" and "?a=1" are different requests. The values of one name
-// keep their order (a difference from spec 1.3's "sorted by name then
+// keep their order (a difference from FastAPI-boilerplate's "sorted by name then
 // value"): "?a=2&a=1" and "?a=1&a=2" are different requests, since
 // r.URL.Query().Get("a") gives "2" for one and "1" for the other, and
 // sharing their entry would let one poison the other. Only the order of

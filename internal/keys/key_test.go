@@ -44,7 +44,7 @@ func TestKeySpec(t *testing.T) {
 }
 
 func TestQueryNeverShared(t *testing.T) {
-	// spec 1.2: "?a=1%26b%3D2" and "?a=1&b=2" never share an entry.
+	// "?a=1%26b%3D2" and "?a=1&b=2" never share an entry.
 	k := func(raw string) string {
 		q, err := ParseQuery(nil, raw)
 		if err != nil {

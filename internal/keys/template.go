@@ -9,7 +9,7 @@
 //
 //	prefix[:id][:q=<query>][:u=<caller>]
 //
-// (spec 1.1), appended part by part into one buffer: the prefix by
+// (prefix[:id][:q=…][:u=…]), appended part by part into one buffer: the prefix by
 // Template.AppendFormat, then AppendID, AppendQuery (with the pairs of
 // ParseQuery) and AppendCaller, each part left out when the route has none.
 // Given one template, the key tells every part apart: an escaped id never
