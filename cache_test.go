@@ -113,7 +113,7 @@ func TestProviderDeletePattern(t *testing.T) {
 			}
 		}
 		n, err := c.DeletePattern(ctx, "user:1")
-		if !c.Store().SupportsPatterns() {
+		if _, ok := c.Store().(hoard.PatternDeleter); !ok {
 			if !errors.Is(err, hoard.ErrPatternNotSupported) {
 				t.Fatalf("DeletePattern on %s: %v, want ErrPatternNotSupported", b.Name, err)
 			}

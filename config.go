@@ -53,7 +53,8 @@ type Config struct {
 	// Timeout is the deadline of one store call (CACHE_TIMEOUT). 0 means
 	// 50ms. The redis and memcached stores bound their calls themselves
 	// (stores.Open gives them this Timeout unless their Options set one);
-	// for other stores the Cache puts this deadline on each call's context.
+	// for other stores (those that are not SelfTimed) the Cache puts this
+	// deadline on each call's context.
 	Timeout time.Duration
 	// MaxKeyBytes is the longest key hoard stores under, not counting
 	// KeyPrefix (CACHE_MAX_KEY_BYTES): a route's key (resource, query and

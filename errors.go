@@ -28,8 +28,9 @@ var ErrKeyTooLong = errors.New("hoard: key longer than CACHE_MAX_KEY_BYTES (Conf
 // Sentinel errors of the Store contract, usable with errors.Is. The store
 // packages (memory, redis, memcached) return these values, wrapped.
 var (
-	// ErrPatternNotSupported is returned by DeletePattern (and Clear) on a
-	// store that cannot walk its keys, such as Memcached.
+	// ErrPatternNotSupported is returned by Cache.DeletePattern on a store
+	// that cannot walk its keys (it is not a PatternDeleter), such as
+	// Memcached.
 	ErrPatternNotSupported = errors.New("hoard: this store cannot delete by pattern (Memcached has no key walk); delete keys by name or invalidate by generation with Cache.Invalidate")
 	// ErrClosed is returned by a store or Cache used after Close.
 	ErrClosed = errors.New("hoard: store is closed")

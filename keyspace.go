@@ -22,9 +22,9 @@ import "strings"
 type keyspace struct {
 	ns string
 	// sharded is the store when the layout uses hash tags: a Sharded
-	// store of more than one shard that cannot walk keys (DeletePattern's
-	// globs match the plain layout), under a prefix without '{' (which
-	// would start every key's hash tag). Otherwise nil.
+	// store of more than one shard that is not a PatternDeleter (whose
+	// globs must match the plain layout), under a prefix without '{'
+	// (which would start every key's hash tag). Otherwise nil.
 	sharded Sharded
 	// epochs holds the epoch key of each shard; one when not sharded.
 	epochs []string
@@ -41,7 +41,8 @@ const (
 func newKeyspace(ns string, store Store) keyspace {
 	k := keyspace{ns: ns, epochs: []string{ns + epochName}}
 	sh, ok := store.(Sharded)
-	if !ok || strings.Contains(ns, "{") || store.SupportsPatterns() || sh.ShardCount() < 2 {
+	_, walks := store.(PatternDeleter)
+	if !ok || strings.Contains(ns, "{") || walks || sh.ShardCount() < 2 {
 		return k
 	}
 	k.sharded = sh

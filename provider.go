@@ -103,8 +103,9 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 // (Redis syntax: * ? [abc], backslash escapes) and returns how many. Unlike
 // FastAPI-boilerplate's delete_pattern, the pattern is used as given: "user:1" matches only "user:1", not
 // "user:10". It walks the keyspace (on Redis, a SCAN of every master), so it
-// is meant for maintenance; routes invalidate by generation instead. On
-// Memcached it returns ErrPatternNotSupported.
+// is meant for maintenance; routes invalidate by generation instead. On a
+// store that is not a PatternDeleter (Memcached) it returns
+// ErrPatternNotSupported.
 func (c *Cache) DeletePattern(ctx context.Context, pattern string) (int, error) {
 	if c.disabled {
 		return 0, nil
@@ -112,7 +113,7 @@ func (c *Cache) DeletePattern(ctx context.Context, pattern string) (int, error) 
 	if pattern == "" {
 		return 0, errors.New("hoard: empty pattern; use \"*\" to match every key of the cache, or Clear")
 	}
-	if !c.store.SupportsPatterns() {
+	if _, ok := c.store.(PatternDeleter); !ok {
 		return 0, ErrPatternNotSupported
 	}
 	return c.calls.deletePattern(ctx, glob.Escape(c.keys.ns)+pattern)
@@ -139,7 +140,7 @@ func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
 // Sharded store, one per shard: the copy of a shard that is down is
 // replayed later, and until then the reads of that shard are served
 // uncached). It never flushes the server, so other applications' keys are untouched. On
-// stores that can walk keys, and when the cache has a KeyPrefix, the stale
+// a store that can walk keys (a PatternDeleter), and when the cache has a KeyPrefix, the stale
 // values are also deleted to free memory; elsewhere they expire by TTL.
 func (c *Cache) Clear(ctx context.Context) error {
 	if c.disabled {
@@ -148,7 +149,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if err := c.invalidate(ctx, c.keys.epochs); err != nil {
 		return err
 	}
-	if c.keys.ns != "" && c.store.SupportsPatterns() {
+	if _, ok := c.store.(PatternDeleter); ok && c.keys.ns != "" {
 		if _, err := c.calls.deletePattern(ctx, glob.Escape(c.keys.ns)+"*"); err != nil {
 			c.log.error("hoard: Clear deleted the epoch but could not delete old values; they will expire", err)
 		}

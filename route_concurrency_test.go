@@ -27,7 +27,7 @@ import (
 // -race on a small machine can take longer than that on Redis Cluster, and
 // a timed-out read rightly bypasses the cache (fail-open, tested in
 // route_failopen_test.go), which is not what the stampede test is about.
-func rcWrappedCache(t testing.TB, b storefixture.Backend) (*hoard.Cache, *faultstore.Store) {
+func rcWrappedCache(t testing.TB, b storefixture.Backend) (*hoard.Cache, faultstore.Store) {
 	t.Helper()
 	cfg := b.Config(t)
 	cfg.Cache.Timeout = 5 * time.Second

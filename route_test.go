@@ -193,9 +193,9 @@ func newMemoryCache(t testing.TB, cfg hoard.Config, wrap func(hoard.Store) hoard
 
 // newFaultCache is newMemoryCache with the store wrapped in a
 // faultstore.Store (no fault injected yet), which it also returns.
-func newFaultCache(t testing.TB, cfg hoard.Config) (*hoard.Cache, *faultstore.Store) {
+func newFaultCache(t testing.TB, cfg hoard.Config) (*hoard.Cache, faultstore.Store) {
 	t.Helper()
-	var s *faultstore.Store
+	var s faultstore.Store
 	c := newMemoryCache(t, cfg, func(m hoard.Store) hoard.Store {
 		s = faultstore.New(m)
 		return s
@@ -216,7 +216,8 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func storeKey(c *hoard.Cache, logical string) string {
 	ns := c.Config().KeyPrefix
 	sh, ok := c.Store().(hoard.Sharded)
-	if !ok || sh.ShardCount() < 2 || c.Store().SupportsPatterns() || strings.Contains(ns, "{") {
+	_, walks := c.Store().(hoard.PatternDeleter)
+	if !ok || sh.ShardCount() < 2 || walks || strings.Contains(ns, "{") {
 		return ns + logical
 	}
 	end := len(logical)

@@ -18,6 +18,12 @@ import (
 //
 // Every call takes a context; network stores also bound each call by their own
 // timeout so that an unreachable server yields an error promptly, never a hang.
+//
+// What only some stores can do is an optional interface, declared below and
+// detected by type assertion: PatternDeleter (deleting by glob), SelfTimed
+// (bounding every call itself) and Sharded (spreading keys over servers by
+// hash tag). A store that cannot do something does not implement it; a
+// wrapper of a Store implements one only when the store it wraps does.
 type Store interface {
 	// Get returns the value of key. An absent (or expired) key is the only
 	// miss: found is false and err is nil.
@@ -45,14 +51,6 @@ type Store interface {
 
 	// Delete removes the given keys; absent keys are not an error.
 	Delete(ctx context.Context, keys ...string) error
-
-	// DeletePattern removes every key matching the glob pattern (Redis
-	// syntax: * ? [abc] [^a] [a-z], backslash escapes) and returns how many
-	// it removed. Stores that cannot walk keys return ErrPatternNotSupported.
-	DeletePattern(ctx context.Context, pattern string) (deleted int, err error)
-
-	// SupportsPatterns reports whether DeletePattern can work on this store.
-	SupportsPatterns() bool
 
 	// Exists reports whether key is present.
 	Exists(ctx context.Context, key string) (bool, error)
@@ -95,4 +93,41 @@ type Sharded interface {
 	// ShardKey returns base followed by a hash tag that places the key on
 	// shard. base must not contain '{'.
 	ShardKey(base string, shard int) string
+}
+
+// PatternDeleter is an optional interface of a Store that can walk its keys
+// and so delete them by pattern. The memory and redis stores implement it;
+// the memcached store cannot list its keys and does not.
+//
+// On a store without it, Cache.DeletePattern returns ErrPatternNotSupported
+// and Cache.Clear leaves the stale values of the namespace to expire by TTL
+// (the namespace's epoch, which Clear deletes, is what makes them misses).
+// A store that implements it keeps the plain (untagged) key layout even if
+// it is also Sharded, so that its globs match the keys a Cache writes.
+type PatternDeleter interface {
+	// DeletePattern removes every key matching the glob pattern (Redis
+	// syntax: * ? [abc] [^a] [a-z], backslash escapes) and returns how many
+	// it removed. A pattern without metacharacters names one key.
+	DeletePattern(ctx context.Context, pattern string) (deleted int, err error)
+}
+
+// SelfTimed is an optional interface of a Store that bounds every call
+// itself, so that an unreachable or frozen server yields an error within
+// that bound whatever the call's context. A Cache over a SelfTimed store
+// puts no deadline of its own on the contexts of its calls; a Store without
+// it gets Config.Timeout on each call's context. The redis and memcached
+// stores (bounded by their Options.Timeout) and the memory store implement
+// it.
+type SelfTimed interface {
+	// CallTimeout returns the longest a call of the store waits on its
+	// server before it fails. 0 means the store never blocks: no call waits
+	// on I/O (the memory store).
+	CallTimeout() time.Duration
+}
+
+// isSelfTimed reports whether store bounds every call itself (implements
+// SelfTimed), so that the Cache need not put a deadline on each call.
+func isSelfTimed(store Store) bool {
+	_, ok := store.(SelfTimed)
+	return ok
 }

@@ -14,7 +14,8 @@ import (
 type storePath struct {
 	store Store
 	// timeout bounds each call; 0 when the store bounds its calls itself
-	// (hoard's own stores do, by CACHE_TIMEOUT; memory never blocks).
+	// (it is SelfTimed, as hoard's own stores are: by CACHE_TIMEOUT;
+	// memory never blocks).
 	timeout time.Duration
 	admit   func() bool
 	record  func(error)
@@ -74,9 +75,15 @@ func (p *storePath) delete(ctx context.Context, keys ...string) error {
 	return p.do(ctx, func(ctx context.Context) error { return p.store.Delete(ctx, keys...) })
 }
 
+// deletePattern calls the store's DeletePattern; the caller checks first
+// that the store is a PatternDeleter.
 func (p *storePath) deletePattern(ctx context.Context, pattern string) (n int, err error) {
+	pd, ok := p.store.(PatternDeleter)
+	if !ok {
+		return 0, ErrPatternNotSupported
+	}
 	err = p.do(ctx, func(ctx context.Context) (err error) {
-		n, err = p.store.DeletePattern(ctx, pattern)
+		n, err = pd.DeletePattern(ctx, pattern)
 		return err
 	})
 	return n, err

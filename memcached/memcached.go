@@ -127,7 +127,9 @@
 // about Timeout.
 //
 // Exists fetches the value, as the text protocol has no cheaper check. The
-// store cannot list keys: DeletePattern returns hoard.ErrPatternNotSupported.
+// store cannot list keys, so it has no DeletePattern (it is not a
+// hoard.PatternDeleter): a hoard Cache's DeletePattern returns
+// hoard.ErrPatternNotSupported on it.
 package memcached
 
 import (
@@ -211,6 +213,12 @@ type Store struct {
 	// shardTags[i] is a hash tag the ring places on nodes[i] (ShardKey).
 	shardTags []string
 }
+
+var (
+	_ hoard.Store     = (*Store)(nil)
+	_ hoard.SelfTimed = (*Store)(nil)
+	_ hoard.Sharded   = (*Store)(nil)
+)
 
 // WithDefaults returns o with its zero fields replaced by their defaults
 // (Servers, PoolSize, Timeout, Backoff, MaxValueBytes). Negative values,
@@ -705,18 +713,6 @@ func (s *Store) delete(ctx context.Context, key string) error {
 	}
 	return s.fail("delete", n, err)
 }
-
-// DeletePattern returns hoard.ErrPatternNotSupported: memcached cannot list
-// its keys.
-func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) {
-	if err := s.begin(ctx); err != nil {
-		return 0, err
-	}
-	return 0, hoard.ErrPatternNotSupported
-}
-
-// SupportsPatterns returns false: memcached cannot list its keys.
-func (s *Store) SupportsPatterns() bool { return false }
 
 // Exists reports whether key is present. It fetches the value.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {

@@ -94,7 +94,8 @@ type Options struct {
 // Store is an in-process hoard.Store. It is safe for concurrent use. The
 // context arguments of its methods are ignored, except that DeletePattern
 // stops its walk when ctx is done: every other call finishes in
-// microseconds without blocking on I/O.
+// microseconds without blocking on I/O. It implements hoard.PatternDeleter
+// and hoard.SelfTimed (with a CallTimeout of 0).
 type Store struct {
 	c        *otter.Cache[string, item]
 	maxBytes int64
@@ -141,6 +142,12 @@ func (o Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+var (
+	_ hoard.Store          = (*Store)(nil)
+	_ hoard.PatternDeleter = (*Store)(nil)
+	_ hoard.SelfTimed      = (*Store)(nil)
+)
 
 // New returns an empty Store bounded by opts.MaxBytes.
 func New(opts Options) (*Store, error) {
@@ -315,9 +322,6 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (deleted int,
 	}
 	return deleted, nil
 }
-
-// SupportsPatterns reports true: DeletePattern walks the keys.
-func (s *Store) SupportsPatterns() bool { return true }
 
 // Exists reports whether key is present (and not expired). Unlike Get it
 // does not count as a use of the entry for eviction.

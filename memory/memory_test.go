@@ -96,9 +96,6 @@ func TestNew(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "MaxValueBytes") {
 		t.Errorf("New(MaxValueBytes: -1) error = %v; want one naming MaxValueBytes", err)
 	}
-	if !s.SupportsPatterns() {
-		t.Error("SupportsPatterns() = false, want true")
-	}
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping = %v", err)
 	}

@@ -16,7 +16,8 @@
 //
 // On Redis Cluster, multi-key operations (GetMulti, Delete) are split per
 // node by rueidis and sent in parallel, one round trip per node; there are
-// never CROSSSLOT errors. DeletePattern walks every master with SCAN.
+// never CROSSSLOT errors. DeletePattern (hoard.PatternDeleter) walks every
+// master with SCAN.
 //
 // An application must start even while Redis is down: when nothing answers
 // at the address, New returns a Store that connects in the background and
@@ -63,6 +64,12 @@ type Store struct {
 	closed atomic.Bool
 	stop   context.CancelFunc // stops the background connection; nil if New connected
 }
+
+var (
+	_ hoard.Store          = (*Store)(nil)
+	_ hoard.PatternDeleter = (*Store)(nil)
+	_ hoard.SelfTimed      = (*Store)(nil)
+)
 
 // fail wraps a client error with the operation that failed.
 func (s *Store) fail(op string, err error) error {
@@ -393,6 +400,3 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
-
-// SupportsPatterns reports true: Redis can walk its keys with SCAN.
-func (s *Store) SupportsPatterns() bool { return true }

@@ -101,9 +101,6 @@ func TestGetSetAddExists(t *testing.T) {
 		if err := s.Ping(ctx); err != nil {
 			t.Fatalf("Ping: %v", err)
 		}
-		if !s.SupportsPatterns() {
-			t.Fatal("SupportsPatterns() = false")
-		}
 	})
 }
 

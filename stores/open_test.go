@@ -36,7 +36,7 @@ func TestOpenEachBackend(t *testing.T) {
 			default:
 				t.Fatalf("Open built a %T", s)
 			}
-			if got := c.Store().(interface{ CallTimeout() time.Duration }).CallTimeout(); got != want {
+			if got := c.Store().(hoard.SelfTimed).CallTimeout(); got != want {
 				t.Errorf("CallTimeout() = %v, want %v (Cache.Timeout)", got, want)
 			}
 			if err := c.Set(ctx, "k", []byte("v"), time.Minute); err != nil {

@@ -20,7 +20,7 @@ func ExampleRun() {
 		storetest.Run(t, storetest.Harness{
 			New: func(t *testing.T) hoard.Store {
 				// e.g. st, err := mystore.New(ctx, mystore.Options{Addr: server.Addr, Timeout: 50 * time.Millisecond})
-				return &fakeStore{srv: srv, timeout: 50 * time.Millisecond, patterns: true}
+				return &fakePatternStore{&fakeStore{srv: srv, timeout: 50 * time.Millisecond}}
 			},
 			Timeout:       50 * time.Millisecond, // as configured above
 			TTLResolution: time.Millisecond,      // time.Second for a store with whole-second TTLs

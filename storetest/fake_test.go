@@ -92,13 +92,24 @@ func (srv *fakeServer) resume() {
 }
 
 // fakeStore is a hoard.Store over a fakeServer, like a network client: it
-// bounds each call by its timeout.
+// bounds each call by its timeout. It cannot delete by pattern (like
+// Memcached); fakePatternStore can.
 type fakeStore struct {
-	srv      *fakeServer
-	timeout  time.Duration
-	closed   atomic.Bool
-	patterns bool
+	srv     *fakeServer
+	timeout time.Duration
+	closed  atomic.Bool
 }
+
+// fakePatternStore is a fakeStore that also implements
+// hoard.PatternDeleter.
+type fakePatternStore struct {
+	*fakeStore
+}
+
+var (
+	_ hoard.Store          = (*fakeStore)(nil)
+	_ hoard.PatternDeleter = (*fakePatternStore)(nil)
+)
 
 var errRefused = errors.New("fake: connection refused")
 
@@ -286,13 +297,7 @@ func (s *fakeStore) Delete(ctx context.Context, keys ...string) error {
 	})
 }
 
-func (s *fakeStore) DeletePattern(ctx context.Context, pattern string) (n int, err error) {
-	if !s.patterns {
-		if s.closed.Load() {
-			return 0, hoard.ErrClosed
-		}
-		return 0, hoard.ErrPatternNotSupported
-	}
+func (s *fakePatternStore) DeletePattern(ctx context.Context, pattern string) (n int, err error) {
 	if s.srv.bug("pattern-appends-star") {
 		pattern += "*"
 	}
@@ -308,8 +313,6 @@ func (s *fakeStore) DeletePattern(ctx context.Context, pattern string) (n int, e
 	})
 	return n, err
 }
-
-func (s *fakeStore) SupportsPatterns() bool { return s.patterns }
 
 func (s *fakeStore) Exists(ctx context.Context, key string) (found bool, err error) {
 	err = s.do(ctx, func(now time.Time) { _, found = s.live(key, now) })

@@ -109,7 +109,7 @@ func (s *suite) outage(t *testing.T, state string, down, up func(*testing.T)) {
 	}
 	t.Logf("recovered %v after the servers came back", time.Since(start).Round(time.Millisecond))
 	for _, c := range s.calls(e.ctx, e, k) {
-		if err := c.call(); err != nil && !(c.name == "DeletePattern" && errors.Is(err, hoard.ErrPatternNotSupported)) {
+		if err := c.call(); err != nil {
 			t.Errorf("%s after the servers came back = %v", c.name, err)
 		}
 	}

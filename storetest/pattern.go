@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,35 +13,26 @@ import (
 // Python layer hoard was modelled on and from partial walks: the pattern is a real glob (user:1 does not match
 // user:10), every match goes even when there are many more than one SCAN
 // page and they span every node, nothing else goes, the count is exact, and
-// metacharacters inside keys are matched literally when escaped. Stores that
-// cannot walk keys must say so with hoard.ErrPatternNotSupported rather than
-// pretend to succeed.
+// metacharacters inside keys are matched literally when escaped. It runs
+// only on stores that implement hoard.PatternDeleter; a store that cannot
+// walk keys does not implement it (rather than pretend to succeed).
 func (s *suite) testDeletePattern(t *testing.T) {
-	t.Run("Unsupported", func(t *testing.T) {
-		e := s.open(t)
-		if e.st.SupportsPatterns() {
-			t.Skip("the store supports patterns")
-		}
-		k := e.key("keep", "1")
-		e.set(k, []byte("v"), longTTL)
-		n, err := e.st.DeletePattern(e.ctx, e.key("keep", "*"))
-		if !errors.Is(err, hoard.ErrPatternNotSupported) || n != 0 {
-			t.Errorf("DeletePattern on a store without patterns = %d, %v; want 0 and an error matching hoard.ErrPatternNotSupported", n, err)
-		}
-		e.wantValue(k, []byte("v"))
-	})
+	if _, ok := s.open(t).st.(hoard.PatternDeleter); !ok {
+		t.Skip("the store does not implement hoard.PatternDeleter")
+	}
 
-	patterns := func(t *testing.T) *env {
+	patterns := func(t *testing.T) (*env, hoard.PatternDeleter) {
 		t.Helper()
 		e := s.open(t)
-		if !e.st.SupportsPatterns() {
-			t.Skip("the store does not support patterns (SupportsPatterns is false)")
+		pd, ok := e.st.(hoard.PatternDeleter)
+		if !ok {
+			t.Fatalf("storetest: Harness.New returned a %T, which does not implement hoard.PatternDeleter, after a store that did", e.st)
 		}
-		return e
+		return e, pd
 	}
 
 	t.Run("Large", func(t *testing.T) {
-		e := patterns(t)
+		e, pd := patterns(t)
 		const n = 12000
 		items := e.keys("item", n)
 		matches := append(items, e.key("item", ""))
@@ -57,7 +47,7 @@ func (s *suite) testDeletePattern(t *testing.T) {
 		e.fill(matches, value, longTTL)
 		e.fill(others, value, longTTL)
 		s.requireSpread(e, items[:100])
-		deleted, err := e.st.DeletePattern(e.ctx, e.key("item", "*"))
+		deleted, err := pd.DeletePattern(e.ctx, e.key("item", "*"))
 		if err != nil {
 			t.Fatalf("DeletePattern(%q): %v", e.key("item", "*"), err)
 		}
@@ -85,12 +75,12 @@ func (s *suite) testDeletePattern(t *testing.T) {
 
 	t.Run("Exact", func(t *testing.T) {
 		// Without wildcards a pattern names one key: user:1 is not user:10.
-		e := patterns(t)
+		e, pd := patterns(t)
 		one, ten, sub := e.key("user", "1"), e.key("user", "10"), e.key("user", "1", "x")
 		for _, k := range []string{one, ten, sub} {
 			e.set(k, []byte("v"), longTTL)
 		}
-		n, err := e.st.DeletePattern(e.ctx, one)
+		n, err := pd.DeletePattern(e.ctx, one)
 		if err != nil || n != 1 {
 			t.Errorf("DeletePattern(%q) = %d, %v; want 1, nil", one, n, err)
 		}
@@ -100,8 +90,8 @@ func (s *suite) testDeletePattern(t *testing.T) {
 	})
 
 	t.Run("NoMatch", func(t *testing.T) {
-		e := patterns(t)
-		n, err := e.st.DeletePattern(e.ctx, e.key("nothing", "*"))
+		e, pd := patterns(t)
+		n, err := pd.DeletePattern(e.ctx, e.key("nothing", "*"))
 		if err != nil || n != 0 {
 			t.Errorf("DeletePattern(no match) = %d, %v; want 0, nil", n, err)
 		}
@@ -109,7 +99,7 @@ func (s *suite) testDeletePattern(t *testing.T) {
 
 	t.Run("Glob", func(t *testing.T) {
 		// Redis glob syntax, as documented on hoard.Store.
-		e := patterns(t)
+		e, pd := patterns(t)
 		names := []string{"a1", "b1", "c1", "d1", "A1", "a12", "-1"}
 		for i, c := range []struct {
 			pattern string
@@ -129,7 +119,7 @@ func (s *suite) testDeletePattern(t *testing.T) {
 				e.set(e.key(ns, name), []byte(name), longTTL)
 			}
 			pattern := e.key(ns, c.pattern)
-			n, err := e.st.DeletePattern(e.ctx, pattern)
+			n, err := pd.DeletePattern(e.ctx, pattern)
 			if err != nil || n != len(c.want) {
 				t.Errorf("DeletePattern(%q) = %d, %v; want %d, nil", pattern, n, err, len(c.want))
 			}
@@ -146,7 +136,7 @@ func (s *suite) testDeletePattern(t *testing.T) {
 		// Keys may hold glob metacharacters (escaping in hoard keeps them
 		// out of values, but stores are used directly too). An escaped
 		// pattern deletes exactly the literal key, never its look-alikes.
-		e := patterns(t)
+		e, pd := patterns(t)
 		for i, c := range []struct {
 			literal string
 			decoys  []string // keys the unescaped pattern would match
@@ -167,7 +157,7 @@ func (s *suite) testDeletePattern(t *testing.T) {
 				e.set(e.key(ns, d), []byte("decoy"), longTTL)
 			}
 			pattern := e.key(ns, escapeGlob(c.literal))
-			n, err := e.st.DeletePattern(e.ctx, pattern)
+			n, err := pd.DeletePattern(e.ctx, pattern)
 			if err != nil || n != 1 {
 				t.Errorf("DeletePattern(%q) = %d, %v; want 1, nil", pattern, n, err)
 			}
@@ -185,7 +175,7 @@ func (s *suite) testDeletePattern(t *testing.T) {
 			e.set(k, []byte("v"), longTTL)
 		}
 		pattern := e.key("p", escapeGlob("a*b"), "*")
-		n, err := e.st.DeletePattern(e.ctx, pattern)
+		n, err := pd.DeletePattern(e.ctx, pattern)
 		if err != nil || n != 2 {
 			t.Errorf("DeletePattern(%q) = %d, %v; want 2, nil", pattern, n, err)
 		}

@@ -1,7 +1,8 @@
 // Package storetest is the contract every hoard.Store must pass: exact byte
 // round-trips, TTLs that are atomic with the value and neither too short nor
-// too long, atomic Add, ordered multi-gets, real glob deletes, errors after
-// Close and prompt errors (never hangs) while the server is down or frozen.
+// too long, atomic Add, ordered multi-gets, real glob deletes (on stores that
+// implement hoard.PatternDeleter), errors after Close and prompt errors
+// (never hangs) while the server is down or frozen.
 //
 // The memory, redis and memcached stores run it from their own tests, and so
 // can the author of any other store:
@@ -89,6 +90,11 @@ type Harness struct {
 // own subtests (select them with go test -run, e.g.
 // -run 'TestStoreContract/redis/TTL'). It stops servers only through h's
 // outage hooks and only in the Outage subtests, which run last.
+//
+// Optional capabilities are checked when the store has them: the
+// DeletePattern subtests run only on a store that implements
+// hoard.PatternDeleter (and are skipped otherwise), and the Closed and
+// Outage subtests call DeletePattern only on such a store.
 //
 // Most of its time is spent waiting for keys to expire: about 3 seconds
 // for an in-process store, 15 for one whose TTLResolution is a second.

@@ -15,12 +15,18 @@ import (
 const fakeTimeout = 50 * time.Millisecond
 
 // fakeHarness returns a harness over a fake "network" store with three
-// nodes and outage hooks, carrying the given deliberate defects.
+// nodes and outage hooks, carrying the given deliberate defects. With
+// patterns the store is a fakePatternStore (a hoard.PatternDeleter),
+// otherwise a fakeStore (not one).
 func fakeHarness(bugs string, patterns bool) storetest.Harness {
 	srv := newFakeServer(bugs)
 	return storetest.Harness{
 		New: func(t *testing.T) hoard.Store {
-			return &fakeStore{srv: srv, timeout: fakeTimeout, patterns: patterns}
+			s := &fakeStore{srv: srv, timeout: fakeTimeout}
+			if patterns {
+				return &fakePatternStore{s}
+			}
+			return s
 		},
 		Timeout:       fakeTimeout,
 		TTLResolution: time.Millisecond,
@@ -40,7 +46,8 @@ func TestFake(t *testing.T) {
 }
 
 // TestFakeWithoutPatterns runs the suite against a correct store that
-// cannot walk keys (like Memcached) and has no outage hooks (like memory).
+// cannot walk keys (like Memcached: not a hoard.PatternDeleter, so the
+// DeletePattern subtests skip) and has no outage hooks (like memory).
 func TestFakeWithoutPatterns(t *testing.T) {
 	h := fakeHarness("", false)
 	h.Kill, h.Restart, h.Pause, h.Resume = nil, nil, nil, nil

@@ -10,8 +10,21 @@
 //
 // A Store forwards every method of hoard.Store to the store it wraps (it
 // does not embed it, so that a method added to the interface cannot bypass
-// the faults). It does not implement hoard.Sharded: a Cache over it uses
-// the single-server key layout whatever the wrapped store is.
+// the faults). Of the optional interfaces of a hoard.Store it keeps only
+// what the wrapped store can do, and never claims more:
+//
+//   - hoard.PatternDeleter: New returns a Store of one of two types, one
+//     with DeletePattern (for a wrapped store that has it) and one without,
+//     so that a Cache over it detects the same capability as over the
+//     wrapped store. (A DeletePattern that only answered
+//     hoard.ErrPatternNotSupported would claim the capability: a Cache
+//     would then pick the key layout of a store that walks keys, and call
+//     it from Clear.)
+//   - hoard.Sharded is not forwarded: a Cache over a Store uses the
+//     single-server key layout whatever the wrapped store is.
+//   - hoard.SelfTimed is not forwarded: a Cache puts its Config.Timeout on
+//     the context of each call it makes through a Store, which also ends a
+//     fault's Delay or Gate.
 package faultstore
 
 import (
@@ -23,32 +36,32 @@ import (
 	"github.com/hoardcache/hoard"
 )
 
-// Method names a method of hoard.Store.
+// Method names a method of hoard.Store or hoard.PatternDeleter.
 type Method string
 
-// The methods of hoard.Store.
+// The methods of hoard.Store, and DeletePattern of hoard.PatternDeleter
+// (called only on a Store whose wrapped store implements it).
 const (
-	Get              Method = "Get"
-	GetMulti         Method = "GetMulti"
-	Set              Method = "Set"
-	Add              Method = "Add"
-	Touch            Method = "Touch"
-	Delete           Method = "Delete"
-	DeletePattern    Method = "DeletePattern"
-	Exists           Method = "Exists"
-	Ping             Method = "Ping"
-	SupportsPatterns Method = "SupportsPatterns"
-	Close            Method = "Close"
+	Get           Method = "Get"
+	GetMulti      Method = "GetMulti"
+	Set           Method = "Set"
+	Add           Method = "Add"
+	Touch         Method = "Touch"
+	Delete        Method = "Delete"
+	DeletePattern Method = "DeletePattern"
+	Exists        Method = "Exists"
+	Ping          Method = "Ping"
+	Close         Method = "Close"
 )
 
-var methods = []Method{Get, GetMulti, Set, Add, Touch, Delete, DeletePattern, Exists, Ping, SupportsPatterns, Close}
+var methods = []Method{Get, GetMulti, Set, Add, Touch, Delete, DeletePattern, Exists, Ping, Close}
 
 // Fault says what the calls it matches do. A call matches when its method
 // is one of Methods (any method when Methods is empty) and, when Keys is
 // set, Keys reports true for at least one of the call's keys: the keys of
 // Get, GetMulti, Set, Add, Touch, Delete and Exists, the pattern of
-// DeletePattern; Ping has none. SupportsPatterns and Close take no fault:
-// they are only counted and forwarded.
+// DeletePattern; Ping has none. Close takes no fault: it is only counted
+// and forwarded.
 //
 // A matching fault acts in the order of its fields: Observe, Delay, Gate,
 // then Err or Miss. A call that several faults match goes through each in
@@ -76,38 +89,68 @@ type Fault struct {
 }
 
 // Store is a hoard.Store that applies the injected faults to the calls it
-// forwards. It is safe for concurrent use; Inject may be called at any
-// time.
-type Store struct {
+// forwards, made by New. It implements hoard.PatternDeleter exactly when
+// the store it wraps does (see the package documentation). It is safe for
+// concurrent use; Inject may be called at any time.
+type Store interface {
+	hoard.Store
+
+	// Inject replaces the faults of the Store with faults (none: every
+	// call is forwarded as it is). It affects the calls that arrive
+	// afterwards: a call already waiting on a Delay or a Gate keeps
+	// waiting (close the Gate to release it).
+	Inject(faults ...Fault)
+
+	// Calls returns how many calls of the given methods (of every method
+	// when none is given) the Store has received, failed ones included.
+	Calls(ms ...Method) int64
+
+	// InFlight returns how many calls have been received and have not
+	// returned yet. A call is counted in flight before Calls counts it.
+	InFlight() int64
+}
+
+// store is the Store of a wrapped store that is not a
+// hoard.PatternDeleter.
+type store struct {
 	next     hoard.Store
 	faults   atomic.Pointer[[]Fault]
 	calls    map[Method]*atomic.Int64 // fixed by New
 	inFlight atomic.Int64
 }
 
-var _ hoard.Store = (*Store)(nil)
+// patternStore is the Store of a wrapped store that is a
+// hoard.PatternDeleter: a store with DeletePattern.
+type patternStore struct {
+	*store
+	deleter hoard.PatternDeleter // the wrapped store
+}
 
-// New wraps s, with no fault.
-func New(s hoard.Store) *Store {
-	fs := &Store{next: s, calls: map[Method]*atomic.Int64{}}
+var (
+	_ Store                = (*store)(nil)
+	_ Store                = (*patternStore)(nil)
+	_ hoard.PatternDeleter = (*patternStore)(nil)
+)
+
+// New wraps s, with no fault. The Store it returns implements
+// hoard.PatternDeleter if and only if s does.
+func New(s hoard.Store) Store {
+	fs := &store{next: s, calls: map[Method]*atomic.Int64{}}
 	for _, m := range methods {
 		fs.calls[m] = &atomic.Int64{}
+	}
+	if pd, ok := s.(hoard.PatternDeleter); ok {
+		return &patternStore{store: fs, deleter: pd}
 	}
 	return fs
 }
 
-// Inject replaces the faults of s with faults (none: every call is
-// forwarded as it is). It affects the calls that arrive afterwards: a call
-// already waiting on a Delay or a Gate keeps waiting (close the Gate to
-// release it).
-func (s *Store) Inject(faults ...Fault) {
+func (s *store) Inject(faults ...Fault) {
 	fs := slices.Clone(faults)
 	s.faults.Store(&fs)
 }
 
-// Calls returns how many calls of the given methods (of every method when
-// none is given) s has received, failed ones included.
-func (s *Store) Calls(ms ...Method) int64 {
+func (s *store) Calls(ms ...Method) int64 {
 	if len(ms) == 0 {
 		ms = methods
 	}
@@ -118,17 +161,15 @@ func (s *Store) Calls(ms ...Method) int64 {
 	return n
 }
 
-// InFlight returns how many calls have been received and have not
-// returned yet. A call is counted in flight before Calls counts it.
-func (s *Store) InFlight() int64 { return s.inFlight.Load() }
+func (s *store) InFlight() int64 { return s.inFlight.Load() }
 
 // enter counts a call of m on keys and applies the faults that match it.
 // It returns the first fault error and the matching faults with Miss set.
 // The caller must call exit when the call returns.
-func (s *Store) enter(ctx context.Context, m Method, keys ...string) (misses []Fault, err error) {
+func (s *store) enter(ctx context.Context, m Method, keys ...string) (misses []Fault, err error) {
 	s.inFlight.Add(1)
 	s.calls[m].Add(1)
-	if m == SupportsPatterns || m == Close {
+	if m == Close {
 		return nil, nil
 	}
 	var faults []Fault
@@ -155,7 +196,7 @@ func (s *Store) enter(ctx context.Context, m Method, keys ...string) (misses []F
 	return misses, nil
 }
 
-func (s *Store) exit() { s.inFlight.Add(-1) }
+func (s *store) exit() { s.inFlight.Add(-1) }
 
 func (f *Fault) matches(m Method, keys []string) bool {
 	if len(f.Methods) > 0 && !slices.Contains(f.Methods, m) {
@@ -191,10 +232,10 @@ func missing(misses []Fault, key string) bool {
 	return slices.ContainsFunc(misses, func(f Fault) bool { return f.Keys == nil || f.Keys(key) })
 }
 
-// The methods of hoard.Store: each goes through the matching faults, then
-// to the wrapped store.
+// The methods of hoard.Store (and DeletePattern, on a patternStore): each
+// goes through the matching faults, then to the wrapped store.
 
-func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+func (s *store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	misses, err := s.enter(ctx, Get, key)
 	defer s.exit()
 	if err != nil {
@@ -207,7 +248,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return v, found, err
 }
 
-func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
+func (s *store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	misses, err := s.enter(ctx, GetMulti, keys...)
 	defer s.exit()
 	if err != nil {
@@ -225,7 +266,7 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	return vals, nil
 }
 
-func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (s *store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	_, err := s.enter(ctx, Set, key)
 	defer s.exit()
 	if err != nil {
@@ -234,7 +275,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	return s.next.Set(ctx, key, value, ttl)
 }
 
-func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (s *store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	_, err := s.enter(ctx, Add, key)
 	defer s.exit()
 	if err != nil {
@@ -243,7 +284,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	return s.next.Add(ctx, key, value, ttl)
 }
 
-func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+func (s *store) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	_, err := s.enter(ctx, Touch, key)
 	defer s.exit()
 	if err != nil {
@@ -252,7 +293,7 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 	return s.next.Touch(ctx, key, ttl)
 }
 
-func (s *Store) Delete(ctx context.Context, keys ...string) error {
+func (s *store) Delete(ctx context.Context, keys ...string) error {
 	_, err := s.enter(ctx, Delete, keys...)
 	defer s.exit()
 	if err != nil {
@@ -261,16 +302,16 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	return s.next.Delete(ctx, keys...)
 }
 
-func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) {
+func (s *patternStore) DeletePattern(ctx context.Context, pattern string) (int, error) {
 	_, err := s.enter(ctx, DeletePattern, pattern)
 	defer s.exit()
 	if err != nil {
 		return 0, err
 	}
-	return s.next.DeletePattern(ctx, pattern)
+	return s.deleter.DeletePattern(ctx, pattern)
 }
 
-func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+func (s *store) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := s.enter(ctx, Exists, key)
 	defer s.exit()
 	if err != nil {
@@ -279,7 +320,7 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return s.next.Exists(ctx, key)
 }
 
-func (s *Store) Ping(ctx context.Context) error {
+func (s *store) Ping(ctx context.Context) error {
 	_, err := s.enter(ctx, Ping)
 	defer s.exit()
 	if err != nil {
@@ -288,13 +329,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.next.Ping(ctx)
 }
 
-func (s *Store) SupportsPatterns() bool {
-	s.enter(context.Background(), SupportsPatterns)
-	defer s.exit()
-	return s.next.SupportsPatterns()
-}
-
-func (s *Store) Close() error {
+func (s *store) Close() error {
 	s.enter(context.Background(), Close)
 	defer s.exit()
 	return s.next.Close()

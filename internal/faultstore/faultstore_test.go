@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/faultstore"
 	"github.com/hoardcache/hoard/memory"
 )
 
 var errBoom = errors.New("boom")
 
-func newStore(t *testing.T) *faultstore.Store {
+func newStore(t *testing.T) faultstore.Store {
 	t.Helper()
 	m, err := memory.New(memory.Options{})
 	if err != nil {
@@ -26,7 +27,7 @@ func newStore(t *testing.T) *faultstore.Store {
 }
 
 // call runs method m on s with key "k" (pattern "k*") and returns its error.
-func call(ctx context.Context, s *faultstore.Store, m faultstore.Method) error {
+func call(ctx context.Context, s faultstore.Store, m faultstore.Method) error {
 	var err error
 	switch m {
 	case faultstore.Get:
@@ -42,13 +43,15 @@ func call(ctx context.Context, s *faultstore.Store, m faultstore.Method) error {
 	case faultstore.Delete:
 		err = s.Delete(ctx, "k")
 	case faultstore.DeletePattern:
-		_, err = s.DeletePattern(ctx, "k*")
+		pd, ok := s.(hoard.PatternDeleter)
+		if !ok {
+			return errors.New("the Store is not a hoard.PatternDeleter")
+		}
+		_, err = pd.DeletePattern(ctx, "k*")
 	case faultstore.Exists:
 		_, err = s.Exists(ctx, "k")
 	case faultstore.Ping:
 		err = s.Ping(ctx)
-	case faultstore.SupportsPatterns:
-		s.SupportsPatterns()
 	case faultstore.Close:
 		err = s.Close()
 	}
@@ -56,7 +59,7 @@ func call(ctx context.Context, s *faultstore.Store, m faultstore.Method) error {
 }
 
 var all = []faultstore.Method{faultstore.Get, faultstore.GetMulti, faultstore.Set, faultstore.Add, faultstore.Touch,
-	faultstore.Delete, faultstore.DeletePattern, faultstore.Exists, faultstore.Ping, faultstore.SupportsPatterns, faultstore.Close}
+	faultstore.Delete, faultstore.DeletePattern, faultstore.Exists, faultstore.Ping, faultstore.Close}
 
 // TestForwardsAndCounts: without faults every method reaches the wrapped
 // store (the values round-trip) and is counted under its own name.
@@ -81,7 +84,7 @@ func TestForwardsAndCounts(t *testing.T) {
 	if ok, err := s.Exists(ctx, "a"); !ok || err != nil {
 		t.Fatalf("Exists: %v %v", ok, err)
 	}
-	if n, err := s.DeletePattern(ctx, "a*"); n != 1 || err != nil || !s.SupportsPatterns() {
+	if n, err := s.(hoard.PatternDeleter).DeletePattern(ctx, "a*"); n != 1 || err != nil {
 		t.Fatalf("DeletePattern: %d %v", n, err)
 	}
 	if err := s.Delete(ctx, "a", "b"); err != nil {
@@ -116,8 +119,48 @@ func TestForwardsAndCounts(t *testing.T) {
 	}
 }
 
-// TestErrByMethod: a fault fails exactly its methods (all but
-// SupportsPatterns and Close when none is named), before the wrapped
+// TestCapabilities: a Store is a hoard.PatternDeleter exactly when the
+// store it wraps is one, and never Sharded or SelfTimed (the Cache uses
+// the single-server layout and its own deadline over it).
+func TestCapabilities(t *testing.T) {
+	ctx := context.Background()
+	mem, err := memory.New(memory.Options{}) // a PatternDeleter
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	m := faultstore.New(mem)
+	if _, ok := m.(hoard.PatternDeleter); !ok {
+		t.Errorf("a Store over a PatternDeleter (%T) is not one", m)
+	}
+	// plain hides every method of the memory store but hoard.Store's.
+	type plain struct{ hoard.Store }
+	p := faultstore.New(plain{mem})
+	if _, ok := p.(hoard.PatternDeleter); ok {
+		t.Errorf("a Store over a store without DeletePattern (%T) claims to be a PatternDeleter", p)
+	}
+	for _, s := range []faultstore.Store{m, p} {
+		if _, ok := s.(hoard.Sharded); ok {
+			t.Errorf("%T is hoard.Sharded", s)
+		}
+		if _, ok := s.(hoard.SelfTimed); ok {
+			t.Errorf("%T is hoard.SelfTimed", s)
+		}
+	}
+	// The one without DeletePattern still forwards and counts the rest.
+	if err := p.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := p.Get(ctx, "k"); string(v) != "v" || !found || err != nil {
+		t.Fatalf("Get: %q %v %v", v, found, err)
+	}
+	if n := p.Calls(); n != 2 {
+		t.Errorf("Calls() = %d, want 2", n)
+	}
+}
+
+// TestErrByMethod: a fault fails exactly its methods (all but Close when
+// none is named), before the wrapped
 // store; Inject() heals.
 func TestErrByMethod(t *testing.T) {
 	ctx := context.Background()
@@ -133,7 +176,7 @@ func TestErrByMethod(t *testing.T) {
 	}
 	s.Inject(faultstore.Fault{Err: errBoom})
 	for _, m := range all[:len(all)-1] {
-		if err := call(ctx, s, m); errors.Is(err, errBoom) == (m == faultstore.SupportsPatterns) {
+		if err := call(ctx, s, m); !errors.Is(err, errBoom) {
 			t.Errorf("a fault of every method, %s: %v", m, err)
 		}
 	}
@@ -200,9 +243,9 @@ func TestObserve(t *testing.T) {
 		seen = append(seen, string(m)+" "+strings.Join(keys, ","))
 	}})
 	s.GetMulti(ctx, []string{"a", "b"})
-	s.DeletePattern(ctx, "p*")
+	s.(hoard.PatternDeleter).DeletePattern(ctx, "p*")
 	s.Ping(ctx)
-	s.SupportsPatterns()
+	s.Close()
 	want := []string{"GetMulti a,b", "DeletePattern p*", "Ping "}
 	if !slices.Equal(seen, want) {
 		t.Errorf("observed %q, want %q", seen, want)
