@@ -18,7 +18,9 @@ import "strings"
 // generation, so they share a server, and the keys every read needs (the
 // epoch, pattern generations) have one copy per server: a read touches
 // exactly one server, however many patterns cover its key, and one dead
-// server costs only the keys it held. A write deletes every copy.
+// server costs only the keys it held. A write deletes every copy. Redis
+// Cluster, not Sharded to hoard, keeps the plain layout: a read's keys
+// span slots, read in one round trip of parallel MGETs, one per node.
 type keyspace struct {
 	ns string
 	// sharded is the store when the layout uses hash tags: a Sharded
