@@ -40,14 +40,17 @@ type Cache struct {
 
 	// longestTTL (nanoseconds) is the longest TTL of an entry this Cache
 	// stores: DefaultTTL, every route's TTL, every provider TTL used. A
-	// generation lives generationTTL, so no longer than the entries that
-	// depend on it.
+	// generation an entry depends on lives generationTTL, twice that: about
+	// as long as the longest-lived entry that can depend on it.
 	longestTTL atomic.Int64
 
 	pending pendingSet
 	log     rateLimitedLog
-	flights singleflight.Group
-	stats   counters
+	// flights share one handler run among concurrent route misses;
+	// fetches one load among concurrent Fetch misses. Two groups, since a
+	// route key and a provider key can be equal.
+	flights, fetches singleflight.Group
+	stats            counters
 
 	// The background replay of pending invalidations runs under bgCtx,
 	// cancelled by Close, which waits for it (bg).

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -313,5 +315,47 @@ func TestProviderDisabled(t *testing.T) {
 	}
 	if err := c.Clear(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestFetchAndRouteNeverShareAFlight (regression): with an empty
+// KeyPrefix, Fetch("w:1") and a GET of the route entry w:1 read the same
+// keys and generations; they shared one singleflight group, so a Fetch that
+// joined a route's flight returned an empty value (and a route that joined
+// a Fetch's flight panicked).
+func TestFetchAndRouteNeverShareAFlight(t *testing.T) {
+	c := newMemoryCache(t, hoard.Config{}, nil)
+	inHandler, release := make(chan struct{}), make(chan struct{})
+	mux, _ := localMux(t, c, miniRoute{pattern: "GET /w/{id}", rt: &hoard.Route{KeyPrefix: "w"},
+		h: func(w http.ResponseWriter, r *http.Request) {
+			close(inHandler)
+			<-release
+			io.WriteString(w, "route answer")
+		}})
+	done := make(chan testResponse)
+	go func() { done <- serveLocal(t, mux, http.MethodGet, "/w/1") }()
+	<-inHandler
+	fetched := make(chan []byte)
+	go func() {
+		v, err := c.Fetch(context.Background(), "w:1", time.Minute, func(context.Context) ([]byte, error) { return []byte("loaded"), nil })
+		if err != nil {
+			t.Error(err)
+		}
+		fetched <- v
+	}()
+	select {
+	case v := <-fetched:
+		if string(v) != "loaded" {
+			t.Errorf("Fetch during a route miss of the same key = %q; want its own load", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Fetch waited for the route's handler: it joined the route's flight")
+		close(release)
+		<-done
+		return
+	}
+	close(release)
+	if r := <-done; r.Body != "route answer" {
+		t.Errorf("route GET: %v", r)
 	}
 }

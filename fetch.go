@@ -71,7 +71,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 	}
 	// Keyed by the generations seen (appendFlightKey).
 	flight := string(appendFlightKey(make([]byte, 0, len(key)+24), key, gens))
-	v, err, _ := c.flights.Do(flight, func() (any, error) {
+	v, err, _ := c.fetches.Do(flight, func() (any, error) {
 		b, err := load(ctx)
 		if err != nil {
 			return nil, err

@@ -442,3 +442,42 @@ func TestHostileWrongTypeValues(t *testing.T) {
 		}
 	}
 }
+
+// TestHostilePatternNameOverKeyLimit (regression): a '*' can match
+// nothing, so the pattern name a read records can be longer than its key;
+// a key just under MaxKeyBytes stored an entry depending on a pattern name
+// over it, which a write skips, so the write left the listing stale. Such
+// reads now bypass.
+func TestHostilePatternNameOverKeyLimit(t *testing.T) {
+	c := newMemoryCache(t, hoard.Config{MaxKeyBytes: 20}, nil)
+	var version atomic.Int32
+	version.Store(1)
+	mux, _ := localMux(t, c,
+		miniRoute{pattern: "GET /posts", rt: &hoard.Route{KeyPrefix: "{username}_posts", QueryKeys: []string{"username"}},
+			h: func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "v%d", version.Load()) }},
+		miniRoute{pattern: "PUT /users/{username}", rt: &hoard.Route{KeyPrefix: "user", ResourceID: "username", InvalidatePatterns: []string{"{username}_posts*"}},
+			h: func(w http.ResponseWriter, r *http.Request) { version.Add(1); w.WriteHeader(http.StatusNoContent) }})
+	const user = "abcdefghijklmn" // key "abcdefghijklmn_posts": 20 bytes; pattern name 21
+	serveLocal(t, mux, http.MethodGet, "/posts?username="+user)
+	serveLocal(t, mux, http.MethodPut, "/users/"+user)
+	if r := serveLocal(t, mux, http.MethodGet, "/posts?username="+user); r.Body != "v2" {
+		t.Errorf("GET after the write: %v; want v2", r)
+	}
+}
+
+// TestHostileEmptyWildcardFromQuery (regression): an empty wildcard
+// ("GET /files/{path...}" on /files/) was filled from the query, so
+// /files/?path=secret stored the root listing under file:secret, and a
+// later /files/secret was a hit with it. A query parameter named like a
+// wildcard now bypasses, and an empty wildcard is never filled from it.
+func TestHostileEmptyWildcardFromQuery(t *testing.T) {
+	c := newMemoryCache(t, hoard.Config{}, nil)
+	mux, _ := localMux(t, c, miniRoute{pattern: "GET /files/{path...}", rt: &hoard.Route{KeyPrefix: "file", ResourceID: "path"},
+		h: func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "content of %q", r.PathValue("path")) }})
+	if r := serveLocal(t, mux, http.MethodGet, "/files/?path=secret"); r.CacheStatus() != csBypass {
+		t.Errorf("GET /files/?path=secret: %v; want a bypass", r)
+	}
+	if r := serveLocal(t, mux, http.MethodGet, "/files/secret"); r.Body != `content of "secret"` {
+		t.Errorf("GET /files/secret: %v; want its own content", r)
+	}
+}

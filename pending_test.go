@@ -3,11 +3,13 @@ package hoard_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hoardcache/hoard"
@@ -130,5 +132,42 @@ func TestPendingInvalidationRouteOtherWidgetsHit(t *testing.T) {
 	do(http.MethodGet, "/w/1")
 	if body, cs := do(http.MethodGet, "/w/1"); body != "one+" || !strings.HasPrefix(cs, "hoard; hit") {
 		t.Fatalf("GET /w/1 after the server came back: %q [%s]; want a hit of \"one+\"", body, cs)
+	}
+}
+
+// TestPendingFailedWriteStaysPending (regression): a write whose first
+// invalidation failed (its keys pending) while a replay deleted them before
+// the handler committed: a read in between stores what it read before the
+// commit, so the keys must be invalidated again when the handler returns.
+// Before, the second invalidation was skipped because the first had failed,
+// and the pre-write answer stayed a hit.
+func TestPendingFailedWriteStaysPending(t *testing.T) {
+	c, s := newFaultCache(t, hoard.Config{Logger: discardLogger()})
+	var version atomic.Int32
+	version.Store(1)
+	headerSent, commit := make(chan struct{}), make(chan struct{})
+	mux, _ := localMux(t, c,
+		miniRoute{pattern: "GET /w/{id}", rt: &hoard.Route{KeyPrefix: "w"}, h: func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "v%d", version.Load())
+		}},
+		miniRoute{pattern: "PUT /w/{id}", rt: &hoard.Route{KeyPrefix: "w"}, h: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK) // the status first, the commit after
+			close(headerSent)
+			<-commit
+			version.Store(2)
+		}})
+	serveLocal(t, mux, http.MethodGet, "/w/1")
+	s.Inject(faultstore.Fault{Methods: []faultstore.Method{faultstore.Delete}, Err: errors.New("blip")})
+	done := make(chan struct{})
+	go func() { defer close(done); serveLocal(t, mux, http.MethodPut, "/w/1") }()
+	<-headerSent
+	s.Inject() // the store is back: the next read replays the pending keys itself
+	if r := serveLocal(t, mux, http.MethodGet, "/w/1"); r.Body != "v1" {
+		t.Fatalf("GET while the write runs: %v; want the committed v1", r)
+	}
+	close(commit)
+	<-done
+	if r := serveLocal(t, mux, http.MethodGet, "/w/1"); r.Body != "v2" {
+		t.Errorf("GET after the write: %v; want v2, never the answer read before the commit", r)
 	}
 }

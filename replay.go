@@ -17,10 +17,11 @@ import (
 // request makes; the background replay through replayCalls. Neither calls
 // the store while the breaker is open.
 
-// replayIfDue starts the background replay if invalidations are pending
-// and the last failed replay is at least replayInterval old.
+// replayIfDue starts the background replay if invalidations are pending,
+// the breaker is closed (the replay would be refused) and the last failed
+// replay is at least replayInterval old.
 func (c *Cache) replayIfDue() {
-	if !c.pending.empty() && time.Now().UnixNano() >= c.pending.retryAt.Load() {
+	if !c.pending.empty() && c.breaker.closed() && time.Now().UnixNano() >= c.pending.retryAt.Load() {
 		c.startReplay()
 	}
 }

@@ -5,6 +5,7 @@ package hoard
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/hoardcache/hoard/internal/keys"
@@ -21,6 +22,12 @@ type request struct {
 func (q *request) lookup(name string) (string, bool) {
 	if v := q.pathValue(name); v != "" {
 		return v, true
+	}
+	if q.isWildcard(name) {
+		// An empty wildcard ("GET /files/{path...}" on /files/) is not
+		// filled from the query: "?path=x" would store the root's answer
+		// under x's key.
+		return "", false
 	}
 	for _, p := range q.query {
 		if p.Name == name {
@@ -122,7 +129,7 @@ func (q *request) readKey(dst []byte) (key []byte, resourceLen int, ok bool) {
 // may read it: such requests bypass the cache.
 func (q *request) keyHoldsQuery(i int) bool {
 	name := q.query[i].Name
-	if q.pathValue(name) != "" {
+	if q.isWildcard(name) || q.pathValue(name) != "" {
 		return false
 	}
 	if q.rt.consumed[name] {
@@ -134,6 +141,12 @@ func (q *request) keyHoldsQuery(i int) bool {
 	}
 	return true
 }
+
+// isWildcard reports whether name is a wildcard of the ServeMux pattern
+// that matched the request. (Under a router that leaves r.Pattern empty,
+// such as one using Route.Params, the wildcards are unknown: a name with a
+// path value is one.)
+func (q *request) isWildcard(name string) bool { return slices.Contains(q.info.wildcards, name) }
 
 // pathValue returns the path parameter name of the request, or "".
 func (q *request) pathValue(name string) string {

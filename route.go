@@ -17,6 +17,11 @@ import (
 // variant, plus InvalidateKeys and InvalidatePatterns, before the response's
 // status reaches the client. Other methods pass through.
 //
+// A write answered with a 4xx status is taken to have changed nothing and
+// invalidates nothing (so that requests for missing ids cost the store
+// nothing). A handler that changes data and then answers 4xx (say a 409
+// after a partial update) must call Cache.Invalidate itself.
+//
 // # What the key holds, and what the application decides
 //
 // A GET's key holds the route's placeholders, its id, its query parameters

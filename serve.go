@@ -121,6 +121,14 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, m := range matches {
+			if len(m) > c.maxKey {
+				// A write skips a pattern name this long (invalidationKeys),
+				// so no entry may depend on it ('*' can match nothing, so a
+				// pattern name can be longer than the key).
+				c.stats.keysTooLong.Add(1)
+				h.bypass(w, r)
+				return
+			}
 			storeKeys = append(storeKeys, c.keys.patternGen(m, shard))
 		}
 	}

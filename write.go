@@ -38,9 +38,15 @@ func (h *routeHandler) serveWrite(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// Again when the handler returns (or panics): a read that began
 		// between the first invalidation and the end of the handler must not
-		// keep what it read. If the first one failed it is pending and will
-		// be replayed before any hit; don't wait for the store twice.
-		if !failed && !refused(iw.status) {
+		// keep what it read. If the first one failed, its keys are pending,
+		// but a replay may already have deleted them while the handler ran
+		// and a read may have stored what it read before the commit: mark
+		// them pending again (no store call: don't wait for the store twice).
+		switch {
+		case refused(iw.status):
+		case failed:
+			c.pending.add(keys)
+		default:
 			c.invalidate(ctx, keys)
 		}
 	}()
