@@ -44,7 +44,7 @@ type Cache struct {
 	// as long as the longest-lived entry that can depend on it.
 	longestTTL atomic.Int64
 
-	pending pendingSet
+	pending *pendingSet
 	log     rateLimitedLog
 	// flights share one handler run among concurrent route misses;
 	// fetches one load among concurrent Fetch misses. Two groups, since a
@@ -106,7 +106,7 @@ func New(store Store, cfg Config) (*Cache, error) {
 	if !cfg.Disabled {
 		c.keys = newKeyspace(cfg.KeyPrefix, store)
 	}
-	c.pending.epochKeys = c.keys.epochs
+	c.pending = newPendingSet(c.keys.epochs)
 	timeout := cfg.Timeout
 	if isSelfTimed(store) {
 		timeout = 0

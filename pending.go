@@ -1,6 +1,7 @@
 package hoard
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,9 @@ const replayInterval = 100 * time.Millisecond
 type pendingSet struct {
 	n         atomic.Int32 // keys, read without the lock on the hot path
 	replaying atomic.Bool  // a background replay is running
-	replay    sync.Mutex   // one replayer at a time (TryLock)
+	// replay admits one replayer at a time (a buffered channel of one, so
+	// that a read can wait for it with a deadline).
+	replay chan struct{}
 	// retryAt (unix nanos) is when a full replay may be tried again after
 	// a failed one, so that a server that stays down costs one failing call
 	// per replayInterval, not one per request; see also failedAt.
@@ -44,7 +47,24 @@ type pendingSet struct {
 	collapsed bool
 }
 
+func newPendingSet(epochKeys []string) *pendingSet {
+	return &pendingSet{epochKeys: epochKeys, replay: make(chan struct{}, 1)}
+}
+
 func (p *pendingSet) empty() bool { return p.n.Load() == 0 }
+
+// lockReplay waits for the replay lock until ctx is done, and reports
+// whether it got it; unlockReplay releases it.
+func (p *pendingSet) lockReplay(ctx context.Context) bool {
+	select {
+	case p.replay <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (p *pendingSet) unlockReplay() { <-p.replay }
 
 // size returns how many keys wait to be deleted.
 func (p *pendingSet) size() int { return int(p.n.Load()) }

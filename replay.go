@@ -50,8 +50,10 @@ func (c *Cache) startReplay() {
 // The replay lock keeps two replays from deleting one key twice for one
 // failure (each deletion is a miss for the entries stored since the last).
 func (c *Cache) replayPending(ctx context.Context) {
-	c.pending.replay.Lock()
-	defer c.pending.replay.Unlock()
+	if !c.pending.lockReplay(ctx) {
+		return
+	}
+	defer c.pending.unlockReplay()
 	keys, seq := c.pending.snapshot()
 	if len(keys) == 0 {
 		return
@@ -66,17 +68,17 @@ func (c *Cache) replayPending(ctx context.Context) {
 }
 
 // replayOwn deletes those of a read's keys that are pending, within one
-// Timeout, and reports whether none is pending any more. If another replay
-// holds the lock, the read does not wait for it.
+// Timeout (waiting for a replay in progress included), and reports whether
+// none is pending any more.
 func (c *Cache) replayOwn(ctx context.Context, keys []string) bool {
-	if c.pending.replay.TryLock() {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	if c.pending.lockReplay(rctx) {
 		if own, seq := c.pending.pendingAmong(keys); len(own) > 0 {
-			rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 			notDeleted, _ := deleteEach(rctx, &c.calls, own)
-			cancel()
 			c.pending.forget(without(own, notDeleted), seq)
 		}
-		c.pending.replay.Unlock()
+		c.pending.unlockReplay()
 	}
 	return !c.pending.blocks(keys)
 }
