@@ -1,0 +1,278 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/testserver"
+	"github.com/hoardcache/hoard/redis"
+)
+
+// getCalls sums the GET and MGET calls the servers have counted
+// (INFO commandstats).
+func getCalls(t *testing.T, servers ...*testserver.Redis) int64 {
+	t.Helper()
+	var n int64
+	for _, srv := range servers {
+		info, err := srv.Info("commandstats")
+		if err != nil {
+			t.Fatalf("INFO commandstats on %s: %v", srv.Addr, err)
+		}
+		for _, name := range []string{"cmdstat_get", "cmdstat_mget"} {
+			v := info[name]
+			if v == "" {
+				continue
+			}
+			calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+			c, err := strconv.ParseInt(calls, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %q", name, v)
+			}
+			n += c
+		}
+	}
+	return n
+}
+
+func nearKeys(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s:{k%d}", prefix, i)
+	}
+	return keys
+}
+
+// checkNearHits: after a first read, repeated reads of the same keys make
+// no GET/MGET on the servers, and return the values.
+func checkNearHits(t *testing.T, s *redis.Store, prefix string, servers []*testserver.Redis) {
+	ctx := context.Background()
+	keys := nearKeys(prefix, 20)
+	for i, k := range keys {
+		if err := s.Set(ctx, k, []byte("v"+strconv.Itoa(i)), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store's own writes are read uncached until their marks expire
+	// (at most 1s): wait them out.
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := s.GetMulti(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get(ctx, keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	before := getCalls(t, servers...)
+	for range 50 {
+		vals, err := s.GetMulti(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range vals {
+			if string(v) != "v"+strconv.Itoa(i) {
+				t.Fatalf("GetMulti[%d] = %q, want v%d", i, v, i)
+			}
+		}
+		v, ok, err := s.Get(ctx, keys[0])
+		if err != nil || !ok || string(v) != "v0" {
+			t.Fatalf("Get = %q, %v, %v", v, ok, err)
+		}
+	}
+	if after := getCalls(t, servers...); after != before {
+		t.Fatalf("near hits reached the server: GET+MGET calls %d -> %d", before, after)
+	}
+}
+
+// checkNearCrossWrite: a write through another store is seen by the next
+// reads within a bounded delay; it logs the delay observed.
+func checkNearCrossWrite(t *testing.T, s, other *redis.Store, prefix string) {
+	ctx := context.Background()
+	keys := nearKeys(prefix, 5)
+	for _, k := range keys {
+		if err := other.Set(ctx, k, []byte("old"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var worst time.Duration
+	for round := range 20 {
+		if _, err := s.GetMulti(ctx, keys); err != nil { // fill the local copies
+			t.Fatal(err)
+		}
+		want := "new" + strconv.Itoa(round)
+		if err := other.Set(ctx, keys[2], []byte(want), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		deadline := start.Add(2 * time.Second)
+		for {
+			vals, err := s.GetMulti(ctx, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(vals[2]) == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: still %q 2s after another store wrote %q", round, vals[2], want)
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("another store's write seen after at most %v (20 rounds)", worst)
+}
+
+func TestNearCacheHits(t *testing.T) {
+	s := NewStandaloneStore(t, redis.Options{NearCache: true, PoolSize: 4})
+	checkNearHits(t, s, "near-hits", []*testserver.Redis{StandaloneServer(t)})
+}
+
+func TestNearCacheOtherWriter(t *testing.T) {
+	s := NewStandaloneStore(t, redis.Options{NearCache: true})
+	other := NewStandaloneStore(t, redis.Options{})
+	checkNearCrossWrite(t, s, other, "near-other")
+}
+
+func TestNearCacheClusterHits(t *testing.T) {
+	s := NewClusterStore(t, redis.Options{NearCache: true})
+	checkNearHits(t, s, "near-chits", ClusterServer(t).Masters())
+}
+
+func TestNearCacheClusterOtherWriter(t *testing.T) {
+	s := NewClusterStore(t, redis.Options{NearCache: true})
+	other := NewClusterStore(t, redis.Options{})
+	checkNearCrossWrite(t, s, other, "near-cother")
+}
+
+// TestNearCacheReadYourWrites: Delete (or Set) then an immediate read on
+// the same store never returns the old value, while other goroutines keep
+// reading the key through the near cache.
+func TestNearCacheReadYourWrites(t *testing.T) {
+	s := NewStandaloneStore(t, redis.Options{NearCache: true, PoolSize: 4})
+	ctx := context.Background()
+	keys := nearKeys("near-ryw", 3)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads atomic.Int64
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.GetMulti(ctx, keys); err != nil {
+					t.Error(err)
+					return
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for i := range 1000 {
+		v := []byte("v" + strconv.Itoa(i))
+		if err := s.Set(ctx, keys[1], v, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetMulti(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[1], v) {
+			t.Fatalf("round %d: GetMulti after Set = %q, want %q", i, got[1], v)
+		}
+		if err := s.Delete(ctx, keys[1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.GetMulti(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[1] != nil {
+			t.Fatalf("round %d: GetMulti after Delete = %q, want nil", i, got[1])
+		}
+		if b, ok, err := s.Get(ctx, keys[1]); err != nil || ok {
+			t.Fatalf("round %d: Get after Delete = %q, %v, %v", i, b, ok, err)
+		}
+	}
+	t.Logf("%d concurrent reads", reads.Load())
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestNearCacheRefused: a user whose ACL denies CLIENT TRACKING gets a
+// working store without the near cache, and one log line saying so.
+func TestNearCacheRefused(t *testing.T) {
+	srv := StandaloneServer(t)
+	for _, deny := range []string{"-client|tracking", "-client"} {
+		t.Run(deny, func(t *testing.T) {
+			user := "near-" + strings.NewReplacer("|", "-", "-", "").Replace(deny)
+			if _, err := srv.Do("ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all", deny); err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			s := NewStandaloneStore(t, redis.Options{
+				NearCache: true, Username: user, Password: "pw",
+				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			ctx := context.Background()
+			key := "near-refused:" + user
+			if err := s.Set(ctx, key, []byte("x"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			vals, err := s.GetMulti(ctx, []string{key, key + ":absent"})
+			if err != nil || string(vals[0]) != "x" || vals[1] != nil {
+				t.Fatalf("GetMulti = %q, %v", vals, err)
+			}
+			// Reads reach the server: no near cache.
+			before := getCalls(t, srv)
+			if _, _, err := s.Get(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			if after := getCalls(t, srv); after == before {
+				t.Fatal("Get did not reach the server: the near cache is on")
+			}
+			out := logs.String()
+			if strings.Count(out, "near cache off") != 1 {
+				t.Fatalf("log = %q, want one line saying the near cache is off", out)
+			}
+			t.Logf("log: %s", strings.TrimSpace(out))
+		})
+	}
+}
+
+func TestNearOptionsValidate(t *testing.T) {
+	err := redis.Options{NearMaxBytes: -1, NearTTL: -time.Second}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "NearMaxBytes") || !strings.Contains(err.Error(), "NearTTL") {
+		t.Fatalf("Validate = %v, want errors for NearMaxBytes and NearTTL", err)
+	}
+	o := redis.Options{}.WithDefaults()
+	if o.NearMaxBytes != redis.DefaultNearMaxBytes || o.NearTTL != redis.DefaultNearTTL {
+		t.Fatalf("WithDefaults: NearMaxBytes %d, NearTTL %v", o.NearMaxBytes, o.NearTTL)
+	}
+}
