@@ -137,13 +137,20 @@ func (n *near) invalidated(msgs []rueidis.RedisMessage) {
 	if len(msgs) == 0 {
 		return
 	}
+	keys := make([]string, 0, len(msgs))
+	for i := range msgs {
+		if k, err := msgs[i].ToString(); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	n.invalidatedKeys(keys)
+}
+
+// invalidatedKeys is invalidated for the keys named.
+func (n *near) invalidatedKeys(keys []string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for i := range msgs {
-		k, err := msgs[i].ToString()
-		if err != nil {
-			continue
-		}
+	for _, k := range keys {
 		if m := n.recent[k]; m != nil && m.writing == 0 {
 			delete(n.recent, k)
 		}

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/redis"
+	"github.com/hoardcache/hoard/storetest"
 )
 
 // getCalls sums the GET and MGET calls the servers have counted
@@ -274,5 +276,119 @@ func TestNearOptionsValidate(t *testing.T) {
 	o := redis.Options{}.WithDefaults()
 	if o.NearMaxBytes != redis.DefaultNearMaxBytes || o.NearTTL != redis.DefaultNearTTL {
 		t.Fatalf("WithDefaults: NearMaxBytes %d, NearTTL %v", o.NearMaxBytes, o.NearTTL)
+	}
+}
+
+// TestStoreContractNear runs the hoard.Store contract suite on stores with
+// the near cache on, standalone and on a 3-master Cluster (private servers:
+// the suite kills and freezes them).
+func TestStoreContractNear(t *testing.T) {
+	t.Run("redis", func(t *testing.T) {
+		srv := testserver.RedisT(t, testserver.RedisOptions{})
+		storetest.Run(t, storetest.Harness{
+			New: func(t *testing.T) hoard.Store {
+				return contractStore(t, redis.Options{Addrs: []string{srv.Addr}, NearCache: true})
+			},
+			Timeout:       contractTimeout,
+			TTLResolution: time.Millisecond,
+			Kill:          func(t *testing.T) { must(t, srv.Kill()) },
+			Restart:       func(t *testing.T) { must(t, srv.Restart()) },
+			Pause:         func(t *testing.T) { must(t, srv.Pause()) },
+			Resume:        func(t *testing.T) { must(t, srv.Resume()) },
+		})
+	})
+
+	t.Run("rediscluster", func(t *testing.T) {
+		c := testserver.RedisClusterT(t, 3, 0)
+		each := func(t *testing.T, f func(*testserver.Redis) error) {
+			t.Helper()
+			var wg sync.WaitGroup
+			for _, n := range c.Nodes {
+				wg.Go(func() { must(t, f(n)) })
+			}
+			wg.Wait()
+		}
+		healthy := func(t *testing.T) {
+			t.Helper()
+			if err := c.WaitHealthy(0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		storetest.Run(t, storetest.Harness{
+			New: func(t *testing.T) hoard.Store {
+				return contractStore(t, redis.Options{Addrs: c.Addrs[:1], Cluster: true, NearCache: true})
+			},
+			Timeout:       contractTimeout,
+			TTLResolution: time.Millisecond,
+			Kill:          func(t *testing.T) { each(t, (*testserver.Redis).Kill) },
+			Restart:       func(t *testing.T) { each(t, (*testserver.Redis).Restart); healthy(t) },
+			Pause:         func(t *testing.T) { each(t, (*testserver.Redis).Pause) },
+			Resume:        func(t *testing.T) { each(t, (*testserver.Redis).Resume); healthy(t) },
+			Nodes:         len(c.Masters()),
+			Locate: func(t *testing.T, key string) string {
+				for _, m := range c.Masters() {
+					n, err := m.DoReply("EXISTS", key)
+					if err != nil && strings.HasPrefix(err.Error(), "MOVED ") {
+						continue
+					}
+					if err != nil {
+						t.Fatalf("EXISTS on %s: %v", m.Addr, err)
+					}
+					if n == int64(1) {
+						return m.Addr
+					}
+				}
+				return ""
+			},
+		})
+	})
+}
+
+// TestNearCacheDisconnectDropsCopies: when the store's connections are
+// killed, their local copies go with them (rueidis flushes a connection's
+// cache when it breaks): a value changed while no invalidation could be
+// delivered is read anew, not served from memory.
+func TestNearCacheDisconnectDropsCopies(t *testing.T) {
+	srv := StandaloneServer(t)
+	const user = "near-disconnect"
+	if _, err := srv.Do("ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all"); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStandaloneStore(t, redis.Options{NearCache: true, Username: user, Password: "pw"})
+	ctx := context.Background()
+	keys := nearKeys("near-disconnect", 4)
+	for _, k := range keys {
+		if _, err := srv.Do("SET", k, "old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.GetMulti(ctx, keys); err != nil { // fill the local copies
+		t.Fatal(err)
+	}
+	before := getCalls(t, srv)
+	if _, err := s.GetMulti(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if getCalls(t, srv) != before {
+		t.Fatal("second read was not served from the near cache")
+	}
+	if _, err := srv.Do("CLIENT", "KILL", "USER", user); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if _, err := srv.Do("SET", k, "new"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		vals, err := s.GetMulti(ctx, keys)
+		if err == nil && string(vals[0]) == "new" && string(vals[3]) == "new" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the connections were killed: GetMulti = %q, %v; want the new values", vals, err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
