@@ -188,7 +188,10 @@ func refusesTracking(err error) bool {
 func trackingRefusal(err error) string {
 	msg := err.Error()
 	if first, _, ok := strings.Cut(msg, "\n"); ok {
-		return first
+		return first // the reply to CLIENT TRACKING
+	}
+	if errors.Is(err, rueidis.ErrNoCache) {
+		return "the server does not speak RESP3 (HELLO 3 failed)"
 	}
 	return msg
 }

@@ -392,3 +392,68 @@ func TestNearCacheDisconnectDropsCopies(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestNearCacheRESP2Server: a server that does not speak RESP3 (HELLO
+// unknown, as before Redis 6; here renamed away) gets a working store
+// without the near cache, and one log line.
+func TestNearCacheRESP2Server(t *testing.T) {
+	srv := testserver.RedisT(t, testserver.RedisOptions{Args: []string{"--rename-command", "HELLO", ""}})
+	var logs syncBuffer
+	s := newStore(t, redis.Options{
+		Addrs: []string{srv.Addr}, NearCache: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	ctx := context.Background()
+	if err := s.Set(ctx, "resp2", []byte("x"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if vals, err := s.GetMulti(ctx, []string{"resp2"}); err != nil || string(vals[0]) != "x" {
+			t.Fatalf("GetMulti = %q, %v", vals, err)
+		}
+	}
+	out := logs.String()
+	if strings.Count(out, "near cache off") != 1 {
+		t.Fatalf("log = %q, want one line saying the near cache is off", out)
+	}
+	t.Logf("log: %s", strings.TrimSpace(out))
+}
+
+// TestNearCacheClusterRefused: on Cluster too, a user denied CLIENT
+// TRACKING gets a working store without the near cache.
+func TestNearCacheClusterRefused(t *testing.T) {
+	c := ClusterServer(t)
+	const user = "near-cluster-denied"
+	for _, n := range c.Nodes {
+		if _, err := n.Do("ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all", "-client|tracking"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncBuffer
+	s := NewClusterStore(t, redis.Options{
+		NearCache: true, Username: user, Password: "pw",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	ctx := context.Background()
+	keys := nearKeys("near-cluster-refused", 6)
+	for _, k := range keys {
+		if err := s.Set(ctx, k, []byte("x"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // past the store's own write marks
+	if _, err := s.GetMulti(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	before := getCalls(t, c.Masters()...)
+	vals, err := s.GetMulti(ctx, keys)
+	if err != nil || string(vals[5]) != "x" {
+		t.Fatalf("GetMulti = %q, %v", vals, err)
+	}
+	if getCalls(t, c.Masters()...) == before {
+		t.Fatal("GetMulti did not reach the servers: the near cache is on")
+	}
+	if out := logs.String(); strings.Count(out, "near cache off") != 1 {
+		t.Fatalf("log = %q, want one line saying the near cache is off", out)
+	}
+}
