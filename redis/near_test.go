@@ -457,3 +457,28 @@ func TestNearCacheClusterRefused(t *testing.T) {
 		t.Fatalf("log = %q, want one line saying the near cache is off", out)
 	}
 }
+
+// TestNearCacheConnectsInBackground: a store with the near cache created
+// while its server is down connects by itself with the near cache on
+// (hits make no GET), and falls back without it when the server, once up,
+// refuses client-side caching.
+func TestNearCacheConnectsInBackground(t *testing.T) {
+	t.Run("on", func(t *testing.T) {
+		port, addr := reserveAddr(t, false)
+		s := newUnconnected(t, redis.Options{Addrs: []string{addr}, NearCache: true})
+		srv := startRedisOn(t, port, testserver.RedisOptions{})
+		connects(t, s)
+		checkNearHits(t, s, "near-bg", []*testserver.Redis{srv})
+	})
+	t.Run("refused", func(t *testing.T) {
+		port, addr := reserveAddr(t, false)
+		var logs syncBuffer
+		s := newUnconnected(t, redis.Options{Addrs: []string{addr}, NearCache: true,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		startRedisOn(t, port, testserver.RedisOptions{Args: []string{"--rename-command", "HELLO", ""}})
+		connects(t, s)
+		if out := logs.String(); strings.Count(out, "near cache off") != 1 {
+			t.Fatalf("log = %q, want one line saying the near cache is off", out)
+		}
+	})
+}
