@@ -222,3 +222,39 @@ type dialError struct{ err error }
 
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
+
+// doCache is do for a read through the near cache (rc.DoCache).
+func (c *call) doCache(rc rueidis.Client, cmd rueidis.Cacheable, ttl time.Duration) rueidis.RedisResult {
+	cmd = cmd.Pin() // see pinned
+	r := rc.DoCache(c, cmd, ttl)
+	for attempt := 1; attempt < maxAttempts && c.neighbourFailure(r.NonRedisError()); attempt++ {
+		r = rc.DoCache(c, cmd, ttl)
+	}
+	return r
+}
+
+// doMultiCache is doMulti for reads through the near cache
+// (rc.DoMultiCache).
+func (c *call) doMultiCache(rc rueidis.Client, cmds []rueidis.CacheableTTL) []rueidis.RedisResult {
+	for i := range cmds {
+		cmds[i].Cmd = cmds[i].Cmd.Pin() // see pinned
+	}
+	rs := rc.DoMultiCache(c, cmds...)
+	for attempt := 1; attempt < maxAttempts; attempt++ {
+		var again []rueidis.CacheableTTL
+		var at []int
+		for i := range rs {
+			if c.neighbourFailure(rs[i].NonRedisError()) {
+				again = append(again, cmds[i])
+				at = append(at, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		for j, r := range rc.DoMultiCache(c, again...) {
+			rs[at[j]] = r
+		}
+	}
+	return rs
+}

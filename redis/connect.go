@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -28,8 +29,9 @@ const reachHint = "check that Redis runs there and is reachable (CACHE_REDIS_URL
 // error every call returns meanwhile. A link is never modified; the Store
 // replaces it.
 type link struct {
-	c   rueidis.Client
-	err error
+	c    rueidis.Client
+	err  error
+	near bool // c has the near cache on (see Options.NearCache)
 }
 
 // New connects to Redis as opts describe and checks that the server answers
@@ -61,11 +63,23 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		maxValue: o.MaxValueBytes,
 		addrs:    strings.Join(o.Addrs, ","),
 		tls:      o.TLSConfig != nil,
+		logger:   o.Logger,
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if o.NearCache {
+		s.near = newNear(o.NearTTL)
 	}
 	co := clientOption(o)
-	c, err := s.connect(ctx, co)
+	if s.near != nil {
+		co.DisableCache = false
+		co.CacheSizeEachConn = cacheSizeEachConn(o.NearMaxBytes, o.PoolSize)
+		co.OnInvalidations = s.near.invalidated
+	}
+	l, err := s.connect(ctx, co)
 	if err == nil {
-		s.link.Store(&link{c: c})
+		s.link.Store(l)
 		return s, nil
 	}
 	if !isDialFailure(err) {
@@ -103,7 +117,30 @@ func clientOption(o Options) rueidis.ClientOption {
 
 // connect creates a client and runs the start-up checks on it. Its error
 // explains what failed; when no server answered, it wraps a *dialError.
-func (s *Store) connect(ctx context.Context, co rueidis.ClientOption) (rueidis.Client, error) {
+// When co asks for the client-side cache (the near cache) and the server
+// refuses it, connect logs why and connects without it.
+func (s *Store) connect(ctx context.Context, co rueidis.ClientOption) (*link, error) {
+	c, err := s.connectWith(ctx, co)
+	if err != nil && !co.DisableCache && !isDialFailure(err) && refusesTracking(err) {
+		co.DisableCache = true
+		co.OnInvalidations = nil
+		co.CacheSizeEachConn = 0
+		c, err2 := s.connectWith(ctx, co)
+		if err2 != nil {
+			return nil, err2
+		}
+		s.logger.Warn("redis: near cache off: the server refuses client-side caching (RESP3 CLIENT TRACKING); reads go to Redis. Use Redis 6 or later and allow the user CLIENT TRACKING (ACL +client|tracking), or unset NearCache (CACHE_NEAR_CACHE)",
+			"addr", s.addrs, "error", trackingRefusal(err))
+		return &link{c: c}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &link{c: c, near: !co.DisableCache}, nil
+}
+
+// connectWith is connect with co as it is.
+func (s *Store) connectWith(ctx context.Context, co rueidis.ClientOption) (rueidis.Client, error) {
 	c, err := rueidis.NewClient(co)
 	if err != nil {
 		if c != nil {
@@ -173,10 +210,10 @@ func (s *Store) connectLoop(ctx context.Context, co rueidis.ClientOption) {
 		if !sleep(ctx, delay) {
 			return
 		}
-		c, err := s.connect(ctx, co)
+		l, err := s.connect(ctx, co)
 		if ctx.Err() != nil {
-			if c != nil {
-				c.Close()
+			if l != nil {
+				l.c.Close()
 			}
 			return
 		}
@@ -184,8 +221,8 @@ func (s *Store) connectLoop(ctx context.Context, co rueidis.ClientOption) {
 			s.link.Store(&link{err: s.pending(err)})
 			continue
 		}
-		if !s.publish(c) {
-			c.Close()
+		if !s.publish(l) {
+			l.c.Close()
 		}
 		return
 	}
@@ -207,13 +244,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // meanwhile (then the caller closes c). Close takes the same lock, so a
 // client is either published before Close reads it, and closed by Close, or
 // not published at all.
-func (s *Store) publish(c rueidis.Client) bool {
+func (s *Store) publish(l *link) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return false
 	}
-	s.link.Store(&link{c: c})
+	s.link.Store(l)
 	return true
 }
 

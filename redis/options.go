@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -28,6 +29,10 @@ const (
 	// DefaultMaxValueBytes is the MaxValueBytes used when it is 0: 512 MiB,
 	// the largest string Redis takes (its default proto-max-bulk-len).
 	DefaultMaxValueBytes = 512 << 20
+	// DefaultNearMaxBytes is the NearMaxBytes used when it is 0: 64 MiB.
+	DefaultNearMaxBytes = 64 << 20
+	// DefaultNearTTL is the NearTTL used when it is 0.
+	DefaultNearTTL = 60 * time.Second
 )
 
 // minConnTimeout is the floor of the connection timeouts given to rueidis:
@@ -100,10 +105,45 @@ type Options struct {
 	// the server. Set it lower to keep huge responses out of a shared Redis;
 	// above 512 MiB only for a server whose proto-max-bulk-len was raised.
 	MaxValueBytes int
+
+	// NearCache turns on the near cache (CACHE_NEAR_CACHE), off by
+	// default: Get and GetMulti keep the values they read in process
+	// memory and serve repeated reads of them without a round trip.
+	// Redis keeps those copies coherent: the store's connections use
+	// RESP3 client-side caching (CLIENT TRACKING, default mode, opt-in),
+	// so the server pushes an invalidation for a key as soon as anyone
+	// changes it, and the local copy is dropped (typically within a
+	// millisecond on a local network). A connection that drops loses all
+	// its local copies. A key this store itself writes (Set, Add, Touch,
+	// Delete) is read from the server until the invalidation for it has
+	// arrived, at most 1s (or NearTTL if smaller), so a process reads its
+	// own writes. A server that refuses client-side caching (RESP2 only,
+	// or an ACL that denies CLIENT TRACKING) does not fail New: the store
+	// logs one line to Logger and runs without the near cache.
+	NearCache bool
+
+	// NearMaxBytes bounds the memory of the near cache
+	// (CACHE_NEAR_MAX_BYTES), default 64 MiB (DefaultNearMaxBytes). rueidis
+	// keeps one cache per connection, so the bound is divided evenly among
+	// the pipelined connections to a server (see PoolSize: 1, 2 or 4); each
+	// key always uses the same connection. On a standalone server it is the
+	// bound of the whole store; on Cluster it applies to each master (the
+	// number of masters is not known in advance).
+	NearMaxBytes int64
+
+	// NearTTL is the longest a local copy is used without the server's
+	// word (CACHE_NEAR_TTL), default 60s (DefaultNearTTL): a copy older
+	// than that (or than the key's remaining Redis TTL, if shorter) is read
+	// again from the server, even if no invalidation arrived.
+	NearTTL time.Duration
+
+	// Logger receives the store's rare notices (such as a near cache turned
+	// off because the server refuses it). Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // WithDefaults returns o with its zero fields replaced by their defaults
-// (Addrs, PoolSize, Timeout, MaxValueBytes). Other fields, and negative
+// (Addrs, PoolSize, Timeout, MaxValueBytes, NearMaxBytes, NearTTL). Other fields, and negative
 // values, which Validate reports, are left as they are.
 func (o Options) WithDefaults() Options {
 	if len(o.Addrs) == 0 {
@@ -117,6 +157,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxValueBytes == 0 {
 		o.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if o.NearMaxBytes == 0 {
+		o.NearMaxBytes = DefaultNearMaxBytes
+	}
+	if o.NearTTL == 0 {
+		o.NearTTL = DefaultNearTTL
 	}
 	return o
 }
@@ -147,6 +193,12 @@ func (o Options) Validate() error {
 	}
 	if o.MaxValueBytes < 0 {
 		bad("MaxValueBytes", o.MaxValueBytes, fmt.Sprintf("must not be negative (0 means the default, %d: 512 MiB)", DefaultMaxValueBytes))
+	}
+	if o.NearMaxBytes < 0 {
+		bad("NearMaxBytes", o.NearMaxBytes, fmt.Sprintf("must not be negative (0 means the default, %d: 64 MiB)", DefaultNearMaxBytes))
+	}
+	if o.NearTTL < 0 {
+		bad("NearTTL", o.NearTTL, fmt.Sprintf("must not be negative (0 means the default, %v)", DefaultNearTTL))
 	}
 	return errors.Join(errs...)
 }

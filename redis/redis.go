@@ -29,13 +29,15 @@
 // maxmemory) fails with an error wrapping hoard.ErrRefused: that value goes
 // uncached, the server is not counted as failing.
 //
-// Client-side caching (RESP3 tracking) is off.
+// Client-side caching (RESP3 tracking) is off unless Options.NearCache
+// turns on the near cache (see near.go).
 package redis
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,8 @@ type Store struct {
 	maxValue int
 	addrs    string // for error messages
 	tls      bool
+	near     *near        // nil unless Options.NearCache (near.go)
+	logger   *slog.Logger // Options.Logger or slog.Default()
 
 	mu     sync.Mutex // orders Close against publishing a client connected in the background
 	closed atomic.Bool
@@ -140,7 +144,13 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 		return nil, false, s.fail("GET", err)
 	}
 	defer c.end()
-	msg, err := c.do(rc, rc.B().Get().Key(key).Build()).ToMessage()
+	var r rueidis.RedisResult
+	if s.nearOn() {
+		r = s.getNear(c, rc, key)
+	} else {
+		r = c.do(rc, rc.B().Get().Key(key).Build())
+	}
+	msg, err := r.ToMessage()
 	if err != nil {
 		if rueidis.IsRedisNil(err) || isWrongType(err) {
 			return nil, false, nil
@@ -172,6 +182,9 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 		return nil, s.fail("GET", err)
 	}
 	defer c.end()
+	if s.nearOn() {
+		return s.getMultiNear(c, rc, keys, values)
+	}
 	if !s.cluster {
 		return s.mget(c, rc, keys, values)
 	}
@@ -235,6 +248,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return s.fail("SET", err)
 	}
 	defer c.end()
+	defer s.written(key)()
 	// string(value) copies: if the call times out, rueidis may still write
 	// the queued command after we return and the caller reuses value.
 	err = c.do(rc, rc.B().Set().Key(key).Value(string(value)).PxMilliseconds(pxMillis(ttl)).Build()).Error()
@@ -267,6 +281,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 		return false, s.fail("SET NX", err)
 	}
 	defer c.end()
+	defer s.written(key)()
 	err = c.do(rc, rc.B().Set().Key(key).Value(string(value)).Nx().PxMilliseconds(pxMillis(ttl)).Build()).Error()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
@@ -296,6 +311,7 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 		return false, s.fail("PEXPIRE", err)
 	}
 	defer c.end()
+	defer s.written(key)()
 	n, err := c.do(rc, rc.B().Pexpire().Key(key).Milliseconds(pxMillis(ttl)).Build()).AsInt64()
 	if err != nil {
 		if r := refused("PEXPIRE", err); r != nil {
@@ -329,6 +345,7 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 // Standalone: one UNLINK per deleteBatch keys; Cluster: one single-key
 // UNLINK per key, which rueidis groups per node.
 func (s *Store) unlink(c *call, rc rueidis.Client, keys []string) (int, error) {
+	defer s.written(keys...)() // read uncached until the invalidations arrive (near.go)
 	var cmds rueidis.Commands
 	if s.cluster {
 		cmds = make(rueidis.Commands, len(keys))

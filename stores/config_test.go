@@ -169,6 +169,18 @@ var envCases = []struct {
 	{"CACHE_REDIS_CLUSTER", "true", func(c Config) any { return c.Redis.Cluster }, true, ""},
 	{"CACHE_REDIS_CLUSTER", "cluster", nil, nil, "must be true or false"},
 
+	// Alone, CACHE_NEAR_CACHE=true meets the default memory backend: an
+	// error (TestNearCacheBackends covers the others).
+	{"CACHE_NEAR_CACHE", "false", func(c Config) any { return c.Redis.NearCache }, false, ""},
+	{"CACHE_NEAR_CACHE", "true", nil, nil, "memory store is already in process"},
+	{"CACHE_NEAR_CACHE", "maybe", nil, nil, "must be true or false"},
+	{"CACHE_NEAR_MAX_BYTES", "1048576", func(c Config) any { return c.Redis.NearMaxBytes }, int64(1 << 20), ""},
+	{"CACHE_NEAR_MAX_BYTES", "0", nil, nil, "whole number of bytes, at least 1"},
+	{"CACHE_NEAR_MAX_BYTES", "64MB", nil, nil, "whole number of bytes"},
+	{"CACHE_NEAR_TTL", "5", func(c Config) any { return c.Redis.NearTTL }, 5 * time.Second, ""},
+	{"CACHE_NEAR_TTL", "0", nil, nil, "whole number of seconds"},
+	{"CACHE_NEAR_TTL", "5s", nil, nil, "whole number of seconds"},
+
 	{"CACHE_MEMCACHED_HOST", "mc", func(c Config) any { return c.Memcached.Servers }, []string{"mc:11211"}, ""},
 	{"CACHE_MEMCACHED_HOST", "mc:11211", nil, nil, "without a port"},
 
@@ -243,8 +255,8 @@ func TestFromLookupEachVariable(t *testing.T) {
 // password, which accept anything) a bad one.
 func TestConfigEnvCasesCoverEveryVariable(t *testing.T) {
 	vars := EnvVars()
-	if len(vars) != 26 {
-		t.Errorf("EnvVars() has %d variables, want 26: %v", len(vars), vars)
+	if len(vars) != 29 {
+		t.Errorf("EnvVars() has %d variables, want 29: %v", len(vars), vars)
 	}
 	for _, v := range vars {
 		var good, bad bool
@@ -455,7 +467,7 @@ func TestConfigWithDefaultsIdempotent(t *testing.T) {
 		{Backend: Redis, Cache: hoard.Config{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10,
 			Client: hoard.ClientCacheConfig{MaxAge: -time.Second, PublicPrefixes: []string{}, APIPrefix: "/"}},
 			Memory:    memory.Options{MaxBytes: 1, MaxValueBytes: 1},
-			Redis:     redis.Options{Addrs: []string{"r:1"}, DB: 2, PoolSize: 3, Timeout: time.Second, MaxValueBytes: 9},
+			Redis:     redis.Options{Addrs: []string{"r:1"}, DB: 2, PoolSize: 3, Timeout: time.Second, MaxValueBytes: 9, NearMaxBytes: 5, NearTTL: time.Second},
 			Memcached: memcached.Options{Servers: []string{"a:1"}, PoolSize: 4, Timeout: time.Second, Backoff: time.Second, MaxValueBytes: 9}},
 	} {
 		once := c.WithDefaults()
@@ -665,5 +677,41 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(listed, want) {
 		t.Errorf("README's Configuration table lists\n%v\nFromEnv reads\n%v", listed, want)
+	}
+}
+
+// TestNearCacheBackends: CACHE_NEAR_CACHE=true reaches redis.Options with
+// the redis backend, and is refused, saying why, with the others.
+func TestNearCacheBackends(t *testing.T) {
+	c, err := FromLookup(cfgLookup(map[string]string{
+		"CACHE_BACKEND": "redis", "CACHE_NEAR_CACHE": "yes",
+		"CACHE_NEAR_MAX_BYTES": "1000000", "CACHE_NEAR_TTL": "30",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Redis; !r.NearCache || r.NearMaxBytes != 1000000 || r.NearTTL != 30*time.Second {
+		t.Fatalf("redis.Options: NearCache %v, NearMaxBytes %d, NearTTL %v", r.NearCache, r.NearMaxBytes, r.NearTTL)
+	}
+	if c, err := FromLookup(cfgLookup(map[string]string{"CACHE_BACKEND": "redis"})); err != nil ||
+		c.Redis.NearCache || c.Redis.NearMaxBytes != redis.DefaultNearMaxBytes || c.Redis.NearTTL != redis.DefaultNearTTL {
+		t.Fatalf("defaults: %+v, %v", c.Redis, err)
+	}
+	for backend, want := range map[string]string{
+		"memcached": `CACHE_NEAR_CACHE="true": must be false with the memcached backend: Memcached has no invalidation push, so a near cache could serve stale data; use the redis backend`,
+		"memory":    `CACHE_NEAR_CACHE="true": must be false with the memory backend: the memory store is already in process`,
+		"":          `CACHE_NEAR_CACHE="true": must be false with the memory backend`,
+	} {
+		_, err := FromLookup(cfgLookup(map[string]string{"CACHE_BACKEND": backend, "CACHE_NEAR_CACHE": "true"}))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CACHE_BACKEND=%q CACHE_NEAR_CACHE=true: error %v, want %q", backend, err, want)
+		}
+		cfg := Config{Backend: Backend(backend), Redis: redis.Options{NearCache: true}}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "stores.Config.Redis.NearCache = true: must be false") {
+			t.Errorf("Config{Backend: %q, NearCache}.Validate() = %v", backend, err)
+		}
+	}
+	if err := (Config{Backend: Redis, Redis: redis.Options{NearCache: true}}).Validate(); err != nil {
+		t.Errorf("redis backend with NearCache: %v", err)
 	}
 }

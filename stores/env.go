@@ -42,6 +42,9 @@ var envVars = []string{
 	"CACHE_REDIS_CLUSTER",
 	"CACHE_REDIS_TLS",
 	"CACHE_REDIS_TLS_CA_FILE",
+	"CACHE_NEAR_CACHE",
+	"CACHE_NEAR_MAX_BYTES",
+	"CACHE_NEAR_TTL",
 	"CACHE_MEMCACHED_HOST",
 	"CACHE_MEMCACHED_PORT",
 	"CACHE_MEMCACHED_SERVERS",
@@ -63,7 +66,8 @@ func EnvVars() []string { return slices.Clone(envVars) }
 // joined with errors.Join so that all can be fixed at once.
 //
 // Forms accepted: booleans true/false (also 1/0, yes/no, on/off, any case);
-// DEFAULT_CACHE_EXPIRATION and CLIENT_CACHE_MAX_AGE in whole seconds;
+// DEFAULT_CACHE_EXPIRATION, CLIENT_CACHE_MAX_AGE and CACHE_NEAR_TTL (like
+// the other lifetimes) in whole seconds;
 // CACHE_TIMEOUT as a Go duration with its unit, such as 50ms or 1s (a bare
 // number is rejected: it would be ambiguous between seconds and
 // milliseconds); comma-separated lists with optional spaces around entries.
@@ -152,6 +156,9 @@ func (p *envParser) redis(o *redis.Options) {
 	}
 	o.Cluster = o.Cluster || cluster
 	o.PoolSize = int(p.poolSize("CACHE_REDIS_POOL_SIZE"))
+	o.NearCache = p.boolean("CACHE_NEAR_CACHE", false)
+	o.NearMaxBytes = p.integer("CACHE_NEAR_MAX_BYTES", 1, math.MaxInt64, "must be a whole number of bytes, at least 1")
+	o.NearTTL = p.seconds("CACHE_NEAR_TTL", 1)
 	if useTLS && o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
@@ -198,6 +205,9 @@ var fieldVar = map[string]string{
 	"redis.Options.DB":                   "CACHE_REDIS_DB",
 	"redis.Options.PoolSize":             "CACHE_REDIS_POOL_SIZE",
 	"redis.Options.Timeout":              "CACHE_TIMEOUT",
+	"redis.Options.NearMaxBytes":         "CACHE_NEAR_MAX_BYTES",
+	"redis.Options.NearTTL":              "CACHE_NEAR_TTL",
+	"stores.Config.Redis.NearCache":      "CACHE_NEAR_CACHE",
 	"memcached.Options.Servers":          "CACHE_MEMCACHED_SERVERS",
 	"memcached.Options.PoolSize":         "CACHE_MEMCACHED_POOL_SIZE",
 	"memcached.Options.MaxValueBytes":    "CACHE_MEMCACHED_MAX_VALUE_BYTES",

@@ -66,8 +66,10 @@ type Config struct {
 	Backend Backend
 	// Memory configures the in-process store (CACHE_MEMORY_MAX_BYTES).
 	Memory memory.Options
-	// Redis configures the Redis store (CACHE_REDIS_*). A zero
-	// Redis.Timeout takes Cache.Timeout (CACHE_TIMEOUT).
+	// Redis configures the Redis store (CACHE_REDIS_*, and its near cache:
+	// CACHE_NEAR_*). A zero Redis.Timeout takes Cache.Timeout
+	// (CACHE_TIMEOUT), a nil Redis.Logger takes Cache.Logger. Redis.NearCache
+	// is an error with any other Backend.
 	Redis redis.Options
 	// Memcached configures the Memcached store (CACHE_MEMCACHED_*). A zero
 	// Memcached.Timeout takes Cache.Timeout (CACHE_TIMEOUT).
@@ -97,7 +99,8 @@ func (c Config) WithDefaults() Config {
 // Validate reports every field of c that cannot be used, each as a
 // *hoard.FieldError, joined with errors.Join: those of Cache
 // (hoard.Config.Validate), Backend, and every store's Options (their
-// Validate methods). Zero values are valid (they mean the defaults).
+// Validate methods), and a near cache (Redis.NearCache) asked of another
+// backend than Redis. Zero values are valid (they mean the defaults).
 func (c Config) Validate() error {
 	var errs []error
 	add := func(err error) {
@@ -113,6 +116,16 @@ func (c Config) Validate() error {
 	default:
 		add(&hoard.FieldError{Type: "stores.Config", Field: "Backend", Value: string(c.Backend),
 			Want: "must be one of memory, redis, memcached"})
+	}
+	if c.Redis.NearCache {
+		switch c.Backend {
+		case Memcached:
+			add(&hoard.FieldError{Type: "stores.Config", Field: "Redis.NearCache", Value: true,
+				Want: "must be false with the memcached backend: Memcached has no invalidation push, so a near cache could serve stale data; use the redis backend for a near cache"})
+		case "", Memory:
+			add(&hoard.FieldError{Type: "stores.Config", Field: "Redis.NearCache", Value: true,
+				Want: "must be false with the memory backend: the memory store is already in process; a near cache is for the redis backend (use Redis when several instances share the cache)"})
+		}
 	}
 	add(c.Memory.Validate())
 	add(c.Redis.Validate())
@@ -166,6 +179,9 @@ func NewStore(ctx context.Context, cfg Config) (hoard.Store, error) {
 	case Memory:
 		return memory.New(cfg.Memory)
 	case Redis:
+		if cfg.Redis.Logger == nil {
+			cfg.Redis.Logger = cfg.Cache.Logger // the store's notices go where the Cache's logs go
+		}
 		s, err := redis.New(ctx, cfg.Redis)
 		if err != nil {
 			return nil, fmt.Errorf("hoard: CACHE_BACKEND=redis: %w", err)
