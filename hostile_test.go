@@ -252,36 +252,50 @@ func TestHostileIfNoneMatchLines(t *testing.T) {
 	}
 }
 
-// versionedWidgets serves GET and PATCH /w/{id} over in-memory versions:
-// a PATCH of an id starting with "ok" bumps its version (200), any other
-// id answers 404 and changes nothing.
-func versionedWidgets(t testing.TB, c *hoard.Cache) (http.Handler, func(id string) int64) {
-	var mu sync.Mutex
-	versions := map[string]int64{}
-	version := func(id string) int64 {
-		mu.Lock()
-		defer mu.Unlock()
-		return versions[id]
+// versionDB is an in-memory database of widget versions: a PATCH of an id
+// starting with "ok" bumps its version (200), any other id answers 404 and
+// changes nothing. Several caches (instances) may serve one.
+type versionDB struct {
+	mu sync.Mutex
+	v  map[string]int64
+}
+
+func (d *versionDB) get(id string) int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.v[id]
+}
+
+func (d *versionDB) serve(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !strings.HasPrefix(id, "ok") {
+		http.Error(w, `{"detail":"not found"}`, http.StatusNotFound)
+		return
 	}
-	h := func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if !strings.HasPrefix(id, "ok") {
-			http.Error(w, `{"detail":"not found"}`, http.StatusNotFound)
-			return
-		}
-		mu.Lock()
-		if r.Method == http.MethodPatch {
-			versions[id]++
-		}
-		v := versions[id]
-		mu.Unlock()
-		fmt.Fprintf(w, "%d", v)
+	d.mu.Lock()
+	if d.v == nil {
+		d.v = map[string]int64{}
 	}
+	if r.Method == http.MethodPatch {
+		d.v[id]++
+	}
+	v := d.v[id]
+	d.mu.Unlock()
+	fmt.Fprintf(w, "%d", v)
+}
+
+// versionedWidgets serves GET and PATCH /w/{id} over a new versionDB.
+func versionedWidgets(t testing.TB, c *hoard.Cache) (http.Handler, *versionDB) {
+	return versionedWidgetsOn(t, c, &versionDB{})
+}
+
+// versionedWidgetsOn serves GET and PATCH /w/{id} over db through c.
+func versionedWidgetsOn(t testing.TB, c *hoard.Cache, db *versionDB) (http.Handler, *versionDB) {
 	rt := &hoard.Route{KeyPrefix: "w", TTL: time.Minute}
 	mux, _ := localMux(t, c,
-		miniRoute{pattern: "GET /w/{id}", rt: rt, h: h},
-		miniRoute{pattern: "PATCH /w/{id}", rt: rt, h: h})
-	return mux, version
+		miniRoute{pattern: "GET /w/{id}", rt: rt, h: db.serve},
+		miniRoute{pattern: "PATCH /w/{id}", rt: rt, h: db.serve})
+	return mux, db
 }
 
 // TestHostilePendingBounded (regression): during an outage, failed
@@ -296,7 +310,7 @@ func TestHostilePendingBounded(t *testing.T) {
 	get := func(id string) testResponse {
 		t.Helper()
 		res := serveLocal(t, mux, http.MethodGet, "/w/"+id)
-		if want := strconv.FormatInt(version(id), 10); res.Body != want {
+		if want := strconv.FormatInt(version.get(id), 10); res.Body != want {
 			t.Fatalf("GET %s: %q (%s); the current version is %s: stale", id, res.Body, res.CacheStatus(), want)
 		}
 		return res
