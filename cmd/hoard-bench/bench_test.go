@@ -66,7 +66,9 @@ func TestMemory(t *testing.T) {
 // including the Redis outage, and checks that every line is complete and
 // that nothing failed. It measures nothing: the figures only have to exist.
 func TestSmoke(t *testing.T) {
-	want := []string{"ceiling", "raw/redis", "uncached", "uncached/postgres", "hit/memory", "hit/redis/zipf", "mixed/memory", "outage/redis", "nomiddleware", "disabled"}
+	want := []string{"ceiling", "raw/redis", "uncached", "uncached/postgres", "hit/memory", "hit/redis/zipf",
+		"hit/redis/near", "hit/redis/near/zipf", "hit/rediscluster/near", "hit/rediscluster/near/zipf",
+		"mixed/memory", "mixed/redis/near", "outage/redis", "nomiddleware", "disabled"}
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -110,8 +112,15 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: no PUT was sent", r.Scenario)
 		}
 	}
-	if r := find(rep.Results, "hit/redis/zipf"); r != nil && (r.Floor != "raw/redis" || r.VsFloor == nil) {
-		t.Errorf("hit/redis/zipf: floor %q %v, want a ratio to raw/redis", r.Floor, r.VsFloor)
+	for _, name := range []string{"hit/redis/zipf", "hit/redis/near", "hit/redis/near/zipf"} {
+		if r := find(rep.Results, name); r != nil && (r.Floor != "raw/redis" || r.VsFloor == nil) {
+			t.Errorf("%s: floor %q %v, want a ratio to raw/redis", name, r.Floor, r.VsFloor)
+		}
+	}
+	// The near scenarios ran with the near cache on: the store logs a
+	// line when the server refuses it.
+	if strings.Contains(stderr.String(), "near cache off") {
+		t.Errorf("the near cache was turned off:\n%s", stderr.String())
 	}
 	o := find(rep.Results, "outage/redis")
 	if o == nil || o.Outage == nil {
@@ -129,7 +138,8 @@ func TestSmoke(t *testing.T) {
 	for _, tr := range rep.Targets {
 		names = append(names, tr.Target)
 	}
-	for _, want := range []string{"disabled ≥ 0.97 × nomiddleware", "outage/redis: 0 errors", "outage/redis: p99 during the outage"} {
+	for _, want := range []string{"disabled ≥ 0.97 × nomiddleware", "outage/redis: 0 errors", "outage/redis: p99 during the outage",
+		"hit/redis/near ≥ 0.85 × ceiling (requests/s)", "hit/redis/near p99 within 1 ms of hit/memory's"} {
 		if !strings.Contains(strings.Join(names, "\n"), want) {
 			t.Errorf("targets %q lack %q", names, want)
 		}
@@ -161,6 +171,7 @@ func TestTable(t *testing.T) {
 		{Scenario: "uncached", RPS: 5000, P50: 1, P99: 9, P999: 20},
 		{Scenario: "hit/memory", RPS: 18000, P50: 0.2, P99: 2, P999: 5, HitRatio: f(1)},
 		{Scenario: "hit/redis", RPS: 8000, P50: 0.5, P99: 4, P999: 8, HitRatio: f(0.999)},
+		{Scenario: "hit/redis/near", RPS: 17500, P50: 0.2, P99: 2.5, P999: 6, HitRatio: f(0.999)},
 		{Scenario: "outage/redis", RPS: 6000, P50: 0.8, P99: 12, P999: 40, HitRatio: f(0.4),
 			Outage: &outage{P99Before: 3, P99Stopped: 60, P99Killed: 10, P99Outage: 15, RequestsStop: 100, RequestsKill: 200}},
 	}
@@ -171,12 +182,15 @@ func TestTable(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"10000 widgets, memcached pool 10 per server;",
-		"| `hit/memory`   | 18000 |   0.20 |   2.00 |     5.00 |      0 |     1.000 |      0.90 |                  |",
-		"| `hit/redis`    |  8000 |   0.50 |   4.00 |     8.00 |      0 |     0.999 |      0.40 | 0.80 × raw/redis |",
+		"| `hit/memory`     | 18000 |   0.20 |   2.00 |     5.00 |      0 |     1.000 |      0.90 |                  |",
+		"| `hit/redis`      |  8000 |   0.50 |   4.00 |     8.00 |      0 |     0.999 |      0.40 | 0.80 × raw/redis |",
+		"| `hit/redis/near` | 17500 |   0.20 |   2.50 |     6.00 |      0 |     0.999 |      0.88 | 1.75 × raw/redis |",
 		"SIGSTOPped p99 60.0 ms (100 requests)",
 		"| hit/memory ≥ 0.85 × ceiling (requests/s)",
 		"| hit/redis ≥ 0.85 × raw/redis (requests/s)                 | 0.80 ×                               | **no** |",
 		"| hit/redis ≥ 3 × uncached (requests/s)",
+		"| hit/redis/near p99 within 1 ms of hit/memory's            | 2.50 ms (limit 2.00 + 1 = 3.00 ms)   | yes    |",
+		"| hit/redis/near ≥ 0.85 × ceiling (requests/s)              | 0.88 ×                               | yes    |",
 		"**no**",
 		"| outage/redis: p99 during the outage ≤ uncached p99 + 5 ms | 15.00 ms (limit 9.00 + 5 = 14.00 ms) | **no** |",
 	} {
@@ -234,8 +248,13 @@ func TestFlagsAndScenarios(t *testing.T) {
 	}{
 		{args: nil, want: scenarioNames()},
 		{args: []string{"-scenarios", "hit/memory,ceiling"}, want: []string{"ceiling", "hit/memory"}},
-		{args: []string{"-scenarios", "hit/redis*"}, want: []string{"hit/redis", "hit/redis/zipf", "hit/rediscluster", "hit/rediscluster/zipf"}},
-		{args: []string{"-scenarios", "mixed/*"}, want: []string{"mixed/memory", "mixed/redis", "mixed/rediscluster", "mixed/memcached"}},
+		{args: []string{"-scenarios", "hit/redis*"}, want: []string{"hit/redis", "hit/redis/zipf", "hit/redis/near", "hit/redis/near/zipf",
+			"hit/rediscluster", "hit/rediscluster/zipf", "hit/rediscluster/near", "hit/rediscluster/near/zipf"}},
+		{args: []string{"-scenarios", "hit/*"}, want: []string{"hit/memory", "hit/memory/zipf", "hit/redis", "hit/redis/zipf", "hit/redis/near", "hit/redis/near/zipf",
+			"hit/rediscluster", "hit/rediscluster/zipf", "hit/rediscluster/near", "hit/rediscluster/near/zipf", "hit/memcached", "hit/memcached/zipf"}},
+		{args: []string{"-scenarios", "hit/redis/near*"}, want: []string{"hit/redis/near", "hit/redis/near/zipf"}},
+		{args: []string{"-scenarios", "mixed/*"}, want: []string{"mixed/memory", "mixed/redis", "mixed/redis/near", "mixed/rediscluster", "mixed/memcached"}},
+		{args: []string{"-scenarios", "hit/rediscluster/near,mixed/redis/near,hit/redis/near/zipf"}, want: []string{"hit/redis/near/zipf", "hit/rediscluster/near", "mixed/redis/near"}},
 		{args: []string{"-scenarios", "hit/mongodb"}, wantErr: `unknown scenario "hit/mongodb"; use all, or a comma-separated list of: ceiling,`},
 		{args: []string{"-c", "0"}, wantErr: "-c 0: need at least 1 connection"},
 		{args: []string{"-rounds", "0"}, wantErr: "-rounds 0: need at least 1"},

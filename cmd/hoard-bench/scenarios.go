@@ -71,32 +71,48 @@ func scenarios() []scenario {
 			}},
 	}
 	for _, st := range []string{stMemory, stRedis, stRedisCluster, stMemcached} {
-		for _, zipf := range []bool{false, true} {
-			name, dist := "hit/"+st, "uniform"
-			if zipf {
-				name, dist = name+"/zipf", "Zipf"
+		for _, near := range nearVariants(st) {
+			for _, zipf := range []bool{false, true} {
+				name, dist := "hit/"+st, "uniform"
+				if near {
+					name += "/near"
+				}
+				if zipf {
+					name, dist = name+"/zipf", "Zipf"
+				}
+				ss = append(ss, scenario{name: name, zipf: zipf, fill: true, hits: true,
+					desc: "the widget GET served from the " + st + " store" + nearDesc(near) + ", " + dist + " ids over the working set",
+					build: func(e *env) (http.Handler, func(), error) {
+						cfg, err := e.storeConfig(st)
+						if err != nil {
+							return nil, nil, err
+						}
+						cfg.Redis.NearCache = near
+						return e.cached(cfg, false)
+					}})
 			}
-			ss = append(ss, scenario{name: name, zipf: zipf, fill: true, hits: true,
-				desc: "the widget GET served from the " + st + " store, " + dist + " ids over the working set",
+		}
+	}
+	for _, st := range []string{stMemory, stRedis, stRedisCluster, stMemcached} {
+		for _, near := range nearVariants(st) {
+			if near && st != stRedis {
+				continue // mixed/redis/near shows the cost of writes and misses
+			}
+			name := "mixed/" + st
+			if near {
+				name += "/near"
+			}
+			ss = append(ss, scenario{name: name, putFrac: 0.05, fill: true, hits: true,
+				desc: "95% GET, 5% PUT (which invalidates the widget) on the " + st + " store" + nearDesc(near) + ", uniform ids",
 				build: func(e *env) (http.Handler, func(), error) {
 					cfg, err := e.storeConfig(st)
 					if err != nil {
 						return nil, nil, err
 					}
-					return e.cached(cfg, false)
+					cfg.Redis.NearCache = near
+					return e.cached(cfg, true)
 				}})
 		}
-	}
-	for _, st := range []string{stMemory, stRedis, stRedisCluster, stMemcached} {
-		ss = append(ss, scenario{name: "mixed/" + st, putFrac: 0.05, fill: true, hits: true,
-			desc: "95% GET, 5% PUT (which invalidates the widget) on the " + st + " store, uniform ids",
-			build: func(e *env) (http.Handler, func(), error) {
-				cfg, err := e.storeConfig(st)
-				if err != nil {
-					return nil, nil, err
-				}
-				return e.cached(cfg, true)
-			}})
 	}
 	ss = append(ss, scenario{name: "outage/redis", fill: true, hits: true, outage: true,
 		desc:  "hit/redis on a Redis of its own, SIGSTOPped at 1/3 of the run and SIGKILLed at 2/3",
@@ -112,6 +128,23 @@ func scenarios() []scenario {
 			}},
 	}...)
 	return ss
+}
+
+// nearVariants is [false] for a store without a near cache, and [false,
+// true] for the Redis stores, whose near cache (redis.Options.NearCache)
+// has scenarios of its own ("hit/redis/near" and so on).
+func nearVariants(st string) []bool {
+	if st == stRedis || st == stRedisCluster {
+		return []bool{false, true}
+	}
+	return []bool{false}
+}
+
+func nearDesc(near bool) string {
+	if near {
+		return " with the near cache on (CACHE_NEAR_CACHE: hits from process memory, kept coherent by Redis's invalidations)"
+	}
+	return ""
 }
 
 // env holds what the scenarios share: the database and the store servers,
