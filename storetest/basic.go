@@ -490,15 +490,26 @@ func (s *suite) testCancelledNeighbours(t *testing.T) {
 	keys := e.keys("n", 16)
 	e.fill(keys, func(int) []byte { return []byte("v") }, longTTL)
 	const live, cut, ops = 4, 4, 250
-	var failed atomic.Int32
+	var failed, cutDone atomic.Int32
 	var wg sync.WaitGroup
 	for w := range live + cut {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 17))
-			for range ops {
+			if w >= live {
+				defer cutDone.Add(1)
+			}
+			// Live callers go on until the cut ones are done, so that
+			// calls with live contexts follow every cut call even when
+			// the scheduler runs the workers one after another.
+			for i := 0; i < ops || w < live && cutDone.Load() < cut; i++ {
 				ctx, cancel := e.ctx, context.CancelFunc(func() {})
 				if w >= live {
+					// One call in ten starts with its context already
+					// ended: a store must fail that call alone.
 					d := time.Duration(rng.IntN(300)) * time.Microsecond
+					if rng.IntN(10) == 0 {
+						d = 0
+					}
 					if rng.IntN(2) == 0 {
 						ctx, cancel = context.WithTimeout(e.ctx, d)
 					} else {

@@ -22,7 +22,7 @@ type fakeServer struct {
 	down    bool
 	resumed chan struct{} // non-nil while paused; closed by resume
 	bugs    string        // comma-separated deliberate defects of its stores
-	broken  time.Time     // with bug "cancel-breaks-others": calls fail until then
+	broken  bool          // with bug "cancel-breaks-others": the next live call fails
 }
 
 type fakeEntry struct {
@@ -146,13 +146,15 @@ func (s *fakeStore) do(ctx context.Context, fn func(now time.Time)) error {
 	now := time.Now()
 	if s.srv.bug("cancel-breaks-others") {
 		// Like a client that closes its shared connection when one
-		// caller's context ends mid-call.
-		if now.Before(s.srv.broken) {
-			return errors.New("fake: connection closed")
-		}
+		// caller's context ends mid-call: the next call with a live
+		// context fails.
 		if ctx.Err() != nil {
-			s.srv.broken = now.Add(5 * time.Millisecond)
+			s.srv.broken = true
 			return ctx.Err()
+		}
+		if s.srv.broken {
+			s.srv.broken = false
+			return errors.New("fake: connection closed")
 		}
 	}
 	fn(now)
@@ -228,10 +230,11 @@ func (s *fakeStore) Set(ctx context.Context, key string, value []byte, ttl time.
 		if err := s.do(ctx, func(time.Time) { s.srv.node(key)[key] = fakeEntry{value: value} }); err != nil {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Microsecond):
+		// Longer than the suite's cut contexts live, so that every cut
+		// call ends in between (the bug is then caught on every run).
+		time.Sleep(time.Millisecond)
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 	return s.do(ctx, func(now time.Time) {
