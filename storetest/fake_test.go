@@ -22,7 +22,7 @@ type fakeServer struct {
 	down    bool
 	resumed chan struct{} // non-nil while paused; closed by resume
 	bugs    string        // comma-separated deliberate defects of its stores
-	broken  bool          // with bug "cancel-breaks-others": the next live call fails
+	broken  time.Time     // with bug "cancel-breaks-others": calls fail until then
 }
 
 type fakeEntry struct {
@@ -146,15 +146,14 @@ func (s *fakeStore) do(ctx context.Context, fn func(now time.Time)) error {
 	now := time.Now()
 	if s.srv.bug("cancel-breaks-others") {
 		// Like a client that closes its shared connection when one
-		// caller's context ends mid-call: the next call with a live
-		// context fails.
-		if ctx.Err() != nil {
-			s.srv.broken = true
-			return ctx.Err()
-		}
-		if s.srv.broken {
-			s.srv.broken = false
+		// caller's context ends mid-call: calls fail for a while after
+		// (long enough that live callers are scheduled in it).
+		if now.Before(s.srv.broken) {
 			return errors.New("fake: connection closed")
+		}
+		if ctx.Err() != nil {
+			s.srv.broken = now.Add(50 * time.Millisecond)
+			return ctx.Err()
 		}
 	}
 	fn(now)
