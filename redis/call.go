@@ -166,9 +166,16 @@ func (c *call) doMulti(rc rueidis.Client, cmds rueidis.Commands) []rueidis.Redis
 	for i := range cmds {
 		cmds[i] = cmds[i].Pin() // see pinned
 	}
-	rs := rc.DoMulti(c, cmds...)
+	return retryNeighbourFailures(c, cmds, func(cmds ...rueidis.Completed) []rueidis.RedisResult { return rc.DoMulti(c, cmds...) })
+}
+
+// retryNeighbourFailures runs cmds with do, then runs again, up to
+// maxAttempts in all, those whose result failed because of another
+// caller's call (neighbourFailure), keeping each command's position.
+func retryNeighbourFailures[T any](c *call, cmds []T, do func(cmds ...T) []rueidis.RedisResult) []rueidis.RedisResult {
+	rs := do(cmds...)
 	for attempt := 1; attempt < maxAttempts; attempt++ {
-		var again rueidis.Commands
+		var again []T
 		var at []int
 		for i := range rs {
 			if c.neighbourFailure(rs[i].NonRedisError()) {
@@ -179,7 +186,7 @@ func (c *call) doMulti(rc rueidis.Client, cmds rueidis.Commands) []rueidis.Redis
 		if len(again) == 0 {
 			break
 		}
-		for j, r := range rc.DoMulti(c, again...) {
+		for j, r := range do(again...) {
 			rs[at[j]] = r
 		}
 	}
@@ -239,22 +246,5 @@ func (c *call) doMultiCache(rc rueidis.Client, cmds []rueidis.CacheableTTL) []ru
 	for i := range cmds {
 		cmds[i].Cmd = cmds[i].Cmd.Pin() // see pinned
 	}
-	rs := rc.DoMultiCache(c, cmds...)
-	for attempt := 1; attempt < maxAttempts; attempt++ {
-		var again []rueidis.CacheableTTL
-		var at []int
-		for i := range rs {
-			if c.neighbourFailure(rs[i].NonRedisError()) {
-				again = append(again, cmds[i])
-				at = append(at, i)
-			}
-		}
-		if len(again) == 0 {
-			break
-		}
-		for j, r := range rc.DoMultiCache(c, again...) {
-			rs[at[j]] = r
-		}
-	}
-	return rs
+	return retryNeighbourFailures(c, cmds, func(cmds ...rueidis.CacheableTTL) []rueidis.RedisResult { return rc.DoMultiCache(c, cmds...) })
 }
