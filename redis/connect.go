@@ -68,28 +68,67 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	if o.NearCache {
-		s.near = newNear(o.NearTTL)
-	}
 	co := clientOption(o)
-	if s.near != nil {
+	if o.NearCache {
+		s.near = newNear(o)
 		co.DisableCache = false
-		co.CacheSizeEachConn = cacheSizeEachConn(o.NearMaxBytes, o.PoolSize)
+		co.NewCacheStoreFn = s.near.copies.conn
 		co.OnInvalidations = s.near.invalidated
 	}
 	l, err := s.connect(ctx, co)
+	if err != nil && !isDialFailure(err) {
+		return nil, err
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if s.near != nil {
+		go s.heartbeat(bg)
+	}
 	if err == nil {
 		s.link.Store(l)
 		return s, nil
 	}
-	if !isDialFailure(err) {
-		return nil, err
-	}
 	s.link.Store(&link{err: s.pending(err)})
-	bg, stop := context.WithCancel(context.Background())
-	s.stop = stop
 	go s.connectLoop(bg, co)
 	return s, nil
+}
+
+// heartbeat keeps the near cache live (see near.live) while the server
+// answers: it pings every server every Options.Timeout/4, until ctx ends.
+func (s *Store) heartbeat(ctx context.Context) {
+	t := time.NewTicker(max(s.near.window/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l := s.link.Load()
+		if l == nil || !l.near {
+			continue
+		}
+		sent := time.Now()
+		if s.pingNodes(ctx, l.c) {
+			s.near.answered(sent)
+		}
+	}
+}
+
+// pingNodes pings every server rc knows of, one after the other, and
+// reports whether all answered.
+func (s *Store) pingNodes(ctx context.Context, rc rueidis.Client) bool {
+	c, err := s.begin(ctx)
+	if err != nil {
+		return false
+	}
+	defer c.end()
+	for _, node := range rc.Nodes() {
+		if c.do(node, node.B().Ping().Build()).Error() != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // clientOption is the rueidis configuration of o.
@@ -120,11 +159,12 @@ func clientOption(o Options) rueidis.ClientOption {
 // When co asks for the client-side cache (the near cache) and the server
 // refuses it, connect logs why and connects without it.
 func (s *Store) connect(ctx context.Context, co rueidis.ClientOption) (*link, error) {
+	sent := time.Now()
 	c, err := s.connectWith(ctx, co)
 	if err != nil && !co.DisableCache && !isDialFailure(err) && refusesTracking(err) {
 		co.DisableCache = true
 		co.OnInvalidations = nil
-		co.CacheSizeEachConn = 0
+		co.NewCacheStoreFn = nil
 		c, err2 := s.connectWith(ctx, co)
 		if err2 != nil {
 			return nil, err2
@@ -135,6 +175,9 @@ func (s *Store) connect(ctx context.Context, co rueidis.ClientOption) (*link, er
 	}
 	if err != nil {
 		return nil, err
+	}
+	if s.near != nil {
+		s.near.answered(sent) // the start-up checks were answered
 	}
 	return &link{c: c, near: !co.DisableCache}, nil
 }
@@ -277,9 +320,7 @@ func (s *Store) Close() error {
 	if !first {
 		return nil
 	}
-	if s.stop != nil {
-		s.stop()
-	}
+	s.stop()
 	if l != nil && l.c != nil {
 		l.c.Close()
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -44,12 +45,19 @@ const maxRecent = 1 << 16
 
 // near is the state of a store's near cache.
 type near struct {
-	ttl   time.Duration // Options.NearTTL
-	bound time.Duration // min(writtenBound, ttl)
+	ttl    time.Duration // Options.NearTTL
+	bound  time.Duration // min(writtenBound, ttl)
+	window time.Duration // Options.Timeout: see live
+	copies *nearCache
+
+	// alive is when (Unix nanoseconds) the last request was sent that
+	// the server has answered (see live).
+	alive atomic.Int64
 
 	mu       sync.Mutex
 	recent   map[string]*mark
-	overflow time.Time // until then, every read is plain (recent was full)
+	marked   atomic.Int64 // len(recent), read without mu
+	overflow atomic.Int64 // until then (Unix nanoseconds), every read is plain (recent was full)
 }
 
 // mark is a key written by the store: writes in flight, and until when
@@ -59,8 +67,61 @@ type mark struct {
 	until   time.Time
 }
 
-func newNear(ttl time.Duration) *near {
-	return &near{ttl: ttl, bound: min(writtenBound, ttl), recent: make(map[string]*mark)}
+func newNear(o Options) *near {
+	return &near{
+		ttl:    o.NearTTL,
+		bound:  min(writtenBound, o.NearTTL),
+		window: o.Timeout,
+		copies: newNearCache(o.NearMaxBytes),
+		recent: make(map[string]*mark),
+	}
+}
+
+// Liveness. A copy stays in memory until the server's push drops it, or
+// until the connection breaks. A server that stops answering without
+// breaking the connection (frozen, overloaded, a network that drops
+// packets) pushes nothing: another instance's write meanwhile fails to
+// invalidate Redis, and is acknowledged once its store call times out, at
+// least Options.Timeout after the server stopped. So a copy is used only
+// while the server answered a request sent less than Options.Timeout ago
+// (live); the store pings every server every Timeout/4 (heartbeat) so that
+// an idle or all-hits process stays live, and every answered read counts
+// too. A process that is not live reads uncached.
+
+// live reports whether the server answered a request sent after now minus
+// Options.Timeout.
+func (n *near) live(now time.Time) bool {
+	return now.UnixNano()-n.alive.Load() < int64(n.window)
+}
+
+// answered records that the server answered a request sent at sent.
+func (n *near) answered(sent time.Time) {
+	t := sent.UnixNano()
+	for {
+		old := n.alive.Load()
+		if t <= old || n.alive.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
+
+// peek returns key's value from the copies, without a network call: found
+// reports a value (a copy of a missing key says not found), held whether
+// the copy could be used at all (held, live, not written recently).
+func (n *near) peek(key string, now time.Time) (value []byte, found, held bool) {
+	if n.plain(key, now) {
+		return nil, false, false
+	}
+	m, ok := n.copies.peek(key, now.UnixMilli())
+	if !ok {
+		return nil, false, false
+	}
+	if err := m.Error(); err != nil {
+		// A cached WRONGTYPE reads as a miss, as an uncached one does.
+		return nil, false, rueidis.IsRedisNil(err) || isWrongType(err)
+	}
+	b, err := bytesOf(&m)
+	return b, err == nil, err == nil
 }
 
 // writing marks keys as being written; done must be called when the write
@@ -75,11 +136,9 @@ func (n *near) writing(keys ...string) (done func()) {
 	if len(n.recent)+len(keys) > maxRecent {
 		// Too many marks: read everything uncached until these writes
 		// are surely visible.
-		n.overflow = now.Add(n.bound)
+		n.overflow.Store(now.Add(n.bound).UnixNano())
 		return func() {
-			n.mu.Lock()
-			n.overflow = time.Now().Add(n.bound)
-			n.mu.Unlock()
+			n.overflow.Store(time.Now().Add(n.bound).UnixNano())
 		}
 	}
 	for _, k := range keys {
@@ -90,6 +149,7 @@ func (n *near) writing(keys ...string) (done func()) {
 		}
 		m.writing++
 	}
+	n.marked.Store(int64(len(n.recent)))
 	return func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -110,21 +170,27 @@ func (n *near) sweep(now time.Time) {
 			delete(n.recent, k)
 		}
 	}
+	n.marked.Store(int64(len(n.recent)))
 }
 
-// plain reports whether key must be read uncached now.
+// plain reports whether key must be read uncached now: the store wrote it
+// recently, or the process is not live.
 func (n *near) plain(key string, now time.Time) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if now.Before(n.overflow) {
+	if now.UnixNano() < n.overflow.Load() || !n.live(now) {
 		return true
 	}
+	if n.marked.Load() == 0 {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	m := n.recent[key]
 	if m == nil {
 		return false
 	}
 	if m.writing == 0 && now.After(m.until) {
 		delete(n.recent, key)
+		n.marked.Store(int64(len(n.recent)))
 		return false
 	}
 	return true
@@ -155,20 +221,7 @@ func (n *near) invalidatedKeys(keys []string) {
 			delete(n.recent, k)
 		}
 	}
-}
-
-// cacheSizeEachConn is rueidis' CacheSizeEachConn for a store bound of
-// maxBytes: divided among the pipelined connections to a server.
-func cacheSizeEachConn(maxBytes int64, poolSize int) int {
-	conns := int64(1)
-	if m := pipelineMultiplex(poolSize); m > 0 {
-		conns = 1 << m
-	}
-	per := maxBytes / conns
-	if per < 1 {
-		per = 1
-	}
-	return int(per)
+	n.marked.Store(int64(len(n.recent)))
 }
 
 // refusesTracking reports whether err, from rueidis.NewClient with the
@@ -196,10 +249,27 @@ func trackingRefusal(err error) string {
 	return msg
 }
 
+// NearStats describes the near cache's memory at one moment.
+type NearStats struct {
+	Copies  int   // values held
+	Bytes   int64 // what they count against Options.NearMaxBytes
+	Evicted int64 // copies evicted since New to stay within NearMaxBytes
+}
+
+// NearStats returns the near cache's figures: all zero when
+// Options.NearCache is off.
+func (s *Store) NearStats() NearStats {
+	if s.near == nil {
+		return NearStats{}
+	}
+	copies, bytes := s.near.copies.size()
+	return NearStats{Copies: copies, Bytes: bytes, Evicted: s.near.copies.evicted.Load()}
+}
+
 // nearOn reports whether the store's reads go through the near cache.
 func (s *Store) nearOn() bool {
 	l := s.link.Load()
-	return s.near != nil && l != nil && l.near
+	return s.near != nil && l != nil && l.near && !s.closed.Load()
 }
 
 // written marks keys as being written by the store when the near cache
@@ -211,19 +281,46 @@ func (s *Store) written(keys ...string) func() {
 	return s.near.writing(keys...)
 }
 
-// getNear is Get through the near cache.
+// getNear is Get through the near cache, for a key peek did not find.
 func (s *Store) getNear(c *call, rc rueidis.Client, key string) rueidis.RedisResult {
-	if s.near.plain(key, time.Now()) {
-		return c.do(rc, rc.B().Get().Key(key).Build())
+	sent := time.Now()
+	var r rueidis.RedisResult
+	if s.near.plain(key, sent) {
+		r = c.do(rc, rc.B().Get().Key(key).Build())
+	} else {
+		r = c.doCache(rc, rc.B().Get().Key(key).Cache(), s.near.ttl)
 	}
-	return c.doCache(rc, rc.B().Get().Key(key).Cache(), s.near.ttl)
+	if r.NonRedisError() == nil && !r.IsCacheHit() {
+		s.near.answered(sent)
+	}
+	return r
+}
+
+// peekMulti fills values from the near cache's copies and reports whether
+// it held them all.
+func (s *Store) peekMulti(keys []string, values [][]byte) bool {
+	now := time.Now()
+	for i, k := range keys {
+		v, _, held := s.near.peek(k, now)
+		if !held {
+			clear(values[:i])
+			return false
+		}
+		values[i] = v
+	}
+	return true
 }
 
 // getMultiNear fills values through the near cache: one cached GET per
 // key (rueidis does not cache MGET), pipelined (per node on Cluster), and
 // a plain GET for the keys the store wrote recently.
-func (s *Store) getMultiNear(c *call, rc rueidis.Client, keys []string, values [][]byte) ([][]byte, error) {
+func (s *Store) getMultiNear(c *call, rc rueidis.Client, keys []string, values [][]byte) (_ [][]byte, err error) {
 	now := time.Now()
+	defer func() {
+		if err == nil {
+			s.near.answered(now)
+		}
+	}()
 	var (
 		cached   []rueidis.CacheableTTL
 		cachedAt []int

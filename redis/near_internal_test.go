@@ -10,7 +10,8 @@ import (
 // and after it until an invalidation arrives or the bound passes; an
 // invalidation during the write does not end the mark.
 func TestNearMarks(t *testing.T) {
-	n := newNear(50 * time.Millisecond)
+	n := newNear(Options{NearTTL: 50 * time.Millisecond, Timeout: time.Hour, NearMaxBytes: 1 << 20})
+	n.answered(time.Now())
 	inval := func(k string) { n.invalidatedKeys([]string{k}) }
 	if n.plain("k", time.Now()) {
 		t.Fatal("unwritten key read plain")
@@ -37,7 +38,7 @@ func TestNearMarks(t *testing.T) {
 	if !n.plain("j", time.Now()) || n.plain("j", time.Now().Add(60*time.Millisecond)) {
 		t.Fatal("mark without invalidation does not end at the bound (50ms)")
 	}
-	if n.bound != 50*time.Millisecond || newNear(time.Hour).bound != writtenBound {
+	if n.bound != 50*time.Millisecond || newNear(Options{NearTTL: time.Hour}).bound != writtenBound {
 		t.Fatal("bound is not min(writtenBound, NearTTL)")
 	}
 }
@@ -45,7 +46,8 @@ func TestNearMarks(t *testing.T) {
 // TestNearMarksBounded: past maxRecent marks, every key is read plain
 // until the bound passes, and the set does not grow.
 func TestNearMarksBounded(t *testing.T) {
-	n := newNear(50 * time.Millisecond)
+	n := newNear(Options{NearTTL: 50 * time.Millisecond, Timeout: time.Hour, NearMaxBytes: 1 << 20})
+	n.answered(time.Now())
 	keys := make([]string, maxRecent)
 	for i := range keys {
 		keys[i] = strconv.Itoa(i)

@@ -119,16 +119,18 @@ type Options struct {
 	// arrived, at most 1s (or NearTTL if smaller), so a process reads its
 	// own writes. A server that refuses client-side caching (RESP2 only,
 	// or an ACL that denies CLIENT TRACKING) does not fail New: the store
-	// logs one line to Logger and runs without the near cache.
+	// logs one line to Logger and runs without the near cache. Copies are
+	// used only while the server answers: when no request sent in the
+	// last Timeout has been answered (a frozen or unreachable server
+	// pushes nothing), reads go to the server, whose failure the Cache
+	// answers by serving uncached.
 	NearCache bool
 
 	// NearMaxBytes bounds the memory of the near cache
-	// (CACHE_NEAR_MAX_BYTES), default 64 MiB (DefaultNearMaxBytes). rueidis
-	// keeps one cache per connection, so the bound is divided evenly among
-	// the pipelined connections to a server (see PoolSize: 1, 2 or 4); each
-	// key always uses the same connection. On a standalone server it is the
-	// bound of the whole store; on Cluster it applies to each master (the
-	// number of masters is not known in advance).
+	// (CACHE_NEAR_MAX_BYTES), default 64 MiB (DefaultNearMaxBytes), for
+	// the whole store, however many connections and Cluster masters. Each
+	// copy counts its key and value plus 200 bytes of bookkeeping; past the
+	// bound, copies not read lately are evicted first.
 	NearMaxBytes int64
 
 	// NearTTL is the longest a local copy is used without the server's

@@ -66,7 +66,7 @@ type Store struct {
 
 	mu     sync.Mutex // orders Close against publishing a client connected in the background
 	closed atomic.Bool
-	stop   context.CancelFunc // stops the background connection; nil if New connected
+	stop   context.CancelFunc // stops the background goroutines: connection, heartbeat
 }
 
 var (
@@ -135,6 +135,11 @@ func (s *Store) tooLarge(op string, value []byte) error {
 // Get returns the value of key; found is false when the key is absent or
 // holds something other than a string (see isWrongType).
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if s.nearOn() {
+		if v, found, held := s.near.peek(key, time.Now()); held {
+			return v, found, nil
+		}
+	}
 	rc, err := s.client()
 	if err != nil {
 		return nil, false, err
@@ -174,7 +179,7 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 		return nil, err
 	}
 	values := make([][]byte, len(keys))
-	if len(keys) == 0 {
+	if len(keys) == 0 || s.nearOn() && s.peekMulti(keys, values) {
 		return values, nil
 	}
 	c, err := s.begin(ctx)

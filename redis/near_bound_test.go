@@ -1,0 +1,149 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/testserver"
+	"github.com/hoardcache/hoard/redis"
+)
+
+// TestNearCacheFrozenServer: a server that stops answering without
+// breaking the connections (SIGSTOP) pushes no invalidation, so a read
+// started Timeout after it stopped is not served from a local copy (another
+// instance's write, unable to invalidate, is acknowledged no sooner); once
+// the server answers again, copies serve again.
+func TestNearCacheFrozenServer(t *testing.T) {
+	srv := testserver.RedisT(t, testserver.RedisOptions{})
+	const timeout = 200 * time.Millisecond
+	s := newStore(t, redis.Options{Addrs: []string{srv.Addr}, NearCache: true, Timeout: timeout})
+	ctx := context.Background()
+	keys := nearKeys("near-frozen", 3)
+	for _, k := range keys {
+		if _, err := srv.Do("SET", k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() bool { // the keys are read without reaching the server
+		before := getCalls(t, srv)
+		if _, err := s.GetMulti(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+		return getCalls(t, srv) == before
+	}
+	waitFor(t, 5*time.Second, "copies to serve", held)
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	time.Sleep(timeout) // the server stopped before Pause returned
+	if v, err := s.GetMulti(ctx, keys); err == nil {
+		t.Fatalf("GetMulti a Timeout after the server froze = %q from local copies, want the server's timeout", v)
+	}
+	if v, ok, err := s.Get(ctx, keys[0]); err == nil {
+		t.Fatalf("Get a Timeout after the server froze = %q, %v from a local copy, want the server's timeout", v, ok)
+	}
+
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	waitFor(t, 5*time.Second, "copies to serve after the server answered again", held)
+}
+
+// TestNearCacheMemoryBound: however many keys are read, the copies stay
+// within NearMaxBytes, and the heap they take stays within it plus a
+// stated overhead (see copyOverhead).
+func TestNearCacheMemoryBound(t *testing.T) {
+	srv := testserver.RedisT(t, testserver.RedisOptions{})
+	const maxBytes = 4 << 20
+	const n, size = 20_000, 1024 // 20 MiB of values: 5 × the bound
+	writer := newStore(t, redis.Options{Addrs: []string{srv.Addr}})
+	ctx := context.Background()
+	value := []byte(strings.Repeat("x", size))
+	keys := make([]string, n)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				keys[i] = fmt.Sprintf("near-bound:%d", i)
+				if err := writer.Set(ctx, keys[i], value, time.Minute); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	s := newStore(t, redis.Options{Addrs: []string{srv.Addr}, NearCache: true, NearMaxBytes: maxBytes})
+	if _, err := s.GetMulti(ctx, keys[:100]); err != nil { // the connections' buffers
+		t.Fatal(err)
+	}
+	heapBefore := heapInUse()
+	for round := range 2 {
+		for i := 0; i < n; i += 100 {
+			vals, err := s.GetMulti(ctx, keys[i:i+100])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(vals[0]) != size {
+				t.Fatalf("round %d: value of %s has %d bytes", round, keys[i], len(vals[0]))
+			}
+		}
+	}
+	st := s.NearStats()
+	copies, bytes := st.Copies, st.Bytes
+	if st.Evicted == 0 {
+		t.Fatal("NearStats counts no eviction")
+	}
+	heap := heapInUse() - heapBefore
+	t.Logf("%d copies, %d bytes counted, heap grew %d bytes (bound %d)", copies, bytes, heap, maxBytes)
+	if bytes > maxBytes {
+		t.Fatalf("copies counted for %d bytes, over NearMaxBytes %d", bytes, maxBytes)
+	}
+	if copies < maxBytes/(2*size) {
+		t.Fatalf("only %d copies held: eviction emptied the cache", copies)
+	}
+	// What else the store allocates (connections, pools) is small; the
+	// heap must not hold the evicted copies.
+	if limit := int64(maxBytes + 4<<20); heap > limit {
+		t.Fatalf("heap grew %d bytes with the near cache bounded to %d (limit %d)", heap, maxBytes, limit)
+	}
+}
+
+// heapInUse returns the bytes of live heap objects after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// waitFor polls cond until it holds, failing t after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
