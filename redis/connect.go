@@ -73,7 +73,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.near = newNear(o)
 		co.DisableCache = false
 		co.NewCacheStoreFn = s.near.copies.conn
-		co.OnInvalidations = s.near.invalidated
+		co.PipelineMultiplex = -1 // one connection per server: see near.go, Lag
 	}
 	l, err := s.connect(ctx, co)
 	if err != nil && !isDialFailure(err) {
@@ -93,8 +93,8 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// heartbeat keeps the near cache live (see near.live) while the server
-// answers: it pings every server every Options.Timeout/4, until ctx ends.
+// heartbeat keeps the near cache live (see near.go, Lag) while the
+// servers answer: it pings every server every window/4, until ctx ends.
 func (s *Store) heartbeat(ctx context.Context) {
 	t := time.NewTicker(max(s.near.window/4, time.Millisecond))
 	defer t.Stop()
@@ -163,7 +163,6 @@ func (s *Store) connect(ctx context.Context, co rueidis.ClientOption) (*link, er
 	c, err := s.connectWith(ctx, co)
 	if err != nil && !co.DisableCache && !isDialFailure(err) && refusesTracking(err) {
 		co.DisableCache = true
-		co.OnInvalidations = nil
 		co.NewCacheStoreFn = nil
 		c, err2 := s.connectWith(ctx, co)
 		if err2 != nil {

@@ -1,100 +1,76 @@
 package redis
 
 import (
+	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
 )
 
-// The near cache (Options.NearCache) is rueidis' client-side cache: reads
-// go through DoCache/DoMultiCache, rueidis keeps each reply in a cache of
-// the connection that read it, and Redis (CLIENT TRACKING, default mode,
-// OPTIN: only the store's cached reads are tracked) pushes an invalidation
-// on that connection when the key changes, on which rueidis drops the copy
-// before calling OnInvalidations. When a connection breaks, rueidis drops
-// its whole cache (and calls OnInvalidations(nil)), since invalidations
-// may have been missed.
+// The near cache (Options.NearCache) is rueidis' client-side cache over
+// the store's own copy store (nearcache.go): reads that miss the copies go
+// through DoCache/DoMultiCache, which keep the reply, and Redis (CLIENT
+// TRACKING, default mode, OPTIN: only the store's cached reads are
+// tracked) pushes an invalidation on the connection that read a key when
+// anyone changes it, on which the copy is dropped. When a connection
+// breaks, its copies are dropped, since invalidations may have been
+// missed.
 //
-// What the server's push does not cover is the store's own writes: the
-// write's reply may come back on one connection before the invalidation
-// reaches the connection holding the copy, and a read made right after
-// the write would then be served the old copy. So every key the store
-// writes is recorded in a "written recently" set (near.recent) from before
-// the write is sent until the first invalidation of that key received
-// after the write returned, or writtenBound (capped by NearTTL) after it
-// returned; meanwhile it is read with a plain GET. The set is bounded by
-// maxRecent: past it, every read is plain until the marks expire.
-//
-// One narrow window remains: an invalidation caused by an earlier change
-// of a key, delivered after the store's write of that key returned, ends
-// the write's mark early; a cached read of the key still in flight from
-// before the write could then be served until the write's own
-// invalidation arrives (microseconds later, on the same connection).
-
-// writtenBound is the longest a key written by the store is read uncached
-// when no invalidation for it arrives (none comes for a key the
-// connection does not hold).
-const writtenBound = time.Second
-
-// maxRecent bounds the written-recently set.
-const maxRecent = 1 << 16
+// The store's own writes are the exception: Redis sends the invalidation
+// of a key to the connection that changed it only after the reply (it
+// defers it to the end of the command), so a read right after the write
+// could find the old copy. The store drops its copies of the keys it
+// wrote once the write returns (dropWritten). No older copy can come back:
+// the store uses one connection per server, and a cached read sent before
+// the write was answered, and its copy stored, before the write's reply.
 
 // near is the state of a store's near cache.
 type near struct {
 	ttl    time.Duration // Options.NearTTL
-	bound  time.Duration // min(writtenBound, ttl)
-	window time.Duration // Options.Timeout: see live
+	window time.Duration // min(Options.NearMaxLag, Options.Timeout): see Lag
 	copies *nearCache
 
 	// alive is when (Unix nanoseconds) the last request was sent that
-	// the server has answered (see live).
+	// every server has answered (see live).
 	alive atomic.Int64
-
-	mu       sync.Mutex
-	recent   map[string]*mark
-	marked   atomic.Int64 // len(recent), read without mu
-	overflow atomic.Int64 // until then (Unix nanoseconds), every read is plain (recent was full)
-}
-
-// mark is a key written by the store: writes in flight, and until when
-// the key is read uncached once none is.
-type mark struct {
-	writing int
-	until   time.Time
 }
 
 func newNear(o Options) *near {
 	return &near{
 		ttl:    o.NearTTL,
-		bound:  min(writtenBound, o.NearTTL),
-		window: o.Timeout,
+		window: min(o.NearMaxLag, o.Timeout),
 		copies: newNearCache(o.NearMaxBytes),
-		recent: make(map[string]*mark),
 	}
 }
 
-// Liveness. A copy stays in memory until the server's push drops it, or
-// until the connection breaks. A server that stops answering without
-// breaking the connection (frozen, overloaded, a network that drops
-// packets) pushes nothing: another instance's write meanwhile fails to
-// invalidate Redis, and is acknowledged once its store call times out, at
-// least Options.Timeout after the server stopped. So a copy is used only
-// while the server answered a request sent less than Options.Timeout ago
-// (live); the store pings every server every Timeout/4 (heartbeat) so that
-// an idle or all-hits process stays live, and every answered read counts
-// too. A process that is not live reads uncached.
+// Lag. Redis queues a key's invalidation on every tracking connection
+// before it answers the command that changed the key, but a process reads
+// the push when its connection's reader gets to it, which on a loaded
+// machine may be milliseconds later, or never when the server stops
+// answering without closing the connection (frozen, a network dropping
+// packets): meanwhile it would serve its old copy. So a copy is used only
+// while an answer has been read to a request sent less than window
+// (Options.NearMaxLag, at most Timeout) ago on every server's connection
+// (live): that answer came after any push queued before the request
+// arrived. The store pings every server every window/4 (heartbeat), so
+// that an idle or all-hits process stays live; on a standalone server,
+// where one connection carries everything, every answered read counts too.
+// And Delete returns window after Redis answered it (awaitLag): by then
+// every process has read the push, or is not live and reads from Redis.
+// The same bound covers a frozen server: another instance's write, unable
+// to invalidate, is acknowledged no sooner than Timeout after the server
+// stopped.
 
-// live reports whether the server answered a request sent after now minus
-// Options.Timeout.
+// live reports whether every server answered a request sent less than
+// window before now.
 func (n *near) live(now time.Time) bool {
 	return now.UnixNano()-n.alive.Load() < int64(n.window)
 }
 
-// answered records that the server answered a request sent at sent.
+// answered records that every server answered a request sent at sent.
 func (n *near) answered(sent time.Time) {
 	t := sent.UnixNano()
 	for {
@@ -107,9 +83,9 @@ func (n *near) answered(sent time.Time) {
 
 // peek returns key's value from the copies, without a network call: found
 // reports a value (a copy of a missing key says not found), held whether
-// the copy could be used at all (held, live, not written recently).
+// a copy could be used at all (held and live).
 func (n *near) peek(key string, now time.Time) (value []byte, found, held bool) {
-	if n.plain(key, now) {
+	if !n.live(now) {
 		return nil, false, false
 	}
 	m, ok := n.copies.peek(key, now.UnixMilli())
@@ -122,106 +98,6 @@ func (n *near) peek(key string, now time.Time) (value []byte, found, held bool) 
 	}
 	b, err := bytesOf(&m)
 	return b, err == nil, err == nil
-}
-
-// writing marks keys as being written; done must be called when the write
-// returns, whatever its outcome.
-func (n *near) writing(keys ...string) (done func()) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	now := time.Now()
-	if len(n.recent)+len(keys) > maxRecent {
-		n.sweep(now)
-	}
-	if len(n.recent)+len(keys) > maxRecent {
-		// Too many marks: read everything uncached until these writes
-		// are surely visible.
-		n.overflow.Store(now.Add(n.bound).UnixNano())
-		return func() {
-			n.overflow.Store(time.Now().Add(n.bound).UnixNano())
-		}
-	}
-	for _, k := range keys {
-		m := n.recent[k]
-		if m == nil {
-			m = &mark{}
-			n.recent[k] = m
-		}
-		m.writing++
-	}
-	n.marked.Store(int64(len(n.recent)))
-	return func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		until := time.Now().Add(n.bound)
-		for _, k := range keys {
-			if m := n.recent[k]; m != nil {
-				m.writing--
-				m.until = until
-			}
-		}
-	}
-}
-
-// sweep drops the expired marks; n.mu is held.
-func (n *near) sweep(now time.Time) {
-	for k, m := range n.recent {
-		if m.writing == 0 && now.After(m.until) {
-			delete(n.recent, k)
-		}
-	}
-	n.marked.Store(int64(len(n.recent)))
-}
-
-// plain reports whether key must be read uncached now: the store wrote it
-// recently, or the process is not live.
-func (n *near) plain(key string, now time.Time) bool {
-	if now.UnixNano() < n.overflow.Load() || !n.live(now) {
-		return true
-	}
-	if n.marked.Load() == 0 {
-		return false
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	m := n.recent[key]
-	if m == nil {
-		return false
-	}
-	if m.writing == 0 && now.After(m.until) {
-		delete(n.recent, key)
-		n.marked.Store(int64(len(n.recent)))
-		return false
-	}
-	return true
-}
-
-// invalidated is rueidis' OnInvalidations: the keys whose local copies
-// were just dropped (nil: all of a connection's, which says nothing of any
-// key). A key with no write in flight is readable through the cache again.
-func (n *near) invalidated(msgs []rueidis.RedisMessage) {
-	if len(msgs) == 0 {
-		return
-	}
-	keys := make([]string, 0, len(msgs))
-	for i := range msgs {
-		if k, err := msgs[i].ToString(); err == nil {
-			keys = append(keys, k)
-		}
-	}
-	n.invalidatedKeys(keys)
-}
-
-// invalidatedKeys is invalidated for the keys named.
-func (n *near) invalidatedKeys(keys []string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, k := range keys {
-		if m := n.recent[k]; m != nil && m.writing == 0 {
-			delete(n.recent, k)
-		}
-	}
-	n.marked.Store(int64(len(n.recent)))
 }
 
 // refusesTracking reports whether err, from rueidis.NewClient with the
@@ -272,26 +148,44 @@ func (s *Store) nearOn() bool {
 	return s.near != nil && l != nil && l.near && !s.closed.Load()
 }
 
-// written marks keys as being written by the store when the near cache
-// is on (see near.writing); call the result when the write returns.
-func (s *Store) written(keys ...string) func() {
+// awaitLag waits until window has passed since sent, when the near cache
+// is on, or until ctx ends: see Lag.
+func (s *Store) awaitLag(ctx context.Context, sent time.Time) {
 	if !s.nearOn() {
-		return func() {}
+		return
 	}
-	return s.near.writing(keys...)
+	d := time.Until(sent.Add(s.near.window))
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
-// getNear is Get through the near cache, for a key peek did not find.
+// dropWritten drops the copies of keys the store has just written (see
+// the top of this file).
+func (s *Store) dropWritten(keys ...string) {
+	if s.near != nil {
+		s.near.copies.drop(keys)
+	}
+}
+
+// getNear is Get through the near cache, for a key peek did not find: a
+// cached GET while the process is live, else a plain one.
 func (s *Store) getNear(c *call, rc rueidis.Client, key string) rueidis.RedisResult {
 	sent := time.Now()
 	var r rueidis.RedisResult
-	if s.near.plain(key, sent) {
-		r = c.do(rc, rc.B().Get().Key(key).Build())
-	} else {
+	if s.near.live(sent) {
 		r = c.doCache(rc, rc.B().Get().Key(key).Cache(), s.near.ttl)
+	} else {
+		r = c.do(rc, rc.B().Get().Key(key).Build())
 	}
-	if r.NonRedisError() == nil && !r.IsCacheHit() {
-		s.near.answered(sent)
+	if !s.cluster && r.NonRedisError() == nil && !r.IsCacheHit() {
+		s.near.answered(sent) // one connection carries everything: see Lag
 	}
 	return r
 }
@@ -312,54 +206,18 @@ func (s *Store) peekMulti(keys []string, values [][]byte) bool {
 }
 
 // getMultiNear fills values through the near cache: one cached GET per
-// key (rueidis does not cache MGET), pipelined (per node on Cluster), and
-// a plain GET for the keys the store wrote recently.
-func (s *Store) getMultiNear(c *call, rc rueidis.Client, keys []string, values [][]byte) (_ [][]byte, err error) {
-	now := time.Now()
-	defer func() {
-		if err == nil {
-			s.near.answered(now)
-		}
-	}()
-	var (
-		cached   []rueidis.CacheableTTL
-		cachedAt []int
-		plain    rueidis.Commands
-		plainAt  []int
-	)
+// key (rueidis does not cache MGET), pipelined (per node on Cluster).
+func (s *Store) getMultiNear(c *call, rc rueidis.Client, keys []string, values [][]byte) ([][]byte, error) {
+	sent := time.Now()
+	cmds := make([]rueidis.CacheableTTL, len(keys))
 	for i, k := range keys {
-		if s.near.plain(k, now) {
-			plain = append(plain, rc.B().Get().Key(k).Build())
-			plainAt = append(plainAt, i)
-		} else {
-			cached = append(cached, rueidis.CT(rc.B().Get().Key(k).Cache(), s.near.ttl))
-			cachedAt = append(cachedAt, i)
-		}
+		cmds[i] = rueidis.CT(rc.B().Get().Key(k).Cache(), s.near.ttl)
 	}
-	fill := func(rs []rueidis.RedisResult, at []int) error {
-		for j, r := range rs {
-			msg, err := r.ToMessage()
-			if err != nil {
-				if rueidis.IsRedisNil(err) || isWrongType(err) {
-					continue
-				}
-				return s.fail("GET", c.err(err))
-			}
-			if values[at[j]], err = bytesOf(&msg); err != nil {
-				return s.fail("GET", err)
-			}
-		}
-		return nil
+	if err := s.fillGets(c, c.doMultiCache(rc, cmds), values); err != nil {
+		return nil, err
 	}
-	if len(cached) > 0 {
-		if err := fill(c.doMultiCache(rc, cached), cachedAt); err != nil {
-			return nil, err
-		}
-	}
-	if len(plain) > 0 {
-		if err := fill(c.doMulti(rc, plain), plainAt); err != nil {
-			return nil, err
-		}
+	if !s.cluster {
+		s.near.answered(sent) // see getNear
 	}
 	return values, nil
 }

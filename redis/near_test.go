@@ -290,6 +290,7 @@ func TestStoreContractNear(t *testing.T) {
 				return contractStore(t, redis.Options{Addrs: []string{srv.Addr}, NearCache: true})
 			},
 			Timeout:       contractTimeout,
+			Lag:           redis.DefaultNearMaxLag,
 			TTLResolution: time.Millisecond,
 			Kill:          func(t *testing.T) { must(t, srv.Kill()) },
 			Restart:       func(t *testing.T) { must(t, srv.Restart()) },
@@ -319,6 +320,7 @@ func TestStoreContractNear(t *testing.T) {
 				return contractStore(t, redis.Options{Addrs: c.Addrs[:1], Cluster: true, NearCache: true})
 			},
 			Timeout:       contractTimeout,
+			Lag:           redis.DefaultNearMaxLag,
 			TTLResolution: time.Millisecond,
 			Kill:          func(t *testing.T) { each(t, (*testserver.Redis).Kill) },
 			Restart:       func(t *testing.T) { each(t, (*testserver.Redis).Restart); healthy(t) },

@@ -71,6 +71,15 @@ func (c *nearCache) peek(key string, now int64) (rueidis.RedisMessage, bool) {
 	return e.msg, true
 }
 
+// drop removes the copies of keys.
+func (c *nearCache) drop(keys []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		c.remove(k)
+	}
+}
+
 // size returns the number of copies and the bytes they are counted for.
 func (c *nearCache) size() (copies int, bytes int64) {
 	c.mu.RLock()

@@ -33,6 +33,8 @@ const (
 	DefaultNearMaxBytes = 64 << 20
 	// DefaultNearTTL is the NearTTL used when it is 0.
 	DefaultNearTTL = 60 * time.Second
+	// DefaultNearMaxLag is the NearMaxLag used when it is 0.
+	DefaultNearMaxLag = 10 * time.Millisecond
 )
 
 // minConnTimeout is the floor of the connection timeouts given to rueidis:
@@ -120,10 +122,11 @@ type Options struct {
 	// own writes. A server that refuses client-side caching (RESP2 only,
 	// or an ACL that denies CLIENT TRACKING) does not fail New: the store
 	// logs one line to Logger and runs without the near cache. Copies are
-	// used only while the server answers: when no request sent in the
-	// last Timeout has been answered (a frozen or unreachable server
-	// pushes nothing), reads go to the server, whose failure the Cache
-	// answers by serving uncached.
+	// used only while the server answers (see NearMaxLag): when it stops
+	// (frozen, unreachable), reads go to the server, whose failure the
+	// Cache answers by serving uncached. With the near cache on, the store
+	// uses one connection per server (PoolSize is not used for it), which
+	// carries reads, writes, pings and invalidations in order.
 	NearCache bool
 
 	// NearMaxBytes bounds the memory of the near cache
@@ -139,13 +142,32 @@ type Options struct {
 	// again from the server, even if no invalidation arrived.
 	NearTTL time.Duration
 
+	// NearMaxLag is the longest a process uses its local copies after it
+	// last heard from every server it reads (CACHE_NEAR_MAX_LAG), default
+	// 10ms (DefaultNearMaxLag), at most Timeout. It is what makes a write
+	// visible everywhere once it is acknowledged: Redis pushes the
+	// invalidation before it answers the write, but the receiving process
+	// may not have read the push yet. So the store pings each server every
+	// NearMaxLag/4 on the connection that carries its copies and
+	// invalidations, uses copies only while a ping (or read) sent less than
+	// NearMaxLag ago has been answered (the answer comes after any push
+	// sent before it), and Delete returns NearMaxLag after Redis answered
+	// it: by then, every process either has dropped its copies of the keys
+	// or has stopped using copies. The costs: Delete (and so every write
+	// route's invalidation) takes NearMaxLag longer, and each process
+	// sends 4/NearMaxLag pings a second to each server. A process too
+	// loaded to read the answers in time reads from the server instead,
+	// uncached, until it catches up.
+	NearMaxLag time.Duration
+
 	// Logger receives the store's rare notices (such as a near cache turned
 	// off because the server refuses it). Nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // WithDefaults returns o with its zero fields replaced by their defaults
-// (Addrs, PoolSize, Timeout, MaxValueBytes, NearMaxBytes, NearTTL). Other fields, and negative
+// (Addrs, PoolSize, Timeout, MaxValueBytes, NearMaxBytes, NearTTL,
+// NearMaxLag). Other fields, and negative
 // values, which Validate reports, are left as they are.
 func (o Options) WithDefaults() Options {
 	if len(o.Addrs) == 0 {
@@ -165,6 +187,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.NearTTL == 0 {
 		o.NearTTL = DefaultNearTTL
+	}
+	if o.NearMaxLag == 0 {
+		o.NearMaxLag = DefaultNearMaxLag
 	}
 	return o
 }
@@ -201,6 +226,9 @@ func (o Options) Validate() error {
 	}
 	if o.NearTTL < 0 {
 		bad("NearTTL", o.NearTTL, fmt.Sprintf("must not be negative (0 means the default, %v)", DefaultNearTTL))
+	}
+	if o.NearMaxLag < 0 {
+		bad("NearMaxLag", o.NearMaxLag, fmt.Sprintf("must not be negative (0 means the default, %v)", DefaultNearMaxLag))
 	}
 	return errors.Join(errs...)
 }

@@ -188,7 +188,17 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	}
 	defer c.end()
 	if s.nearOn() {
-		return s.getMultiNear(c, rc, keys, values)
+		sent := time.Now()
+		if s.near.live(sent) {
+			return s.getMultiNear(c, rc, keys, values)
+		}
+		if !s.cluster {
+			values, err := s.mget(c, rc, keys, values)
+			if err == nil {
+				s.near.answered(sent) // see getNear
+			}
+			return values, err
+		}
 	}
 	if !s.cluster {
 		return s.mget(c, rc, keys, values)
@@ -197,19 +207,28 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	for i, k := range keys {
 		cmds[i] = rc.B().Get().Key(k).Build()
 	}
-	for i, r := range c.doMulti(rc, cmds) {
+	if err := s.fillGets(c, c.doMulti(rc, cmds), values); err != nil {
+		return nil, err
+	}
+	return values, nil
+}
+
+// fillGets sets values[i] to the value in the reply rs[i] to a GET,
+// leaving nil for absent keys and keys of another type.
+func (s *Store) fillGets(c *call, rs []rueidis.RedisResult, values [][]byte) error {
+	for i, r := range rs {
 		msg, err := r.ToMessage()
 		if err != nil {
 			if rueidis.IsRedisNil(err) || isWrongType(err) {
 				continue
 			}
-			return nil, s.fail("GET", c.err(err))
+			return s.fail("GET", c.err(err))
 		}
 		if values[i], err = bytesOf(&msg); err != nil {
-			return nil, s.fail("GET", err)
+			return s.fail("GET", err)
 		}
 	}
-	return values, nil
+	return nil
 }
 
 // mget fills values with one MGET, which answers nil for absent keys and
@@ -253,7 +272,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return s.fail("SET", err)
 	}
 	defer c.end()
-	defer s.written(key)()
+	defer s.dropWritten(key)
 	// string(value) copies: if the call times out, rueidis may still write
 	// the queued command after we return and the caller reuses value.
 	err = c.do(rc, rc.B().Set().Key(key).Value(string(value)).PxMilliseconds(pxMillis(ttl)).Build()).Error()
@@ -286,7 +305,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 		return false, s.fail("SET NX", err)
 	}
 	defer c.end()
-	defer s.written(key)()
+	defer s.dropWritten(key)
 	err = c.do(rc, rc.B().Set().Key(key).Value(string(value)).Nx().PxMilliseconds(pxMillis(ttl)).Build()).Error()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
@@ -316,7 +335,7 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 		return false, s.fail("PEXPIRE", err)
 	}
 	defer c.end()
-	defer s.written(key)()
+	defer s.dropWritten(key)
 	n, err := c.do(rc, rc.B().Pexpire().Key(key).Milliseconds(pxMillis(ttl)).Build()).AsInt64()
 	if err != nil {
 		if r := refused("PEXPIRE", err); r != nil {
@@ -343,14 +362,18 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	}
 	defer c.end()
 	_, err = s.unlink(c, rc, keys)
-	return err
+	s.dropWritten(keys...)
+	if err != nil {
+		return err
+	}
+	s.awaitLag(ctx, time.Now()) // see Options.NearMaxLag
+	return nil
 }
 
 // unlink removes keys in one pipeline and returns how many existed.
 // Standalone: one UNLINK per deleteBatch keys; Cluster: one single-key
 // UNLINK per key, which rueidis groups per node.
 func (s *Store) unlink(c *call, rc rueidis.Client, keys []string) (int, error) {
-	defer s.written(keys...)() // read uncached until the invalidations arrive (near.go)
 	var cmds rueidis.Commands
 	if s.cluster {
 		cmds = make(rueidis.Commands, len(keys))

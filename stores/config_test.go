@@ -180,6 +180,8 @@ var envCases = []struct {
 	{"CACHE_NEAR_TTL", "5", func(c Config) any { return c.Redis.NearTTL }, 5 * time.Second, ""},
 	{"CACHE_NEAR_TTL", "0", nil, nil, "whole number of seconds"},
 	{"CACHE_NEAR_TTL", "5s", nil, nil, "whole number of seconds"},
+	{"CACHE_NEAR_MAX_LAG", "5ms", func(c Config) any { return c.Redis.NearMaxLag }, 5 * time.Millisecond, ""},
+	{"CACHE_NEAR_MAX_LAG", "5", nil, nil, "duration with a unit"},
 
 	{"CACHE_MEMCACHED_HOST", "mc", func(c Config) any { return c.Memcached.Servers }, []string{"mc:11211"}, ""},
 	{"CACHE_MEMCACHED_HOST", "mc:11211", nil, nil, "without a port"},
@@ -255,8 +257,8 @@ func TestFromLookupEachVariable(t *testing.T) {
 // password, which accept anything) a bad one.
 func TestConfigEnvCasesCoverEveryVariable(t *testing.T) {
 	vars := EnvVars()
-	if len(vars) != 29 {
-		t.Errorf("EnvVars() has %d variables, want 29: %v", len(vars), vars)
+	if len(vars) != 30 {
+		t.Errorf("EnvVars() has %d variables, want 30: %v", len(vars), vars)
 	}
 	for _, v := range vars {
 		var good, bad bool
@@ -467,7 +469,7 @@ func TestConfigWithDefaultsIdempotent(t *testing.T) {
 		{Backend: Redis, Cache: hoard.Config{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10,
 			Client: hoard.ClientCacheConfig{MaxAge: -time.Second, PublicPrefixes: []string{}, APIPrefix: "/"}},
 			Memory:    memory.Options{MaxBytes: 1, MaxValueBytes: 1},
-			Redis:     redis.Options{Addrs: []string{"r:1"}, DB: 2, PoolSize: 3, Timeout: time.Second, MaxValueBytes: 9, NearMaxBytes: 5, NearTTL: time.Second},
+			Redis:     redis.Options{Addrs: []string{"r:1"}, DB: 2, PoolSize: 3, Timeout: time.Second, MaxValueBytes: 9, NearMaxBytes: 5, NearTTL: time.Second, NearMaxLag: time.Millisecond},
 			Memcached: memcached.Options{Servers: []string{"a:1"}, PoolSize: 4, Timeout: time.Second, Backoff: time.Second, MaxValueBytes: 9}},
 	} {
 		once := c.WithDefaults()

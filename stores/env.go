@@ -45,6 +45,7 @@ var envVars = []string{
 	"CACHE_NEAR_CACHE",
 	"CACHE_NEAR_MAX_BYTES",
 	"CACHE_NEAR_TTL",
+	"CACHE_NEAR_MAX_LAG",
 	"CACHE_MEMCACHED_HOST",
 	"CACHE_MEMCACHED_PORT",
 	"CACHE_MEMCACHED_SERVERS",
@@ -68,7 +69,7 @@ func EnvVars() []string { return slices.Clone(envVars) }
 // Forms accepted: booleans true/false (also 1/0, yes/no, on/off, any case);
 // DEFAULT_CACHE_EXPIRATION, CLIENT_CACHE_MAX_AGE and CACHE_NEAR_TTL (like
 // the other lifetimes) in whole seconds;
-// CACHE_TIMEOUT as a Go duration with its unit, such as 50ms or 1s (a bare
+// CACHE_TIMEOUT and CACHE_NEAR_MAX_LAG as Go durations with their unit, such as 50ms or 1s (a bare
 // number is rejected: it would be ambiguous between seconds and
 // milliseconds); comma-separated lists with optional spaces around entries.
 //
@@ -159,6 +160,7 @@ func (p *envParser) redis(o *redis.Options) {
 	o.NearCache = p.boolean("CACHE_NEAR_CACHE", false)
 	o.NearMaxBytes = p.integer("CACHE_NEAR_MAX_BYTES", 1, math.MaxInt64, "must be a whole number of bytes, at least 1")
 	o.NearTTL = p.seconds("CACHE_NEAR_TTL", 1)
+	o.NearMaxLag = p.duration("CACHE_NEAR_MAX_LAG")
 	if useTLS && o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
@@ -207,6 +209,7 @@ var fieldVar = map[string]string{
 	"redis.Options.Timeout":              "CACHE_TIMEOUT",
 	"redis.Options.NearMaxBytes":         "CACHE_NEAR_MAX_BYTES",
 	"redis.Options.NearTTL":              "CACHE_NEAR_TTL",
+	"redis.Options.NearMaxLag":           "CACHE_NEAR_MAX_LAG",
 	"stores.Config.Redis.NearCache":      "CACHE_NEAR_CACHE",
 	"memcached.Options.Servers":          "CACHE_MEMCACHED_SERVERS",
 	"memcached.Options.PoolSize":         "CACHE_MEMCACHED_POOL_SIZE",

@@ -53,6 +53,7 @@ func (s *suite) outage(t *testing.T, state string, down, up func(*testing.T)) {
 			up(t)
 		}
 	}()
+	time.Sleep(s.h.Lag)
 	limit := s.h.Timeout + Slack
 	// The context bounds a store that hangs, so that the check fails with a
 	// message instead of hanging; the store's own deadline must come first.

@@ -72,6 +72,12 @@ type Harness struct {
 	// stores, which skips the Outage/Pause subtest.
 	Pause, Resume func(t *testing.T)
 
+	// Lag is how long after its servers stop answering the store may
+	// still answer reads from local copies (a near cache that stops using
+	// them after a bound); the Outage subtests wait that long before
+	// expecting every call to fail. Zero for a store without local copies.
+	Lag time.Duration
+
 	// Nodes is the number of servers the store spreads keys over: Cluster
 	// masters, pool members. 0 or 1 for a single server.
 	Nodes int

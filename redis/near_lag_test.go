@@ -15,13 +15,13 @@ import (
 
 // TestNearCacheFrozenServer: a server that stops answering without
 // breaking the connections (SIGSTOP) pushes no invalidation, so a read
-// started Timeout after it stopped is not served from a local copy (another
-// instance's write, unable to invalidate, is acknowledged no sooner); once
-// the server answers again, copies serve again.
+// started NearMaxLag after it stopped is not served from a local copy
+// (another instance's write, unable to invalidate, is acknowledged no
+// sooner than Timeout); once the server answers again, copies serve again.
 func TestNearCacheFrozenServer(t *testing.T) {
 	srv := testserver.RedisT(t, testserver.RedisOptions{})
-	const timeout = 200 * time.Millisecond
-	s := newStore(t, redis.Options{Addrs: []string{srv.Addr}, NearCache: true, Timeout: timeout})
+	const timeout, lag = 200 * time.Millisecond, 20 * time.Millisecond
+	s := newStore(t, redis.Options{Addrs: []string{srv.Addr}, NearCache: true, Timeout: timeout, NearMaxLag: lag})
 	ctx := context.Background()
 	keys := nearKeys("near-frozen", 3)
 	for _, k := range keys {
@@ -47,12 +47,12 @@ func TestNearCacheFrozenServer(t *testing.T) {
 			srv.Resume()
 		}
 	}()
-	time.Sleep(timeout) // the server stopped before Pause returned
+	time.Sleep(lag) // the server stopped before Pause returned
 	if v, err := s.GetMulti(ctx, keys); err == nil {
-		t.Fatalf("GetMulti a Timeout after the server froze = %q from local copies, want the server's timeout", v)
+		t.Fatalf("GetMulti NearMaxLag after the server froze = %q from local copies, want the server's timeout", v)
 	}
 	if v, ok, err := s.Get(ctx, keys[0]); err == nil {
-		t.Fatalf("Get a Timeout after the server froze = %q, %v from a local copy, want the server's timeout", v, ok)
+		t.Fatalf("Get NearMaxLag after the server froze = %q, %v from a local copy, want the server's timeout", v, ok)
 	}
 
 	if err := srv.Resume(); err != nil {
@@ -60,6 +60,74 @@ func TestNearCacheFrozenServer(t *testing.T) {
 	}
 	resumed = true
 	waitFor(t, 5*time.Second, "copies to serve after the server answered again", held)
+}
+
+// checkNearDeleteVisible: once Delete returns on one store with the near
+// cache, a read on another one never returns its local copy of the key,
+// round after round, while goroutines keep both processes' CPUs busy.
+func checkNearDeleteVisible(t *testing.T, reader, writer *redis.Store, prefix string) {
+	ctx := context.Background()
+	keys := nearKeys(prefix, 4)
+	stop := make(chan struct{})
+	var busy sync.WaitGroup
+	for range 4 { // compete with the connections' readers for the CPUs
+		busy.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					if _, err := reader.GetMulti(ctx, keys[1:]); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	defer func() { close(stop); busy.Wait() }()
+	const rounds = 200
+	for round := range rounds {
+		want := []byte("v" + fmt.Sprint(round))
+		for _, k := range keys {
+			if err := writer.Set(ctx, k, want, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Until the reader holds the new value (its copies of the old one
+		// are dropped by pushes, the new one is then read and kept).
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			v, _, err := reader.Get(ctx, keys[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(v) == string(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: reader still reads %q 5s after the write of %q", round, v, want)
+			}
+		}
+		if err := writer.Delete(ctx, keys[0]); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok, err := reader.Get(ctx, keys[0]); err != nil || ok {
+			t.Fatalf("round %d: Get right after another store's Delete returned = %q, %v, %v; want not found", round, v, ok, err)
+		}
+	}
+}
+
+func TestNearCacheDeleteVisible(t *testing.T) {
+	reader := NewStandaloneStore(t, redis.Options{NearCache: true})
+	writer := NewStandaloneStore(t, redis.Options{NearCache: true})
+	checkNearDeleteVisible(t, reader, writer, "near-delvis")
+}
+
+func TestNearCacheClusterDeleteVisible(t *testing.T) {
+	reader := NewClusterStore(t, redis.Options{NearCache: true})
+	writer := NewClusterStore(t, redis.Options{NearCache: true})
+	checkNearDeleteVisible(t, reader, writer, "near-cdelvis")
 }
 
 // TestNearCacheMemoryBound: however many keys are read, the copies stay
