@@ -12,9 +12,12 @@ package main
 // third, and, as soon as the PUT's answer arrives, GETs it on the two
 // others, both at once.
 //
-//   - Phase "immediate": the GETs start at once; a stale one is retried
-//     (back to back, bounded) until fresh, and the time from the PUT's
-//     answer to the start of the first fresh GET is the propagation delay.
+//   - Phase "immediate": the GETs start at once; none may be stale (the
+//     writer's Delete returns NearMaxLag after Redis answered it, by when
+//     every instance has read the invalidation or stopped using copies). A
+//     stale one would be retried (back to back, bounded) until fresh, and
+//     the time from the PUT's answer to the start of the first fresh GET
+//     reported as the propagation delay.
 //   - Phase "after bound": the GETs start bound after the PUT's answer,
 //     bound = max(2 × the largest delay measured, fleetMinBound); none may
 //     be stale.
@@ -61,14 +64,13 @@ var (
 
 const (
 	fleetInstances = 3
-	fleetMinBound  = 100 * time.Millisecond // the least bound the after-bound phase uses: generous for a loaded CI machine (the largest delay measured was 17.9 ms at 64 conns)
+	fleetMinBound  = 100 * time.Millisecond // the least bound the after-bound phase uses: generous for a loaded CI machine
 	fleetPollFor   = 2 * time.Second        // a stale instance must be fresh within this
 	fleetWidgets   = 16                     // per client
 	// fleetSpacing is the least time between the end of a widget's
-	// iteration and its next one: the instances that stored the widget's
-	// entry read it uncached until the invalidation of their own write, at
-	// most 1 s (redis writtenBound); after that their copies are near
-	// copies again, which the next write must invalidate.
+	// iteration and its next one, so that each write finds the widget's
+	// entry held as near copies on the other instances (read, stored and
+	// kept since the last write).
 	fleetSpacing = 1100 * time.Millisecond
 )
 
@@ -443,9 +445,7 @@ func (e *fleetEnv) redisLookups(t *testing.T) int64 {
 }
 
 // TestFleet: writes on one instance, reads on the two others right after
-// the write's answer (the residual window of the near cache, measured),
-// and reads started after the bound stated from that measurement (never
-// stale).
+// the write's answer, and reads started after a bound; none may be stale.
 func TestFleet(t *testing.T) {
 	e := newFleet(t)
 	conns := *fleetConns
@@ -539,6 +539,9 @@ func TestFleet(t *testing.T) {
 		if r.r.warmBad != 0 {
 			t.Errorf("%s: %d warm reads (started after the previous version was read fresh everywhere) were stale", r.name, r.r.warmBad)
 		}
+	}
+	if imm.stale != 0 {
+		t.Errorf("immediate: %d of %d reads started right after the PUT's answer were stale", imm.stale, imm.reads)
 	}
 	if imm.unresolved != 0 {
 		t.Errorf("immediate: %d reads still stale %v after the PUT", imm.unresolved, fleetPollFor)
