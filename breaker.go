@@ -17,6 +17,7 @@ type breaker struct {
 	fails     atomic.Int32
 	openUntil atomic.Int64 // unix nanos; 0 = closed
 	probing   atomic.Bool
+	recovered atomic.Int64 // unix nanos of the last close after being open; 0 = never
 }
 
 func newBreaker(threshold int, cooldown time.Duration) *breaker {
@@ -51,7 +52,15 @@ func (b *breaker) success() {
 	if b.openUntil.Load() != 0 {
 		b.openUntil.Store(0)
 		b.probing.Store(false)
+		b.recovered.Store(time.Now().UnixNano())
 	}
+}
+
+// recoveredWithin reports whether the breaker closed after being open less
+// than d before now.
+func (b *breaker) recoveredWithin(d time.Duration, now time.Time) bool {
+	r := b.recovered.Load()
+	return r != 0 && now.UnixNano()-r < int64(d)
 }
 
 func (b *breaker) failure() {

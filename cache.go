@@ -37,6 +37,7 @@ type Cache struct {
 	// background replay (replay.go). Both are admitted by the breaker.
 	calls, replayCalls storePath
 	breaker            *breaker
+	quietFor           time.Duration // see recovery.go
 
 	// longestTTL (nanoseconds) is the longest TTL of an entry this Cache
 	// stores: DefaultTTL, every route's TTL, every provider TTL used. A
@@ -115,8 +116,18 @@ func New(store Store, cfg Config) (*Cache, error) {
 	// The background replay's failures reach the breaker at most once per
 	// replayInterval (replayRecord), so it runs only while the breaker is
 	// closed: it never takes the half-open probe, whose failure must reopen
-	// the breaker. A request's probe closes it when the store is back.
+	// the breaker. A request's probe, or replayLoop's, closes it when the
+	// store is back.
 	c.replayCalls = storePath{store: store, timeout: timeout, admit: c.breaker.closed, record: c.replayRecord}
+	callTimeout := cfg.Timeout
+	if st, ok := store.(SelfTimed); ok {
+		callTimeout = max(callTimeout, st.CallTimeout())
+	}
+	c.quietFor = quietPeriod(callTimeout)
+	if !cfg.Disabled {
+		c.bg.Add(1)
+		go c.replayLoop()
+	}
 	return c, nil
 }
 

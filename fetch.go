@@ -52,7 +52,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 		return nil, err
 	}
 	keys := c.keys.readKeys(key)
-	vals, err := c.read(ctx, keys)
+	vals, err := c.readEntry(ctx, keys)
 	if err != nil {
 		// ErrUnavailable (breaker open, or an invalidation of this key
 		// pending) is an expected state, logged when it began.

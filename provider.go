@@ -23,7 +23,7 @@ func (c *Cache) Get(ctx context.Context, key string) (value []byte, found bool, 
 	if err := c.checkKey(key); err != nil {
 		return nil, false, err
 	}
-	vals, err := c.read(ctx, c.keys.readKeys(key))
+	vals, err := c.readEntry(ctx, c.keys.readKeys(key))
 	if err != nil {
 		return nil, false, err
 	}
@@ -127,7 +127,7 @@ func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
 	if err := c.checkKey(key); err != nil {
 		return false, err
 	}
-	vals, err := c.read(ctx, c.keys.readKeys(key))
+	vals, err := c.readEntry(ctx, c.keys.readKeys(key))
 	if err != nil {
 		return false, err
 	}

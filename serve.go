@@ -133,7 +133,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := r.Context()
-	vals, err := c.read(ctx, storeKeys)
+	vals, err := c.readEntry(ctx, storeKeys)
 	if err != nil {
 		// ErrUnavailable (breaker open, or an invalidation of this
 		// namespace pending) is an expected state, logged when it began.

@@ -21,6 +21,9 @@ package main
 //   - Phase "after bound": the GETs start bound after the PUT's answer,
 //     bound = max(2 × the largest delay measured, fleetMinBound); none may
 //     be stale.
+//   - Phase "faults": as "immediate", while Redis is frozen (SIGSTOP) for
+//     a second, thawed, and later killed and restarted empty: none may be
+//     stale, every request must be answered 2xx.
 //
 //	go test -race -count=1 -tags consistency -run Fleet ./cmd/hoard-demo
 //	go test -count=1 -tags consistency -run Fleet -v ./cmd/hoard-demo -fleet.duration=20s -fleet.conns=64 -fleet.reads=10000
@@ -445,7 +448,9 @@ func (e *fleetEnv) redisLookups(t *testing.T) int64 {
 }
 
 // TestFleet: writes on one instance, reads on the two others right after
-// the write's answer, and reads started after a bound; none may be stale.
+// the write's answer, and reads started after a bound, then right after
+// the write again while Redis is frozen and restarted empty; none may be
+// stale, no request may fail.
 func TestFleet(t *testing.T) {
 	e := newFleet(t)
 	conns := *fleetConns
@@ -523,10 +528,43 @@ func TestFleet(t *testing.T) {
 		quantile(imm.delays, 0.5), quantile(imm.delays, 0.99), maxDelay, bound,
 		after.reads, after.stale, imm.acked+after.acked, imm.puts+after.puts)
 
+	// Phase "faults": the immediate phase again while Redis is frozen
+	// (SIGSTOP) for a second, and later killed and restarted empty.
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		step := *fleetDuration / 4
+		time.Sleep(step)
+		if err := e.redis.Pause(); err != nil {
+			t.Errorf("freeze Redis: %v", err)
+			return
+		}
+		time.Sleep(time.Second)
+		if err := e.redis.Resume(); err != nil {
+			t.Errorf("thaw Redis: %v", err)
+			return
+		}
+		time.Sleep(step)
+		if err := e.redis.Restart(); err != nil {
+			t.Errorf("restart Redis: %v", err)
+		}
+	}()
+	faults := e.runPhase(t, clients, 0, *fleetDuration+2*time.Second, *fleetReads)
+	<-faultsDone
+	t.Logf("faults:      %v", faults)
+	t.Logf("FIGURES fleet faults (Redis frozen 1s, then restarted empty): %d reads right after the write, %d stale; PUTs %d/%d acknowledged",
+		faults.reads, faults.stale, faults.acked, faults.puts)
+	if faults.stale != 0 {
+		t.Errorf("faults: %d of %d reads started right after the PUT's answer were stale", faults.stale, faults.reads)
+	}
+	if len(faults.examples) > 0 {
+		t.Logf("faults phase, failures:\n  %s", strings.Join(faults.examples, "\n  "))
+	}
+
 	for _, r := range []struct {
 		name string
 		r    fleetReport
-	}{{"immediate", imm}, {"after bound", after}} {
+	}{{"immediate", imm}, {"after bound", after}, {"faults", faults}} {
 		if r.r.acked != r.r.puts {
 			t.Errorf("%s: %d of %d PUTs acknowledged", r.name, r.r.acked, r.r.puts)
 		}
