@@ -15,7 +15,7 @@ func (c *Cache) invalidate(ctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	notDeleted, err := deleteEach(ctx, &c.calls, keys)
+	notDeleted, err := deleteKeys(ctx, &c.calls, keys)
 	if err != nil {
 		attrs := []any{slog.Int("keys", len(notDeleted))}
 		if c.pending.add(notDeleted) {
@@ -30,17 +30,23 @@ func (c *Cache) invalidate(ctx context.Context, keys []string) error {
 // invalidation (a replay after an outage may hold many keys).
 const maxInvalidationFanout = 8
 
-// deleteEach deletes keys through path, one call per key. The calls run
-// concurrently, so an invalidation costs one round trip (and a frozen store
-// one timeout), however many keys it names; after the first failure no new
-// call is started. It returns the keys it did not delete (failed or not
-// tried).
-func deleteEach(ctx context.Context, path *storePath, keys []string) (notDeleted []string, err error) {
+// deleteKeys deletes keys through path in one call: one round trip, and
+// one wait for a store that waits after a delete (the Redis near cache's
+// lag), however many keys a replay after an outage holds. When that fails
+// on a Sharded store (a pool, a Cluster), whose servers fail one by one,
+// it deletes them again one call per key, so that the keys of the servers
+// that answer are deleted; those calls run concurrently (one more round
+// trip, or timeout), and after the first failure no new call is started.
+// It returns the keys it did not delete (failed or not tried).
+func deleteKeys(ctx context.Context, path *storePath, keys []string) (notDeleted []string, err error) {
+	if err = path.delete(ctx, keys...); err == nil {
+		return nil, nil
+	}
+	if _, sharded := path.store.(Sharded); !sharded || len(keys) == 1 || errors.Is(err, ErrUnavailable) {
+		return keys, err
+	}
 	done := make([]bool, len(keys))
-	if len(keys) == 1 {
-		err = path.delete(ctx, keys[0])
-		done[0] = err == nil
-	} else {
+	{
 		var (
 			wg     sync.WaitGroup
 			mu     sync.Mutex

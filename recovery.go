@@ -17,8 +17,9 @@ import (
 // breaker probes the store at most breakerCooldown after the store came
 // back, by a request or by the replay loop below (every replayInterval
 // while invalidations are pending, so an idle instance replays too), and
-// the probe and the replay take at most a Timeout each, plus the store's
-// own wait after a delete (a near cache's lag, at most Timeout).
+// the probe and the replay (one delete: deleteKeys) take at most a Timeout
+// each, plus the store's own wait after a delete (a near cache's lag, at
+// most Timeout).
 //
 // The period starts when this instance sees the store back; instances that
 // saw no failure during the outage (no traffic) do not know there was one:
@@ -28,7 +29,10 @@ import (
 // entries are not served, for a Cache whose store calls time out after
 // timeout.
 func quietPeriod(timeout time.Duration) time.Duration {
-	return breakerCooldown + 2*replayInterval + 4*timeout
+	// Twice the cool-down: the replaying instance's breaker may have
+	// reopened (a probe timing out) just as the store came back, and the
+	// margin absorbs a loaded machine's scheduling delays.
+	return 2*breakerCooldown + 4*timeout
 }
 
 // quiet reports whether the Cache is in its quiet period after an outage.

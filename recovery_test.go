@@ -66,7 +66,7 @@ func TestOutageRecoveryOtherInstance(t *testing.T) {
 
 	// B's breaker closes about 1s after it opened, A's 300 ms later;
 	// watch B well past its quiet period.
-	deadline := time.Now().Add(3500 * time.Millisecond)
+	deadline := time.Now().Add(4500 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if v, found, err := b.Get(ctx, "k"); found && string(v) == "old" {
 			t.Fatalf("B served %q, the value A invalidated during the outage (A pending: %d)", v, a.Stats().PendingInvalidations)

@@ -75,7 +75,7 @@ func (c *Cache) replayOwn(ctx context.Context, keys []string) bool {
 	defer cancel()
 	if c.pending.lockReplay(rctx) {
 		if own, seq := c.pending.pendingAmong(keys); len(own) > 0 {
-			notDeleted, _ := deleteEach(rctx, &c.calls, own)
+			notDeleted, _ := deleteKeys(rctx, &c.calls, own)
 			c.pending.forget(without(own, notDeleted), seq)
 		}
 		c.pending.unlockReplay()
@@ -83,11 +83,10 @@ func (c *Cache) replayOwn(ctx context.Context, keys []string) bool {
 	return !c.pending.blocks(keys)
 }
 
-// replay deletes pending keys snapshot at seq (one call per key, so that the
-// keys of a server that answers are deleted when another server's are not)
-// and forgets those deleted. It returns how many it could not delete.
+// replay deletes pending keys snapshot at seq (deleteKeys) and forgets
+// those deleted. It returns how many it could not delete.
 func (c *Cache) replay(ctx context.Context, keys []string, seq uint64) (failed int, err error) {
-	notDeleted, err := deleteEach(ctx, &c.replayCalls, keys)
+	notDeleted, err := deleteKeys(ctx, &c.replayCalls, keys)
 	c.pending.forget(without(keys, notDeleted), seq)
 	return len(notDeleted), err
 }
