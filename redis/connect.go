@@ -93,44 +93,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// heartbeat keeps the near cache live (see near.go, Lag) while the
-// servers answer: it pings every server every window/4, until ctx ends.
-func (s *Store) heartbeat(ctx context.Context) {
-	t := time.NewTicker(max(s.near.window/4, time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		l := s.link.Load()
-		if l == nil || !l.near {
-			continue
-		}
-		sent := time.Now()
-		if s.pingNodes(ctx, l.c) {
-			s.near.answered(sent)
-		}
-	}
-}
-
-// pingNodes pings every server rc knows of, one after the other, and
-// reports whether all answered.
-func (s *Store) pingNodes(ctx context.Context, rc rueidis.Client) bool {
-	c, err := s.begin(ctx)
-	if err != nil {
-		return false
-	}
-	defer c.end()
-	for _, node := range rc.Nodes() {
-		if c.do(node, node.B().Ping().Build()).Error() != nil {
-			return false
-		}
-	}
-	return true
-}
-
 // clientOption is the rueidis configuration of o.
 func clientOption(o Options) rueidis.ClientOption {
 	co := rueidis.ClientOption{

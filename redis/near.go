@@ -81,6 +81,47 @@ func (n *near) answered(sent time.Time) {
 	}
 }
 
+// heartbeat keeps the near cache live (see Lag) while the servers answer:
+// it pings every server every window/4, until ctx ends. On Cluster these
+// are the masters rueidis routes to (its Nodes lists no replica unless
+// reads are sent to replicas, which the store does not do), so a dead
+// replica does not stop the near cache (TestNearCacheClusterReplicaDown).
+func (s *Store) heartbeat(ctx context.Context) {
+	t := time.NewTicker(max(s.near.window/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l := s.link.Load()
+		if l == nil || !l.near {
+			continue
+		}
+		sent := time.Now()
+		if s.pingNodes(ctx, l.c) {
+			s.near.answered(sent)
+		}
+	}
+}
+
+// pingNodes pings every server rc routes to, one after the other, and
+// reports whether all answered.
+func (s *Store) pingNodes(ctx context.Context, rc rueidis.Client) bool {
+	c, err := s.begin(ctx)
+	if err != nil {
+		return false
+	}
+	defer c.end()
+	for _, node := range rc.Nodes() {
+		if c.do(node, node.B().Ping().Build()).Error() != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // peek returns key's value from the copies, without a network call: found
 // reports a value (a copy of a missing key says not found), held whether
 // a copy could be used at all (held and live).

@@ -377,3 +377,36 @@ func TestNearCacheClusterSlotMove(t *testing.T) {
 		t.Fatalf("Get after the slot moved and the key was deleted on its new master = %q, %v, %v; want not found", v, ok, err)
 	}
 }
+
+// TestNearCacheClusterReplicaDown: a replica that dies does not stop the
+// near cache (the store reads masters only; the heartbeat pings masters).
+func TestNearCacheClusterReplicaDown(t *testing.T) {
+	c := testserver.RedisClusterT(t, 3, 1)
+	s := newStore(t, redis.Options{Addrs: c.Addrs[:1], Cluster: true, NearCache: true})
+	ctx := context.Background()
+	keys := nearKeys("near-replica", 12)
+	for _, k := range keys {
+		if err := s.Set(ctx, k, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() bool {
+		before := getCalls(t, c.Masters()...)
+		if _, err := s.GetMulti(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+		return getCalls(t, c.Masters()...) == before
+	}
+	waitFor(t, 5*time.Second, "copies to serve", held)
+	if err := c.Replicas()[0].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Past the heartbeat's ping of the dead replica, if it made one.
+	time.Sleep(100 * time.Millisecond)
+	for i := range 20 {
+		if !held() {
+			t.Fatalf("read %d after a replica died reached the masters: the near cache stopped", i)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

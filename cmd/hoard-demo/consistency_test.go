@@ -178,26 +178,38 @@ func figures(t *testing.T, label string, r consistency.Report) {
 // (20 s by default), and longer if needed to reach -consistency.gets GETs
 // and -consistency.puts PUTs.
 func TestConsistency(t *testing.T) {
-	d := *consistencyDuration
 	for _, name := range storefixture.Names {
 		t.Run(name, func(t *testing.T) {
-			e := newCCEnv(t, storefixture.Shared(t, name).Config(t))
-			run := e.start(ccIDs())
-			time.Sleep(d)
-			for deadline := time.Now().Add(20 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-				if s := run.c.Snapshot(); s.GETs >= *consistencyGETs && s.PUTs >= *consistencyPUTs {
-					break
-				}
-			}
-			r := run.stop()
-			if r.GETs < *consistencyGETs || r.PUTs < *consistencyPUTs {
-				t.Errorf("%s: %d GETs and %d PUTs in %v; -consistency.gets and -consistency.puts ask for %d and %d",
-					name, r.GETs, r.PUTs, r.Elapsed, *consistencyGETs, *consistencyPUTs)
-			}
-			figures(t, name, r)
-			checkRun(t, name, r)
+			runConsistency(t, name, storefixture.Shared(t, name).Config(t))
 		})
 	}
+	// And with the Redis store's near cache (hits from process memory).
+	for _, name := range []string{storefixture.Redis, storefixture.RedisCluster} {
+		t.Run(name+"-near", func(t *testing.T) {
+			cfg := storefixture.Shared(t, name).Config(t)
+			cfg.Redis.NearCache = true
+			runConsistency(t, name+"-near", cfg)
+		})
+	}
+}
+
+// runConsistency runs the checker on the store cfg opens.
+func runConsistency(t *testing.T, name string, cfg stores.Config) {
+	e := newCCEnv(t, cfg)
+	run := e.start(ccIDs())
+	time.Sleep(*consistencyDuration)
+	for deadline := time.Now().Add(20 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if s := run.c.Snapshot(); s.GETs >= *consistencyGETs && s.PUTs >= *consistencyPUTs {
+			break
+		}
+	}
+	r := run.stop()
+	if r.GETs < *consistencyGETs || r.PUTs < *consistencyPUTs {
+		t.Errorf("%s: %d GETs and %d PUTs in %v; -consistency.gets and -consistency.puts ask for %d and %d",
+			name, r.GETs, r.PUTs, r.Elapsed, *consistencyGETs, *consistencyPUTs)
+	}
+	figures(t, name, r)
+	checkRun(t, name, r)
 }
 
 // phase is one step of a fault scenario: act runs at its start (nil: none),
@@ -272,32 +284,43 @@ func TestConsistencyFaults(t *testing.T) {
 	// always): the entries and generations from before the outage come
 	// back, so the PUTs acknowledged during the outage (their
 	// invalidations pending) must be replayed before any hit.
-	t.Run("RedisKilled", func(t *testing.T) {
-		r := testserver.RedisT(t, testserver.RedisOptions{Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
-		e := newCCEnv(t, redisConfig(r.Addr))
-		w, _ := runPhases(t, e, ccIDs(), []phase{
-			{"warm-up", ccWarm, nil},
-			{"killed", ccOutage, func(t *testing.T) { check(t, r.Kill()) }},
-			{"restarted", ccPostFaultMin, func(t *testing.T) { check(t, r.Restart()) }},
-		})
-		checkFault(t, w)
-		if n, err := r.Do("DBSIZE"); err != nil || n == "0" {
-			t.Errorf("DBSIZE after the restart = %q, %v; want the data back from the append-only file", n, err)
+	for _, near := range []bool{false, true} {
+		suffix := ""
+		if near {
+			suffix = "Near" // with the near cache: copies held through the outage
 		}
-	})
-
-	// SIGSTOP for 5 s, then SIGCONT: commands sent meanwhile time out on the
-	// client and run late on the server.
-	t.Run("RedisFrozen", func(t *testing.T) {
-		r := testserver.RedisT(t, testserver.RedisOptions{})
-		e := newCCEnv(t, redisConfig(r.Addr))
-		w, _ := runPhases(t, e, ccIDs(), []phase{
-			{"warm-up", ccWarm, nil},
-			{"frozen", ccOutage, func(t *testing.T) { check(t, r.Pause()) }},
-			{"resumed", ccPostFaultMin, func(t *testing.T) { check(t, r.Resume()) }},
+		redisConfig := func(addr string) stores.Config {
+			cfg := redisConfig(addr)
+			cfg.Redis.NearCache = near
+			return cfg
+		}
+		t.Run("RedisKilled"+suffix, func(t *testing.T) {
+			r := testserver.RedisT(t, testserver.RedisOptions{Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
+			e := newCCEnv(t, redisConfig(r.Addr))
+			w, _ := runPhases(t, e, ccIDs(), []phase{
+				{"warm-up", ccWarm, nil},
+				{"killed", ccOutage, func(t *testing.T) { check(t, r.Kill()) }},
+				{"restarted", ccPostFaultMin, func(t *testing.T) { check(t, r.Restart()) }},
+			})
+			checkFault(t, w)
+			if n, err := r.Do("DBSIZE"); err != nil || n == "0" {
+				t.Errorf("DBSIZE after the restart = %q, %v; want the data back from the append-only file", n, err)
+			}
 		})
-		checkFault(t, w)
-	})
+
+		// SIGSTOP for 5 s, then SIGCONT: commands sent meanwhile time out on
+		// the client and run late on the server.
+		t.Run("RedisFrozen"+suffix, func(t *testing.T) {
+			r := testserver.RedisT(t, testserver.RedisOptions{})
+			e := newCCEnv(t, redisConfig(r.Addr))
+			w, _ := runPhases(t, e, ccIDs(), []phase{
+				{"warm-up", ccWarm, nil},
+				{"frozen", ccOutage, func(t *testing.T) { check(t, r.Pause()) }},
+				{"resumed", ccPostFaultMin, func(t *testing.T) { check(t, r.Resume()) }},
+			})
+			checkFault(t, w)
+		})
+	}
 
 	// Generation keys lost: a restart without persistence (a short outage,
 	// and an empty server), then FLUSHALL (no error at all: the client only

@@ -43,8 +43,10 @@ func TestReadyFollowsStore(t *testing.T) {
 	if w := decode[widget](t, e.want(e.get("/api/v1/widgets/1"), http.StatusOK)); w.Name != "During outage" {
 		t.Fatalf("after the outage: %+v", w)
 	}
-	// The cache works again.
-	e.prime("/api/v1/widgets/1")
+	// The cache works again, once its quiet period after an outage has
+	// passed (it serves no stored entry for about 2 s: see hoard's
+	// recovery.go).
+	waitHit(t, e, "/api/v1/widgets/1", 15*time.Second)
 
 	// A frozen server (it keeps its data): a write during the freeze must
 	// not leave the entry cached before it visible afterwards.
@@ -95,5 +97,22 @@ func TestReadyCacheDisabled(t *testing.T) {
 		if r := e.want(e.get("/api/v1/widgets/1"), http.StatusOK); r.CacheStatus() != "" {
 			t.Fatalf("%v: disabled cache set Cache-Status", r)
 		}
+	}
+}
+
+// waitHit GETs path until the answer is a cache hit, failing t after
+// timeout.
+func waitHit(t *testing.T, e *testEnv, path string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := e.want(e.get(path), http.StatusOK)
+		if r.hit() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v; still no cache hit %v after the outage", r, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
