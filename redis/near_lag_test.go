@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,6 +126,47 @@ func TestNearCacheDeleteVisible(t *testing.T) {
 	reader := NewStandaloneStore(t, redis.Options{NearCache: true})
 	writer := NewStandaloneStore(t, redis.Options{NearCache: true})
 	checkNearDeleteVisible(t, reader, writer, "near-delvis")
+}
+
+// TestNearCachePropagation measures what NearMaxLag hides: the time from a
+// delete's reply to a writer without the near cache (so without the wait)
+// to the first read on another store that no longer finds the key. It
+// logs p50/p99/max and requires every delete to be seen within a second.
+func TestNearCachePropagation(t *testing.T) {
+	reader := NewStandaloneStore(t, redis.Options{NearCache: true})
+	writer := NewStandaloneStore(t, redis.Options{})
+	ctx := context.Background()
+	key := nearKeys("near-propagation", 1)[0]
+	var delays []time.Duration
+	for round := range 200 {
+		if err := writer.Set(ctx, key, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the reader to hold the key", func() bool {
+			v, _, err := reader.Get(ctx, key)
+			return err == nil && string(v) == "v" && reader.NearStats().Copies > 0
+		})
+		if err := writer.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		acked := time.Now()
+		for {
+			_, ok, err := reader.Get(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if time.Since(acked) > time.Second {
+				t.Fatalf("round %d: the reader still finds the key 1s after the delete", round)
+			}
+		}
+		delays = append(delays, time.Since(acked))
+	}
+	slices.Sort(delays)
+	t.Logf("delete acknowledged → first read without it, 200 rounds: p50 %v, p99 %v, max %v",
+		delays[len(delays)/2], delays[len(delays)*99/100], delays[len(delays)-1])
 }
 
 func TestNearCacheClusterDeleteVisible(t *testing.T) {
