@@ -51,7 +51,10 @@ type Cache struct {
 	// fetches one load among concurrent Fetch misses. Two groups, since a
 	// route key and a provider key can be equal.
 	flights, fetches singleflight.Group
-	stats            counters
+	// revalidating holds the entry keys a background revalidation is
+	// running for (stale.go).
+	revalidating sync.Map
+	stats        counters
 
 	// The background replay of pending invalidations runs under bgCtx,
 	// cancelled by Close, which waits for it (bg).

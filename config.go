@@ -63,6 +63,16 @@ type Config struct {
 	// API returns ErrKeyTooLong. It bounds what one request can make the
 	// store and the pending invalidations hold. 0 means 1024.
 	MaxKeyBytes int
+	// StaleWhileRevalidate is the default of Route.StaleWhileRevalidate
+	// (CACHE_STALE_WHILE_REVALIDATE, whole seconds): how long past its TTL
+	// an entry whose generations are current is still served, while one
+	// background run of the handler refreshes it. 0 means off.
+	StaleWhileRevalidate time.Duration
+	// StaleIfError is the default of Route.StaleIfError
+	// (CACHE_STALE_IF_ERROR, whole seconds): how long past its TTL an entry
+	// whose generations are current is served when the handler answers
+	// 5xx or panics. 0 means off.
+	StaleIfError time.Duration
 	// Client configures the ClientCache middleware.
 	Client ClientCacheConfig
 	// Logger receives hoard's (rate-limited) error logs. nil means
@@ -196,6 +206,12 @@ func (c Config) Validate() error {
 	bad("KeyPrefix", c.KeyPrefix, checkKeyPrefix(c.KeyPrefix))
 	if c.Timeout < 0 {
 		bad("Timeout", c.Timeout, "must not be negative (0 means 50ms)")
+	}
+	if c.StaleWhileRevalidate < 0 {
+		bad("StaleWhileRevalidate", c.StaleWhileRevalidate, "must not be negative (0 means off)")
+	}
+	if c.StaleIfError < 0 {
+		bad("StaleIfError", c.StaleIfError, "must not be negative (0 means off)")
 	}
 	if c.MaxKeyBytes < 0 {
 		bad("MaxKeyBytes", c.MaxKeyBytes, "must not be negative (0 means 1024)")

@@ -58,6 +58,12 @@ func (e *entry) age(now time.Time) time.Duration {
 	return time.Duration(d) * time.Millisecond
 }
 
+// overdue is how long past its TTL the entry is at now: negative while it
+// is fresh.
+func (e *entry) overdue(now time.Time) time.Duration {
+	return time.Duration(now.UnixMilli()-(e.storedAt+e.ttl)) * time.Millisecond
+}
+
 // remaining is the TTL left at now, never negative.
 func (e *entry) remaining(now time.Time) time.Duration {
 	d := e.storedAt + e.ttl - now.UnixMilli()

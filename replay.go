@@ -26,24 +26,35 @@ func (c *Cache) replayIfDue() {
 	}
 }
 
-// startReplay runs replayPending in a goroutine of its own, unless one is
-// running or the Cache is closed. Close waits for it.
+// startReplay runs replayPending in the background (goBackground), unless
+// one is running or the Cache is closed.
 func (c *Cache) startReplay() {
 	if !c.pending.replaying.CompareAndSwap(false, true) {
 		return
 	}
+	if !c.goBackground(func(ctx context.Context) {
+		defer c.pending.replaying.Store(false)
+		c.replayPending(ctx)
+	}) {
+		c.pending.replaying.Store(false)
+	}
+}
+
+// goBackground runs f in a goroutine of its own with a context that Close
+// cancels, and which Close waits for. It reports false, without running f,
+// when the Cache is closed.
+func (c *Cache) goBackground(f func(ctx context.Context)) bool {
 	c.bgMu.Lock()
 	defer c.bgMu.Unlock()
 	if c.closed {
-		c.pending.replaying.Store(false)
-		return
+		return false
 	}
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		defer c.pending.replaying.Store(false)
-		c.replayPending(c.bgCtx)
+		f(c.bgCtx)
 	}()
+	return true
 }
 
 // replayPending deletes the pending keys, as far as the store takes them.

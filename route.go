@@ -71,6 +71,22 @@ type Route struct {
 	// (DEFAULT_CACHE_EXPIRATION). Negative is a configuration error.
 	TTL time.Duration
 
+	// StaleWhileRevalidate: for this long past its TTL, a GET for an entry
+	// that no write has made stale (its generations are current) is
+	// answered from the entry at once (Cache-Status "hoard; hit; ttl=-N;
+	// detail=stale-while-revalidate"), and one background run of the
+	// handler per key and process stores a fresh entry. An entry a write
+	// invalidated is never served, in any window. 0 = the Cache's default
+	// (Config.StaleWhileRevalidate); negative = off for this route.
+	StaleWhileRevalidate time.Duration
+
+	// StaleIfError: for this long past its TTL, when the handler answers
+	// 5xx or panics, an entry that no write has made stale is served
+	// instead (Cache-Status "…; detail=stale-if-error") and the failure is
+	// logged. A 4xx is never replaced. 0 = the Cache's default
+	// (Config.StaleIfError); negative = off for this route.
+	StaleIfError time.Duration
+
 	// InvalidateKeys maps further key-prefix templates to ids, invalidated
 	// with the resource on writes. The id is a parameter name (a path
 	// wildcard, a QueryKeys entry or a Defaults key), a template such as

@@ -45,20 +45,23 @@ type extraKey struct {
 
 // route is a compiled Route.
 type route struct {
-	c         *Cache
-	prefix    *keys.Template // nil on an invalidate-only route
-	consumed  map[string]bool
-	ttl       time.Duration
-	extra     []extraKey
-	patterns  []*keys.Template
-	queryKeys map[string]bool
-	defaults  map[string]string
-	perCaller func(*http.Request) string
-	params    func(*http.Request, string) string
-	resource  string
-	cacheable []int
-	maxBody   int
-	clientCC  string
+	c        *Cache
+	prefix   *keys.Template // nil on an invalidate-only route
+	consumed map[string]bool
+	ttl      time.Duration
+	// staleWhileRevalidate and staleIfError: the route's windows past the
+	// TTL (stale.go), 0 when off.
+	staleWhileRevalidate, staleIfError time.Duration
+	extra                              []extraKey
+	patterns                           []*keys.Template
+	queryKeys                          map[string]bool
+	defaults                           map[string]string
+	perCaller                          func(*http.Request) string
+	params                             func(*http.Request, string) string
+	resource                           string
+	cacheable                          []int
+	maxBody                            int
+	clientCC                           string
 
 	// wildcards known at construction (Handle) or learned per ServeMux
 	// pattern at request time (Middleware).
@@ -96,7 +99,9 @@ func (c *Cache) compile(rt Route) (*route, error) {
 	case rt.TTL == 0:
 		r.ttl = c.cfg.DefaultTTL
 	}
-	c.noteTTL(r.ttl)
+	r.staleWhileRevalidate = staleWindow(rt.StaleWhileRevalidate, c.cfg.StaleWhileRevalidate)
+	r.staleIfError = staleWindow(rt.StaleIfError, c.cfg.StaleIfError)
+	c.noteTTL(r.keepFor())
 	if rt.ClientMaxAge < 0 {
 		return nil, routeErr("negative ClientMaxAge %v; use 0 to leave Cache-Control to the client cache middleware", rt.ClientMaxAge)
 	}

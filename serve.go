@@ -4,9 +4,11 @@ package hoard
 // (serveMiss, one handler run per key and generations in a process).
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -144,10 +146,21 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	gens := vals[1:]
+	var stale *entry // past its TTL, within StaleIfError: the answer if the handler fails
 	if vals[0] != nil {
 		if e, err := decodeEntry(vals[0], kindHTTP); err == nil && e.current(gens) {
-			h.serveHit(w, r, &e, time.Now())
-			return
+			now := time.Now()
+			switch over := e.overdue(now); {
+			case over < 0:
+				h.serveHit(w, r, &e, now)
+				return
+			case over < h.staleWhileRevalidate:
+				h.serveStale(w, r, &e, now, detailRevalidate)
+				h.revalidate(r, storeKeys[0], gens)
+				return
+			case over < h.staleIfError:
+				stale = &e
+			}
 		}
 	}
 	created, ok := c.ensureGenerations(ctx, storeKeys[1:], gens, provisionalGenerationTTL)
@@ -155,7 +168,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		h.bypass(w, r)
 		return
 	}
-	h.serveMiss(w, r, storeKeys, gens, created)
+	h.serveMiss(w, r, storeKeys, gens, created, stale)
 }
 
 // serveHit replays a stored response without running the handler.
@@ -241,13 +254,15 @@ type flightResult struct {
 	header    http.Header
 	body      []byte
 	cacheable bool
+	failed    bool // 5xx or a panic: a stale entry may be served instead
 }
 
 // serveMiss runs the handler for a GET (or HEAD) whose entry storeKeys[0]
 // is missing or stale, stores its answer if it may be shared, and answers.
 // gens are the current values of the generations storeKeys[1:], created
-// the ones this request made (see ensureGenerations).
-func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKeys []string, gens [][]byte, created uint32) {
+// the ones this request made (see ensureGenerations). stale, when set, is
+// answered instead of a failed handler run (StaleIfError).
+func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKeys []string, gens [][]byte, created uint32, stale *entry) {
 	c := h.c
 	key := storeKeys[0]
 	flight := string(appendFlightKey(make([]byte, 0, len(key)+8*len(gens)+len(gens)), key, gens))
@@ -263,16 +278,16 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 		ran      bool
 		cw       *captureWriter
 		panicked any
-	)
-	v, _, _ := c.flights.Do(flight, func() (any, error) {
-		ran = true
 		// Fields already in the header were put there by middleware outside
 		// the route (CORS, request ids): they are not the handler's, and
 		// that middleware sets them again on every hit.
-		var before http.Header
-		if pre := w.Header(); len(pre) > 0 {
-			before = pre.Clone()
-		}
+		before http.Header
+	)
+	if pre := w.Header(); len(pre) > 0 {
+		before = pre.Clone()
+	}
+	v, _, _ := c.flights.Do(flight, func() (any, error) {
+		ran = true
 		cw = newCaptureWriter(w, h.maxBody, h.uncachedHeaders)
 		func() {
 			defer func() {
@@ -284,28 +299,15 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 			h.next.ServeHTTP(cw, hr)
 		}()
 		res := &flightResult{status: cw.statusCode()}
+		res.failed = cw.failed || res.status >= 500
 		reason := h.uncacheable(cw, res.status)
 		if reason != "" {
 			return res, nil
 		}
 		res.cacheable = true
 		res.body = cw.buf.Bytes()
-		hdr := w.Header()
-		if _, ok := hdr["Content-Type"]; !ok && len(res.body) > 0 {
-			// What net/http would sniff from the body: stored, so that a
-			// HEAD served from the entry (no body to sniff) carries it too.
-			hdr["Content-Type"] = []string{http.DetectContentType(res.body)}
-		}
-		if hdr.Get("Etag") == "" {
-			sum := sha256.Sum256(res.body)
-			hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
-		}
-		fields := storedHeader(hdr, before)
-		res.header = http.Header{}
-		for _, f := range fields {
-			res.header[f.name] = append(res.header[f.name], f.value)
-		}
-		if err := c.set(r.Context(), key, encodeHTTP(gens, time.Now(), h.ttl, res.status, fields, res.body), h.ttl); err != nil {
+		var err error
+		if res.header, err = h.store(r.Context(), key, gens, w.Header(), before, res.status, res.body); err != nil {
 			c.log.error("hoard: storing a response failed; served uncached", err, keyAttr(key))
 			res.cacheable = false // followers run their own handler rather than trust an unstored answer's freshness window
 			return res, nil
@@ -314,6 +316,18 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 	})
 	res := v.(*flightResult)
 	c.settleGenerations(r.Context(), storeKeys[1:], created, res.cacheable)
+	if stale != nil && res.failed && (!ran || !cw.passthrough) {
+		// StaleIfError: the entry no write has touched, instead of the
+		// failure (a follower does not run the handler again).
+		c.log.error("hoard: handler failed; serving the stale entry (StaleIfError)", errHandlerFailed(res.status, panicked), keyAttr(key))
+		hdr := w.Header()
+		clear(hdr)
+		for k, vs := range before {
+			hdr[k] = vs
+		}
+		h.serveStale(w, r, stale, time.Now(), detailIfError)
+		return
+	}
 	if panicked != nil {
 		panic(panicked)
 	}
@@ -345,4 +359,35 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 	hdr["Cache-Status"] = []string{statusCollapsed}
 	h.setClientCC(hdr)
 	writeStored(w, r, res.status, res.body, false)
+}
+
+// store stores a handler's answer under key for the route's keepFor, with
+// the generations it was produced under, and returns the header fields
+// stored. hdr is the response header (given a Content-Type sniffed from
+// the body and an ETag when the handler set none); before holds the fields
+// that middleware outside the route had set, which are not stored.
+func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr, before http.Header, status int, body []byte) (http.Header, error) {
+	if _, ok := hdr["Content-Type"]; !ok && len(body) > 0 {
+		// What net/http would sniff from the body: stored, so that a HEAD
+		// served from the entry (no body to sniff) carries it too.
+		hdr["Content-Type"] = []string{http.DetectContentType(body)}
+	}
+	if hdr.Get("Etag") == "" {
+		sum := sha256.Sum256(body)
+		hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
+	}
+	fields := storedHeader(hdr, before)
+	stored := http.Header{}
+	for _, f := range fields {
+		stored[f.name] = append(stored[f.name], f.value)
+	}
+	return stored, h.c.set(ctx, key, encodeHTTP(gens, time.Now(), h.ttl, status, fields, body), h.keepFor())
+}
+
+// errHandlerFailed describes a failed handler run for the log.
+func errHandlerFailed(status int, panicked any) error {
+	if panicked != nil {
+		return fmt.Errorf("the handler panicked: %v", panicked)
+	}
+	return fmt.Errorf("the handler answered %d", status)
 }

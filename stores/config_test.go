@@ -102,6 +102,10 @@ var envCases = []struct {
 	{"DEFAULT_CACHE_EXPIRATION", "-5", nil, nil, "whole number of seconds, 1 to"},
 	{"DEFAULT_CACHE_EXPIRATION", "1h", nil, nil, "whole number of seconds"},
 	{"DEFAULT_CACHE_EXPIRATION", "99999999999999", nil, nil, "whole number of seconds"},
+	{"CACHE_STALE_WHILE_REVALIDATE", "30", func(c Config) any { return c.Cache.StaleWhileRevalidate }, 30 * time.Second, ""},
+	{"CACHE_STALE_WHILE_REVALIDATE", "-1", nil, nil, "whole number of seconds, 0 to"},
+	{"CACHE_STALE_IF_ERROR", "600", func(c Config) any { return c.Cache.StaleIfError }, 600 * time.Second, ""},
+	{"CACHE_STALE_IF_ERROR", "1m", nil, nil, "whole number of seconds"},
 
 	{"CACHE_KEY_PREFIX", "myapp:", func(c Config) any { return c.Cache.KeyPrefix }, "myapp:", ""},
 	{"CACHE_KEY_PREFIX", "my app", nil, nil, "must not contain whitespace"},
@@ -257,8 +261,8 @@ func TestFromLookupEachVariable(t *testing.T) {
 // password, which accept anything) a bad one.
 func TestConfigEnvCasesCoverEveryVariable(t *testing.T) {
 	vars := EnvVars()
-	if len(vars) != 30 {
-		t.Errorf("EnvVars() has %d variables, want 30: %v", len(vars), vars)
+	if len(vars) != 32 {
+		t.Errorf("EnvVars() has %d variables, want 32: %v", len(vars), vars)
 	}
 	for _, v := range vars {
 		var good, bad bool

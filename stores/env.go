@@ -28,6 +28,8 @@ var envVars = []string{
 	"CACHE_ENABLED",
 	"CACHE_BACKEND",
 	"DEFAULT_CACHE_EXPIRATION",
+	"CACHE_STALE_WHILE_REVALIDATE",
+	"CACHE_STALE_IF_ERROR",
 	"CACHE_KEY_PREFIX",
 	"CACHE_TIMEOUT",
 	"CACHE_MEMORY_MAX_BYTES",
@@ -67,7 +69,8 @@ func EnvVars() []string { return slices.Clone(envVars) }
 // joined with errors.Join so that all can be fixed at once.
 //
 // Forms accepted: booleans true/false (also 1/0, yes/no, on/off, any case);
-// DEFAULT_CACHE_EXPIRATION, CLIENT_CACHE_MAX_AGE and CACHE_NEAR_TTL (like
+// DEFAULT_CACHE_EXPIRATION, CACHE_STALE_WHILE_REVALIDATE,
+// CACHE_STALE_IF_ERROR, CLIENT_CACHE_MAX_AGE and CACHE_NEAR_TTL (like
 // the other lifetimes) in whole seconds;
 // CACHE_TIMEOUT and CACHE_NEAR_MAX_LAG as Go durations with their unit, such as 50ms or 1s (a bare
 // number is rejected: it would be ambiguous between seconds and
@@ -100,6 +103,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Cache.Disabled = !p.boolean("CACHE_ENABLED", true)
 	c.Backend = Backend(strings.ToLower(strings.TrimSpace(p.raw["CACHE_BACKEND"])))
 	c.Cache.DefaultTTL = p.seconds("DEFAULT_CACHE_EXPIRATION", 1)
+	c.Cache.StaleWhileRevalidate = p.seconds("CACHE_STALE_WHILE_REVALIDATE", 0)
+	c.Cache.StaleIfError = p.seconds("CACHE_STALE_IF_ERROR", 0)
 	c.Cache.KeyPrefix = p.raw["CACHE_KEY_PREFIX"]
 	c.Cache.Timeout = p.duration("CACHE_TIMEOUT")
 	c.Memory.MaxBytes = p.integer("CACHE_MEMORY_MAX_BYTES", 1, math.MaxInt64, "must be a whole number of bytes, at least 1")
@@ -196,6 +201,8 @@ func (p *envParser) memcached(o *memcached.Options) {
 // envParser.source).
 var fieldVar = map[string]string{
 	"hoard.Config.DefaultTTL":            "DEFAULT_CACHE_EXPIRATION",
+	"hoard.Config.StaleWhileRevalidate":  "CACHE_STALE_WHILE_REVALIDATE",
+	"hoard.Config.StaleIfError":          "CACHE_STALE_IF_ERROR",
 	"hoard.Config.KeyPrefix":             "CACHE_KEY_PREFIX",
 	"hoard.Config.Timeout":               "CACHE_TIMEOUT",
 	"hoard.Config.MaxKeyBytes":           "CACHE_MAX_KEY_BYTES",

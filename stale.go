@@ -1,0 +1,134 @@
+package hoard
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Stale serving (Route.StaleWhileRevalidate, Route.StaleIfError). An entry
+// records when it was stored and its TTL; a route with a window has the
+// store keep its entries for the TTL plus the larger window (keepFor), so
+// that past its TTL an entry can still be served. Only while its
+// generations are current: then no write since it was stored has deleted
+// them, and the entry has only aged, not been written over. That is the
+// difference from HTTP caches' grace modes, which serve purged content too.
+
+// revalidateTimeout bounds a background revalidation's handler run.
+const revalidateTimeout = 30 * time.Second
+
+// Cache-Status details of a stale answer.
+const (
+	detailRevalidate = "stale-while-revalidate"
+	detailIfError    = "stale-if-error"
+)
+
+// staleWindow resolves a route's window: its own when positive, the
+// Cache's default when 0, off when negative.
+func staleWindow(route, def time.Duration) time.Duration {
+	switch {
+	case route > 0:
+		return route
+	case route < 0:
+		return 0
+	}
+	return def
+}
+
+// keepFor is how long the store keeps the route's entries.
+func (r *route) keepFor() time.Duration {
+	return r.ttl + max(r.staleWhileRevalidate, r.staleIfError)
+}
+
+// serveStale answers from an entry past its TTL; detail says why.
+func (h *routeHandler) serveStale(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, detail string) {
+	hdr := w.Header()
+	over := int64((e.overdue(now) + time.Second - 1) / time.Second)
+	e.applyHeader(hdr,
+		"Cache-Status", "hoard; hit; ttl=-"+strconv.FormatInt(over, 10)+"; detail="+detail,
+		"Age", decimal.format(int64(e.age(now)/time.Second)),
+		"Content-Length", decimal.format(int64(len(e.body))))
+	h.setClientCC(hdr)
+	writeStored(w, r, e.status, e.body, true)
+}
+
+// revalidate runs the handler for r in the background, at most one run per
+// entry key at a time in this process, and stores its answer under gens,
+// the generations the stale entry was found current with: if a write
+// deletes them meanwhile, the new entry is never served (the write wins).
+// The run is detached from the request (it keeps its values, not its
+// cancellation), bounded by revalidateTimeout, cancelled by Close (which
+// waits for it), and logged when it fails.
+func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
+	c := h.c
+	if _, running := c.revalidating.LoadOrStore(key, struct{}{}); running {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), revalidateTimeout)
+	rr := r.Clone(ctx)
+	rr.Method = http.MethodGet
+	gens = cloneBytes(gens)
+	started := c.goBackground(func(bg context.Context) {
+		defer c.revalidating.Delete(key)
+		defer cancel()
+		defer context.AfterFunc(bg, cancel)()
+		rec := &recorder{header: http.Header{}}
+		cw := newCaptureWriter(rec, h.maxBody, func(http.Header) {})
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					cw.fail()
+				}
+			}()
+			h.next.ServeHTTP(cw, rr)
+		}()
+		status := cw.statusCode()
+		if reason := h.uncacheable(cw, status); reason != "" {
+			c.log.error("hoard: background revalidation not stored; the stale entry stays until its window ends", errRevalidation(reason, status), keyAttr(key))
+			return
+		}
+		if _, err := h.store(ctx, key, gens, rec.header, nil, status, cw.buf.Bytes()); err != nil {
+			c.log.error("hoard: storing a background revalidation failed", err, keyAttr(key))
+		}
+	})
+	if !started {
+		cancel()
+		c.revalidating.Delete(key)
+	}
+}
+
+// errRevalidation says why a revalidation's answer was not stored.
+func errRevalidation(reason string, status int) error {
+	return &revalidationError{reason: reason, status: status}
+}
+
+type revalidationError struct {
+	reason string
+	status int
+}
+
+func (e *revalidationError) Error() string {
+	return "the handler's answer is not cacheable (" + e.reason + ", status " + strconv.Itoa(e.status) + ")"
+}
+
+// recorder is the ResponseWriter of a background revalidation: nothing is
+// sent anywhere (captureWriter keeps the body).
+type recorder struct {
+	header http.Header
+	status int
+}
+
+func (w *recorder) Header() http.Header         { return w.header }
+func (w *recorder) Write(p []byte) (int, error) { return len(p), nil }
+func (w *recorder) WriteHeader(code int)        { w.status = code }
+
+// cloneBytes copies each value, so that a background run does not hold
+// slices a store may reuse.
+func cloneBytes(vs [][]byte) [][]byte {
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		out[i] = append([]byte(nil), v...)
+	}
+	return out
+}
