@@ -157,7 +157,7 @@ func TestStaleNeverAfterWrite(t *testing.T) {
 
 			// The handler fails after a write: the failure, not the old entry.
 			stored = time.Now()
-			a.get(t) // stores v1
+			a.get(t)                                       // stores v1
 			serveLocal(t, a.mux, http.MethodPatch, "/s/1") // v2
 			pastTTL(stored)
 			a.set("500", nil)
