@@ -13,6 +13,7 @@ import "strings"
 //	resource generation   ns#g:resource                ns#g:{resource}
 //	pattern generation    ns#g:pattern                 ns#g:pattern{tag of shard i}, one per shard
 //	namespace epoch       ns#epoch                     ns#epoch{tag of shard i}, one per shard
+//	revalidation lease    ns#l: + entry after ns       the same (the entry's hash tag: its server)
 //
 // On a Sharded store a resource is the hash tag of its entries and its
 // generation, so they share a server, and the keys every read needs (the
@@ -36,8 +37,9 @@ type keyspace struct {
 // templates and provider keys may not start with '#', so a user key can
 // never collide with one.
 const (
-	genPrefix = "#g:"
-	epochName = "#epoch"
+	genPrefix   = "#g:"
+	epochName   = "#epoch"
+	leasePrefix = "#l:"
 )
 
 func newKeyspace(ns string, store Store) keyspace {
@@ -135,4 +137,11 @@ func (k *keyspace) appendInvalidation(dst []string, name string, pattern bool) [
 func (k *keyspace) readKeys(key string) []string {
 	entry := k.entry(key)
 	return []string{entry, k.epoch(k.shardOf(entry)), k.gen(key)}
+}
+
+// lease returns the key of the revalidation lease of the entry entryKey
+// (stale.go): in the namespace, beside the entry (on a Sharded store, on
+// its server), and never a user key (those may not start with '#').
+func (k *keyspace) lease(entryKey string) string {
+	return k.ns + leasePrefix + strings.TrimPrefix(entryKey, k.ns)
 }

@@ -36,6 +36,13 @@ func staleWindow(route, def time.Duration) time.Duration {
 	return def
 }
 
+// leaseTTL is how long an instance's revalidation lease keeps the other
+// instances from revalidating the same entry: the route's TTL, within
+// which its fresh entry makes another revalidation unneeded, at most
+// revalidateTimeout. It is not released: an instance that read the stale
+// entry just before the fresh one was stored would revalidate again.
+func (r *route) leaseTTL() time.Duration { return min(r.ttl, revalidateTimeout) }
+
 // keepFor is how long the store keeps the route's entries.
 func (r *route) keepFor() time.Duration {
 	return r.ttl + max(r.staleWhileRevalidate, r.staleIfError)
@@ -54,7 +61,8 @@ func (h *routeHandler) serveStale(w http.ResponseWriter, r *http.Request, e *ent
 }
 
 // revalidate runs the handler for r in the background, at most one run per
-// entry key at a time in this process, and stores its answer under gens,
+// entry key at a time in this process and, by a lease in the store, across
+// the instances sharing it, and stores its answer under gens,
 // the generations the stale entry was found current with: if a write
 // deletes them meanwhile, the new entry is never served (the write wins).
 // The run is detached from the request (it keeps its values, not its
@@ -73,6 +81,13 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 		defer c.revalidating.Delete(key)
 		defer cancel()
 		defer context.AfterFunc(bg, cancel)()
+		// One instance revalidates: the lease goes to the first to ask
+		// (the store's Add); the others keep serving the stale entry. A
+		// store that cannot say runs the handler anyway (liveness before
+		// strictness).
+		if won, err := c.calls.add(ctx, c.keys.lease(key), []byte{1}, h.leaseTTL()); err == nil && !won {
+			return
+		}
 		rec := &recorder{header: http.Header{}}
 		cw := newCaptureWriter(rec, h.maxBody, func(http.Header) {})
 		func() {

@@ -19,17 +19,25 @@ import (
 // gate (when set) after reading the version, so that a test can hold a
 // background revalidation between its read and its answer.
 type staleApp struct {
-	mux     http.Handler
-	version atomic.Int64
-	runs    atomic.Int64
-	mu      sync.Mutex
-	fail    string // "", "500", "404" or "panic"
-	gate    chan struct{}
+	mux      http.Handler
+	swr, sie time.Duration
+	version  atomic.Int64
+	runs     atomic.Int64
+	mu       sync.Mutex
+	fail     string // "", "500", "404" or "panic"
+	gate     chan struct{}
 }
 
 func newStaleApp(t *testing.T, c *hoard.Cache, swr, sie time.Duration) *staleApp {
-	a := &staleApp{}
-	rt := &hoard.Route{KeyPrefix: "s", TTL: time.Second, StaleWhileRevalidate: swr, StaleIfError: sie}
+	a := &staleApp{swr: swr, sie: sie}
+	a.mux = a.mount(t, c)
+	return a
+}
+
+// mount serves the app through c: another instance of it, when c shares
+// the first one's store and key prefix.
+func (a *staleApp) mount(t *testing.T, c *hoard.Cache) http.Handler {
+	rt := &hoard.Route{KeyPrefix: "s", TTL: time.Second, StaleWhileRevalidate: a.swr, StaleIfError: a.sie}
 	h := func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPatch {
 			a.version.Add(1)
@@ -58,8 +66,7 @@ func newStaleApp(t *testing.T, c *hoard.Cache, swr, sie time.Duration) *staleApp
 	mux, _ := localMux(t, c,
 		miniRoute{pattern: "GET /s/{id}", rt: rt, h: h},
 		miniRoute{pattern: "PATCH /s/{id}", rt: rt, h: h})
-	a.mux = mux
-	return a
+	return mux
 }
 
 func (a *staleApp) set(fail string, gate chan struct{}) {
@@ -224,5 +231,51 @@ func TestStaleIfError(t *testing.T) {
 				t.Fatalf("handler 500 past TTL + StaleIfError: %v; want the 500", r)
 			}
 		})
+	}
+}
+
+// TestStaleRevalidationLease: two instances (Caches sharing one Redis and
+// key prefix) both serving a stale entry revalidate it once between them:
+// the lease in the store goes to one, the other keeps serving stale.
+func TestStaleRevalidationLease(t *testing.T) {
+	b := storefixture.Shared(t, storefixture.Redis)
+	cfg := b.Config(t)
+	cfg.Cache.Logger = discardLogger()
+	a := newStaleApp(t, b.Open(t, cfg), 30*time.Second, 0)
+	other := a.mount(t, b.Open(t, cfg))
+	stored := time.Now()
+	a.get(t)
+	pastTTL(stored)
+	a.version.Store(1)
+	gate := make(chan struct{})
+	a.set("", gate)
+	runs := a.runs.Load()
+	for _, mux := range []http.Handler{a.mux, other} {
+		if r := serveLocal(t, mux, http.MethodGet, "/s/1"); r.Body != "v0" || !strings.Contains(r.CacheStatus(), "stale-while-revalidate") {
+			t.Fatalf("GET past the TTL: %v; want the stale v0", r)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); a.runs.Load() == runs; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no background revalidation started")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the other instance's attempt, if any, has run by now
+	if n := a.runs.Load() - runs; n != 1 {
+		t.Errorf("two instances ran the handler %d times to revalidate one entry; want once", n)
+	}
+	close(gate)
+	for _, mux := range []http.Handler{a.mux, other} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r := serveLocal(t, mux, http.MethodGet, "/s/1")
+			if r.Body == "v1" && !strings.Contains(r.CacheStatus(), "stale") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("5 s after the revalidation: %v; want the fresh v1 on every instance", r)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
