@@ -35,12 +35,14 @@ type routeSpec struct {
 
 var routes = []routeSpec{
 	{"POST /api/v1/widgets", &hoard.Route{InvalidatePatterns: []string{"widgets:*"}}, (*server).createWidget},
-	{"GET /api/v1/widgets/{widget_id}", &hoard.Route{KeyPrefix: "widget", ResourceID: "widget_id", TTL: 600 * time.Second}, (*server).getWidget},
+	{"GET /api/v1/widgets/{widget_id}", &hoard.Route{KeyPrefix: "widget", ResourceID: "widget_id", TTL: 600 * time.Second,
+		StaleWhileRevalidate: 30 * time.Second, StaleIfError: 300 * time.Second}, (*server).getWidget},
 	{"PUT /api/v1/widgets/{widget_id}", &hoard.Route{KeyPrefix: "widget", ResourceID: "widget_id", InvalidatePatterns: []string{"widgets:*"}}, (*server).putWidget},
 	{"PATCH /api/v1/widgets/{widget_id}", &hoard.Route{KeyPrefix: "widget", ResourceID: "widget_id", InvalidatePatterns: []string{"widgets:*"}}, (*server).patchWidget},
 	{"DELETE /api/v1/widgets/{widget_id}", &hoard.Route{KeyPrefix: "widget", ResourceID: "widget_id", InvalidatePatterns: []string{"widgets:*"}}, (*server).deleteWidget},
 	{"GET /api/v1/widgets", &hoard.Route{KeyPrefix: "widgets:page_{page}:items_per_page:{items_per_page}",
-		Defaults: pages, QueryKeys: listQuery, TTL: 60 * time.Second}, (*server).listWidgets},
+		Defaults: pages, QueryKeys: listQuery, TTL: 60 * time.Second,
+		StaleWhileRevalidate: 10 * time.Second, StaleIfError: 300 * time.Second}, (*server).listWidgets},
 
 	{"POST /api/v1/users", nil, (*server).createUser},
 	{"GET /api/v1/users/{username}", &hoard.Route{KeyPrefix: "user", ResourceID: "username"}, (*server).getUser},
