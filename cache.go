@@ -45,8 +45,9 @@ type Cache struct {
 	// as long as the longest-lived entry that can depend on it.
 	longestTTL atomic.Int64
 
-	pending *pendingSet
-	log     rateLimitedLog
+	pending     *pendingSet
+	pendingFile *pendingFile // nil without Config.PendingFile
+	log         rateLimitedLog
 	// flights share one handler run among concurrent route misses;
 	// fetches one load among concurrent Fetch misses. Two groups, since a
 	// route key and a provider key can be equal.
@@ -111,6 +112,14 @@ func New(store Store, cfg Config) (*Cache, error) {
 		c.keys = newKeyspace(cfg.KeyPrefix, store)
 	}
 	c.pending = newPendingSet(c.keys.epochs)
+	if cfg.PendingFile != "" && !cfg.Disabled {
+		pf, keys, err := openPendingFile(cfg.PendingFile)
+		if err != nil {
+			return nil, err
+		}
+		c.pendingFile = pf
+		c.pending.add(keys) // replayed by replayLoop once the store answers
+	}
 	timeout := cfg.Timeout
 	if isSelfTimed(store) {
 		timeout = 0
@@ -156,6 +165,7 @@ func (c *Cache) Close() error {
 		if c.store != nil {
 			c.closeErr = c.store.Close()
 		}
+		c.pendingFile.close()
 	})
 	return c.closeErr
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hoardcache/hoard/internal/addr"
 )
@@ -73,6 +74,14 @@ type Config struct {
 	// whose generations are current is served when the handler answers
 	// 5xx or panics. 0 means off.
 	StaleIfError time.Duration
+	// PendingFile is a file that keeps failed invalidations across a
+	// restart (CACHE_PENDING_FILE): each is appended and synced before the
+	// write's status is sent, read back by New, replayed as soon as the
+	// store answers, and the file is emptied once nothing is pending.
+	// Without it (empty, the default), a process killed during a store
+	// outage forgets them, and the entries they cover may be served until
+	// their TTL. One file per process: two Caches must not share one.
+	PendingFile string
 	// Client configures the ClientCache middleware.
 	Client ClientCacheConfig
 	// Logger receives hoard's (rate-limited) error logs. nil means
@@ -206,6 +215,9 @@ func (c Config) Validate() error {
 	bad("KeyPrefix", c.KeyPrefix, checkKeyPrefix(c.KeyPrefix))
 	if c.Timeout < 0 {
 		bad("Timeout", c.Timeout, "must not be negative (0 means 50ms)")
+	}
+	if strings.ContainsFunc(c.PendingFile, unicode.IsControl) {
+		bad("PendingFile", c.PendingFile, "must not contain control characters: a file path, or empty")
 	}
 	if c.StaleWhileRevalidate < 0 {
 		bad("StaleWhileRevalidate", c.StaleWhileRevalidate, "must not be negative (0 means off)")

@@ -18,12 +18,23 @@ func (c *Cache) invalidate(ctx context.Context, keys []string) error {
 	notDeleted, err := deleteKeys(ctx, &c.calls, keys)
 	if err != nil {
 		attrs := []any{slog.Int("keys", len(notDeleted))}
-		if c.pending.add(notDeleted) {
+		if c.addPending(notDeleted) {
 			attrs = append(attrs, slog.Bool("namespace_wide", true))
 		}
 		c.log.error("hoard: invalidation failed; it will be replayed before the cache serves hits of its namespaces again", err, attrs...)
 	}
 	return err
+}
+
+// addPending adds keys to the pending set, and to the pending file when
+// there is one (synced before it returns). It reports whether the set
+// collapsed into the namespace-wide invalidation.
+func (c *Cache) addPending(keys []string) (collapsed bool) {
+	collapsed, err := c.pendingFile.add(c.pending, keys)
+	if err != nil {
+		c.log.error("hoard: writing CACHE_PENDING_FILE failed; this invalidation is pending in memory only", err, slog.String("file", c.pendingFile.path))
+	}
+	return collapsed
 }
 
 // maxInvalidationFanout bounds the concurrent store calls of one

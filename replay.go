@@ -87,7 +87,7 @@ func (c *Cache) replayOwn(ctx context.Context, keys []string) bool {
 	if c.pending.lockReplay(rctx) {
 		if own, seq := c.pending.pendingAmong(keys); len(own) > 0 {
 			notDeleted, _ := deleteKeys(rctx, &c.calls, own)
-			c.pending.forget(without(own, notDeleted), seq)
+			c.forgetPending(without(own, notDeleted), seq)
 		}
 		c.pending.unlockReplay()
 	}
@@ -98,8 +98,17 @@ func (c *Cache) replayOwn(ctx context.Context, keys []string) bool {
 // those deleted. It returns how many it could not delete.
 func (c *Cache) replay(ctx context.Context, keys []string, seq uint64) (failed int, err error) {
 	notDeleted, err := deleteKeys(ctx, &c.replayCalls, keys)
-	c.pending.forget(without(keys, notDeleted), seq)
+	c.forgetPending(without(keys, notDeleted), seq)
 	return len(notDeleted), err
+}
+
+// forgetPending forgets replayed keys (pendingSet.forget) and empties the
+// pending file once nothing is pending.
+func (c *Cache) forgetPending(keys []string, seq uint64) {
+	c.pending.forget(keys, seq)
+	if err := c.pendingFile.compact(c.pending); err != nil {
+		c.log.error("hoard: emptying CACHE_PENDING_FILE failed; its keys will be replayed again at the next start", err)
+	}
 }
 
 // replayRecord is replayCalls' recorder: a failure reaches the breaker at

@@ -45,7 +45,7 @@ func (h *routeHandler) serveWrite(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case refused(iw.status):
 		case failed:
-			c.pending.add(keys)
+			c.addPending(keys)
 		default:
 			c.invalidate(ctx, keys)
 		}

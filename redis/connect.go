@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -189,11 +190,16 @@ func (s *Store) check(ctx context.Context, c rueidis.Client, timeout time.Durati
 }
 
 // isDialFailure reports whether err, from connect, means that nothing
-// answered at the address: a TCP connect that failed, as opposed to a
-// server that answered and failed a check.
+// answered at the address: a TCP connect that failed, or a connection the
+// server accepted but did not answer on in time (frozen, overloaded), as
+// opposed to a server that answered and failed a check.
 func isDialFailure(err error) bool {
 	var de *dialError
-	return errors.As(err, &de)
+	if errors.As(err, &de) {
+		return true
+	}
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // pending is the error calls return while the Store is not connected, for

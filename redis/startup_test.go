@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -285,6 +286,46 @@ func TestCloseWhileConnecting(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d connections left %v after every store was closed:\n%s", clients-1, comeBack, list)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNewWhileFrozen: a server that accepts the connection but does not
+// answer (frozen, SIGSTOP) at start-up is an outage like one that refuses
+// it: New returns a store that connects in the background, and calls work
+// once the server answers.
+func TestNewWhileFrozen(t *testing.T) {
+	srv := testserver.RedisT(t, testserver.RedisOptions{})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	s, err := redis.New(context.Background(), redis.Options{Addrs: []string{srv.Addr}, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("New with the server frozen: %v; want a store that connects in the background", err)
+	}
+	defer s.Close()
+	if _, _, err := s.Get(context.Background(), "k"); err == nil {
+		t.Fatal("Get while the server is frozen: no error")
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, _, err := s.Get(context.Background(), "k")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Get 10 s after the server thawed: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

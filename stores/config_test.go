@@ -108,6 +108,8 @@ var envCases = []struct {
 	{"CACHE_STALE_IF_ERROR", "1m", nil, nil, "whole number of seconds"},
 
 	{"CACHE_KEY_PREFIX", "myapp:", func(c Config) any { return c.Cache.KeyPrefix }, "myapp:", ""},
+	{"CACHE_PENDING_FILE", "/var/lib/app/hoard-pending", func(c Config) any { return c.Cache.PendingFile }, "/var/lib/app/hoard-pending", ""},
+	{"CACHE_PENDING_FILE", "pending\n", nil, nil, "control characters"},
 	{"CACHE_KEY_PREFIX", "my app", nil, nil, "must not contain whitespace"},
 	{"CACHE_KEY_PREFIX", "app\r", nil, nil, "control characters"},
 
@@ -261,8 +263,8 @@ func TestFromLookupEachVariable(t *testing.T) {
 // password, which accept anything) a bad one.
 func TestConfigEnvCasesCoverEveryVariable(t *testing.T) {
 	vars := EnvVars()
-	if len(vars) != 32 {
-		t.Errorf("EnvVars() has %d variables, want 32: %v", len(vars), vars)
+	if len(vars) != 33 {
+		t.Errorf("EnvVars() has %d variables, want 33: %v", len(vars), vars)
 	}
 	for _, v := range vars {
 		var good, bad bool

@@ -31,6 +31,7 @@ var envVars = []string{
 	"CACHE_STALE_WHILE_REVALIDATE",
 	"CACHE_STALE_IF_ERROR",
 	"CACHE_KEY_PREFIX",
+	"CACHE_PENDING_FILE",
 	"CACHE_TIMEOUT",
 	"CACHE_MEMORY_MAX_BYTES",
 	"CACHE_MAX_KEY_BYTES",
@@ -106,6 +107,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Cache.StaleWhileRevalidate = p.seconds("CACHE_STALE_WHILE_REVALIDATE", 0)
 	c.Cache.StaleIfError = p.seconds("CACHE_STALE_IF_ERROR", 0)
 	c.Cache.KeyPrefix = p.raw["CACHE_KEY_PREFIX"]
+	c.Cache.PendingFile = p.raw["CACHE_PENDING_FILE"]
 	c.Cache.Timeout = p.duration("CACHE_TIMEOUT")
 	c.Memory.MaxBytes = p.integer("CACHE_MEMORY_MAX_BYTES", 1, math.MaxInt64, "must be a whole number of bytes, at least 1")
 	c.Cache.MaxKeyBytes = int(p.integer("CACHE_MAX_KEY_BYTES", 1, math.MaxInt32, "must be a whole number of bytes, at least 1"))
@@ -204,6 +206,7 @@ var fieldVar = map[string]string{
 	"hoard.Config.StaleWhileRevalidate":  "CACHE_STALE_WHILE_REVALIDATE",
 	"hoard.Config.StaleIfError":          "CACHE_STALE_IF_ERROR",
 	"hoard.Config.KeyPrefix":             "CACHE_KEY_PREFIX",
+	"hoard.Config.PendingFile":           "CACHE_PENDING_FILE",
 	"hoard.Config.Timeout":               "CACHE_TIMEOUT",
 	"hoard.Config.MaxKeyBytes":           "CACHE_MAX_KEY_BYTES",
 	"hoard.Config.Client.PublicPrefixes": "CLIENT_CACHE_PUBLIC_PREFIXES",
