@@ -68,7 +68,7 @@ func TestMemory(t *testing.T) {
 func TestSmoke(t *testing.T) {
 	want := []string{"ceiling", "raw/redis", "uncached", "uncached/postgres", "hit/memory", "hit/redis/zipf",
 		"hit/redis/near", "hit/redis/near/zipf", "hit/rediscluster/near", "hit/rediscluster/near/zipf",
-		"mixed/memory", "mixed/redis/near", "outage/redis", "nomiddleware", "disabled"}
+		"mixed/memory", "mixed/redis/near", "expiry/redis/stale", "outage/redis", "nomiddleware", "disabled"}
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -94,15 +94,19 @@ func TestSmoke(t *testing.T) {
 		if r.Errors != 0 {
 			t.Errorf("%s: %d errors, first: %s", r.Scenario, r.Errors, r.FirstError)
 		}
+		if strings.HasPrefix(r.Scenario, "expiry/") != (r.HandlerRuns > 0) {
+			t.Errorf("%s: %d handler runs reported; want them for the expiry scenarios only", r.Scenario, r.HandlerRuns)
+		}
 		if !(0 < r.P50 && r.P50 <= r.P99 && r.P99 <= r.P999) {
 			t.Errorf("%s: percentiles p50 %v, p99 %v, p99.9 %v are not positive and ordered", r.Scenario, r.P50, r.P99, r.P999)
 		}
 		if r.VsCeiling == nil {
 			t.Errorf("%s: no ratio to the ceiling", r.Scenario)
 		}
-		hits := strings.HasPrefix(r.Scenario, "hit/") || strings.HasPrefix(r.Scenario, "mixed/") || r.Scenario == "outage/redis"
+		hits := strings.HasPrefix(r.Scenario, "hit/") || strings.HasPrefix(r.Scenario, "mixed/") ||
+			strings.HasPrefix(r.Scenario, "expiry/") || r.Scenario == "outage/redis"
 		if hits != (r.HitRatio != nil) {
-			t.Errorf("%s: hit ratio %v; want one exactly on hit, mixed and outage scenarios", r.Scenario, r.HitRatio)
+			t.Errorf("%s: hit ratio %v; want one exactly on hit, mixed, expiry and outage scenarios", r.Scenario, r.HitRatio)
 		}
 		if strings.HasPrefix(r.Scenario, "hit/") && r.HitRatio != nil && *r.HitRatio < 0.5 {
 			// The cache was filled before the run: nearly every GET is a hit.
@@ -261,6 +265,7 @@ func TestFlagsAndScenarios(t *testing.T) {
 		{args: []string{"-d", "0s"}, wantErr: "-d 0s: need a positive duration"},
 		{args: []string{"-memcached-pool", "0"}, wantErr: "-memcached-pool 0: need at least 1 connection per server"},
 		{args: []string{"-scenarios", "raw/memcached*"}, want: []string{"raw/memcached", "raw/memcached/3keys"}},
+		{args: []string{"-scenarios", "expiry/*"}, want: []string{"expiry/redis", "expiry/redis/stale"}},
 		{args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
 	} {
 		o, err := parseFlags(c.args, io.Discard)

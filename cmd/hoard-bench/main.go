@@ -192,6 +192,9 @@ type result struct {
 	Floor       string   `json:"floor,omitempty"`
 	VsFloor     *float64 `json:"vs_floor,omitempty"`
 	Outage      *outage  `json:"outage,omitempty"`
+	// HandlerRuns is how many times the route's handler ran during the
+	// measured run (scenarios that report it: expiry/*).
+	HandlerRuns int64 `json:"handler_runs,omitempty"`
 }
 
 // outage splits the outage scenario's latencies by phase.
@@ -359,9 +362,11 @@ func runScenario(ctx context.Context, e *env, sc scenario, o options, several bo
 	if sc.outage {
 		stopOutage = e.runOutage(ctx, o.duration, &phase)
 	}
+	e.runs.Store(0)
 	cpu0 := processCPU()
 	lr := cl.run(ctx, o.conns, o.duration, true, &phase)
 	cpu := processCPU() - cpu0
+	runs := e.runs.Load()
 	if stopOutage != nil {
 		if err := stopOutage(); err != nil {
 			return nil, err
@@ -384,6 +389,9 @@ func runScenario(ctx context.Context, e *env, sc scenario, o options, several bo
 		FirstError:  lr.FirstErr,
 		CPUPerReqUS: perRequestUS(cpu, lr.Requests),
 		Puts:        lr.Puts,
+	}
+	if sc.runs {
+		res.HandlerRuns = runs
 	}
 	if sc.hits && lr.Gets > 0 {
 		r := float64(lr.Hits) / float64(lr.Gets)

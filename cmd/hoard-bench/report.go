@@ -169,6 +169,10 @@ func writeTable(w io.Writer, rep *report) {
 		}
 	}
 	for _, r := range rep.Results {
+		if r.HandlerRuns > 0 {
+			fmt.Fprintf(w, "\n`%s`: the handler ran %d times (%.0f a second) for %d requests.\n",
+				r.Scenario, r.HandlerRuns, float64(r.HandlerRuns)*r.RPS/float64(max(r.Requests, 1)), r.Requests)
+		}
 		if o := r.Outage; o != nil {
 			fmt.Fprintf(w, "\n`%s` by phase: before p99 %s ms; SIGSTOPped p99 %s ms (%d requests); after SIGKILL p99 %s ms (%d requests);\n"+
 				"whole outage window (%.1f s) p99 %s ms, p99.9 %s ms, max %s ms, %.0f req/s.\n",

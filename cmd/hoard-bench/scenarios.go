@@ -40,6 +40,7 @@ type scenario struct {
 	fill    bool // GET every widget once before the warm-up
 	hits    bool // report the hit ratio
 	outage  bool // SIGSTOP, then SIGKILL, the Redis server mid-run
+	runs    bool // report how many times the handler ran (env.runs)
 	// build returns the handler under test and what to release after the run.
 	build func(e *env) (http.Handler, func(), error)
 }
@@ -114,6 +115,15 @@ func scenarios() []scenario {
 				}})
 		}
 	}
+	for _, stale := range []bool{false, true} {
+		name, what := "expiry/redis", "entries expire and are fetched again"
+		if stale {
+			name, what = name+"/stale", "with StaleWhileRevalidate 10s, expired entries are served while one background run refreshes each"
+		}
+		ss = append(ss, scenario{name: name, zipf: true, fill: true, hits: true, runs: true,
+			desc:  fmt.Sprintf("hot keys with a short TTL: the widget GET on the redis store with a %v TTL and a handler that takes %v more (a slow backend), Zipf ids; %s", expiryTTL, expiryDelay, what),
+			build: func(e *env) (http.Handler, func(), error) { return e.expiring(stale) }})
+	}
 	ss = append(ss, scenario{name: "outage/redis", fill: true, hits: true, outage: true,
 		desc:  "hit/redis on a Redis of its own, SIGSTOPped at 1/3 of the run and SIGKILLed at 2/3",
 		build: (*env).outageRedis})
@@ -163,6 +173,8 @@ type env struct {
 	mc      []*testserver.Memcached
 	// outage is the dedicated Redis of the current outage scenario.
 	outage *testserver.Redis
+	// runs counts the handler runs of the scenarios that report them.
+	runs atomic.Int64
 }
 
 func (e *env) Close() {
@@ -312,6 +324,46 @@ func (e *env) cached(cfg stores.Config, put bool) (http.Handler, func(), error) 
 			c.Close()
 			return nil, nil, err
 		}
+	}
+	return m, func() { c.Close() }, nil
+}
+
+// The expiry scenarios' route: a TTL short enough that hot keys expire
+// many times a run, and a handler slow enough that a miss shows in p99.
+const (
+	expiryTTL   = time.Second
+	expiryDelay = 20 * time.Millisecond
+)
+
+// expiring serves the widget GET from the redis store with expiryTTL and a
+// handler delayed by expiryDelay (counted in e.runs), with or without
+// StaleWhileRevalidate.
+func (e *env) expiring(stale bool) (http.Handler, func(), error) {
+	cfg, err := e.storeConfig(stRedis)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	cfg.Cache.Logger = e.logger
+	c, err := stores.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt := widgetRoute
+	rt.TTL = expiryTTL
+	if stale {
+		rt.StaleWhileRevalidate = 10 * time.Second
+	}
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.runs.Add(1)
+		time.Sleep(expiryDelay)
+		e.db.getWidget(w, r)
+	})
+	m := http.NewServeMux()
+	if err := c.Handle(m, getPattern, rt, slow); err != nil {
+		c.Close()
+		return nil, nil, err
 	}
 	return m, func() { c.Close() }, nil
 }
