@@ -57,10 +57,10 @@ func (b *breaker) success() {
 }
 
 // recoveredWithin reports whether the breaker closed after being open less
-// than d before now.
-func (b *breaker) recoveredWithin(d time.Duration, now time.Time) bool {
+// than d ago (one atomic load when it never was).
+func (b *breaker) recoveredWithin(d time.Duration) bool {
 	r := b.recovered.Load()
-	return r != 0 && now.UnixNano()-r < int64(d)
+	return r != 0 && time.Now().UnixNano()-r < int64(d)
 }
 
 func (b *breaker) failure() {

@@ -36,9 +36,7 @@ func quietPeriod(timeout time.Duration) time.Duration {
 }
 
 // quiet reports whether the Cache is in its quiet period after an outage.
-func (c *Cache) quiet() bool {
-	return c.breaker.recovered.Load() != 0 && c.breaker.recoveredWithin(c.quietFor, time.Now())
-}
+func (c *Cache) quiet() bool { return c.breaker.recoveredWithin(c.quietFor) }
 
 // readEntry is read for keys whose first is an entry's: the entry reads as
 // absent during the quiet period.

@@ -173,10 +173,15 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 
 // serveHit replays a stored response without running the handler.
 func (h *routeHandler) serveHit(w http.ResponseWriter, r *http.Request, e *entry, now time.Time) {
-	hdr := w.Header()
 	ttl := int64((e.remaining(now) + time.Second - 1) / time.Second)
+	h.serveEntry(w, r, e, now, hitStatus.format(ttl))
+}
+
+// serveEntry replays a stored response with the given Cache-Status.
+func (h *routeHandler) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, status string) {
+	hdr := w.Header()
 	e.applyHeader(hdr,
-		"Cache-Status", hitStatus.format(ttl),
+		"Cache-Status", status,
 		"Age", decimal.format(int64(e.age(now)/time.Second)),
 		"Content-Length", decimal.format(int64(len(e.body))))
 	h.setClientCC(hdr)

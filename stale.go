@@ -2,6 +2,7 @@ package hoard
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,14 +51,8 @@ func (r *route) keepFor() time.Duration {
 
 // serveStale answers from an entry past its TTL; detail says why.
 func (h *routeHandler) serveStale(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, detail string) {
-	hdr := w.Header()
 	over := int64((e.overdue(now) + time.Second - 1) / time.Second)
-	e.applyHeader(hdr,
-		"Cache-Status", "hoard; hit; ttl=-"+strconv.FormatInt(over, 10)+"; detail="+detail,
-		"Age", decimal.format(int64(e.age(now)/time.Second)),
-		"Content-Length", decimal.format(int64(len(e.body))))
-	h.setClientCC(hdr)
-	writeStored(w, r, e.status, e.body, true)
+	h.serveEntry(w, r, e, now, "hoard; hit; ttl=-"+strconv.FormatInt(over, 10)+"; detail="+detail)
 }
 
 // revalidate runs the handler for r in the background, at most one run per
@@ -100,7 +95,8 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 		}()
 		status := cw.statusCode()
 		if reason := h.uncacheable(cw, status); reason != "" {
-			c.log.error("hoard: background revalidation not stored; the stale entry stays until its window ends", errRevalidation(reason, status), keyAttr(key))
+			err := fmt.Errorf("the handler's answer is not cacheable (%s, status %d)", reason, status)
+			c.log.error("hoard: background revalidation not stored; the stale entry stays until its window ends", err, keyAttr(key))
 			return
 		}
 		if _, err := h.store(ctx, key, gens, rec.header, nil, status, cw.buf.Bytes()); err != nil {
@@ -113,30 +109,13 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 	}
 }
 
-// errRevalidation says why a revalidation's answer was not stored.
-func errRevalidation(reason string, status int) error {
-	return &revalidationError{reason: reason, status: status}
-}
-
-type revalidationError struct {
-	reason string
-	status int
-}
-
-func (e *revalidationError) Error() string {
-	return "the handler's answer is not cacheable (" + e.reason + ", status " + strconv.Itoa(e.status) + ")"
-}
-
 // recorder is the ResponseWriter of a background revalidation: nothing is
-// sent anywhere (captureWriter keeps the body).
-type recorder struct {
-	header http.Header
-	status int
-}
+// sent anywhere (captureWriter keeps the status and the body).
+type recorder struct{ header http.Header }
 
 func (w *recorder) Header() http.Header         { return w.header }
 func (w *recorder) Write(p []byte) (int, error) { return len(p), nil }
-func (w *recorder) WriteHeader(code int)        { w.status = code }
+func (w *recorder) WriteHeader(int)             {}
 
 // cloneBytes copies each value, so that a background run does not hold
 // slices a store may reuse.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/memory"
 )
 
 // staleApp serves GET and PATCH /s/{id} through a route with the given
@@ -277,5 +278,43 @@ func TestStaleRevalidationLease(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// TestStaleWindowDefaults: a route's window of 0 takes the Cache's default
+// (Config.StaleIfError, CACHE_STALE_IF_ERROR); a negative one turns it off
+// for that route.
+func TestStaleWindowDefaults(t *testing.T) {
+	mem, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := hoard.New(mem, hoard.Config{StaleIfError: time.Minute, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	byDefault := newStaleApp(t, c, 0, 0)
+	var failing atomic.Bool
+	// Another key prefix, so that the two routes do not share entries.
+	offMux, _ := localMux(t, c, miniRoute{pattern: "GET /off/{id}", rt: &hoard.Route{KeyPrefix: "off", TTL: time.Second, StaleIfError: -1},
+		h: func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() {
+				http.Error(w, "broken", http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprint(w, "v0")
+		}})
+	stored := time.Now()
+	byDefault.get(t)
+	serveLocal(t, offMux, http.MethodGet, "/off/1")
+	pastTTL(stored)
+	byDefault.set("500", nil)
+	failing.Store(true)
+	if r := byDefault.get(t); r.Status != http.StatusOK || !strings.Contains(r.CacheStatus(), "stale-if-error") {
+		t.Errorf("route with StaleIfError 0 under a Cache default of 1m: %v; want the stale entry", r)
+	}
+	if r := serveLocal(t, offMux, http.MethodGet, "/off/1"); r.Status != http.StatusInternalServerError {
+		t.Errorf("route with StaleIfError -1: %v; want the 500 (window off)", r)
 	}
 }

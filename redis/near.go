@@ -225,10 +225,20 @@ func (s *Store) getNear(c *call, rc rueidis.Client, key string) rueidis.RedisRes
 	} else {
 		r = c.do(rc, rc.B().Get().Key(key).Build())
 	}
-	if !s.cluster && r.NonRedisError() == nil && !r.IsCacheHit() {
-		s.near.answered(sent) // one connection carries everything: see Lag
+	if r.NonRedisError() == nil && !r.IsCacheHit() {
+		s.readAnswered(sent)
 	}
 	return r
+}
+
+// readAnswered records that a read sent at sent was answered, when the
+// near cache is on, on a standalone server: its one connection carries the
+// invalidations too (see Lag). On Cluster only the heartbeat counts, since
+// one node's answer says nothing of the others'.
+func (s *Store) readAnswered(sent time.Time) {
+	if s.near != nil && !s.cluster {
+		s.near.answered(sent)
+	}
 }
 
 // peekMulti fills values from the near cache's copies and reports whether
@@ -248,8 +258,7 @@ func (s *Store) peekMulti(keys []string, values [][]byte) bool {
 
 // getMultiNear fills values through the near cache: one cached GET per
 // key (rueidis does not cache MGET), pipelined (per node on Cluster).
-func (s *Store) getMultiNear(c *call, rc rueidis.Client, keys []string, values [][]byte) ([][]byte, error) {
-	sent := time.Now()
+func (s *Store) getMultiNear(c *call, rc rueidis.Client, keys []string, values [][]byte, sent time.Time) ([][]byte, error) {
 	cmds := make([]rueidis.CacheableTTL, len(keys))
 	for i, k := range keys {
 		cmds[i] = rueidis.CT(rc.B().Get().Key(k).Cache(), s.near.ttl)
@@ -257,8 +266,6 @@ func (s *Store) getMultiNear(c *call, rc rueidis.Client, keys []string, values [
 	if err := s.fillGets(c, c.doMultiCache(rc, cmds), values); err != nil {
 		return nil, err
 	}
-	if !s.cluster {
-		s.near.answered(sent) // see getNear
-	}
+	s.readAnswered(sent)
 	return values, nil
 }

@@ -295,7 +295,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestNearCacheProviderHits(t *testing.T) {
 	srv := StandaloneServer(t)
 	writer := NewStandaloneStore(t, redis.Options{})
-	s := NewStandaloneStore(t, redis.Options{NearCache: true})
+	s := NewStandaloneStore(t, redis.Options{NearCache: true, NearMaxLag: hitLag})
 	cfg := hoard.Config{KeyPrefix: "near-provider"}
 	ctx := context.Background()
 	w, err := hoard.New(writer, cfg)
@@ -424,7 +424,8 @@ func TestNearCacheClusterSlotMove(t *testing.T) {
 // near cache (the store reads masters only; the heartbeat pings masters).
 func TestNearCacheClusterReplicaDown(t *testing.T) {
 	c := testserver.RedisClusterT(t, 3, 1)
-	s := newStore(t, redis.Options{Addrs: c.Addrs[:1], Cluster: true, NearCache: true})
+	const lag = 200 * time.Millisecond // wide: local hits are counted
+	s := newStore(t, redis.Options{Addrs: c.Addrs[:1], Cluster: true, NearCache: true, NearMaxLag: lag})
 	ctx := context.Background()
 	keys := nearKeys("near-replica", 12)
 	for _, k := range keys {
@@ -443,8 +444,9 @@ func TestNearCacheClusterReplicaDown(t *testing.T) {
 	if err := c.Replicas()[0].Kill(); err != nil {
 		t.Fatal(err)
 	}
-	// Past the heartbeat's ping of the dead replica, if it made one.
-	time.Sleep(100 * time.Millisecond)
+	// Past the lag: a failed ping of the dead replica would have stopped
+	// the copies by now.
+	time.Sleep(2 * lag)
 	for i := range 20 {
 		if !held() {
 			t.Fatalf("read %d after a replica died reached the masters: the near cache stopped", i)

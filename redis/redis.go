@@ -187,21 +187,15 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 		return nil, s.fail("GET", err)
 	}
 	defer c.end()
-	if s.nearOn() {
-		sent := time.Now()
-		if s.near.live(sent) {
-			return s.getMultiNear(c, rc, keys, values)
-		}
-		if !s.cluster {
-			values, err := s.mget(c, rc, keys, values)
-			if err == nil {
-				s.near.answered(sent) // see getNear
-			}
-			return values, err
-		}
+	sent := time.Now()
+	if s.nearOn() && s.near.live(sent) {
+		return s.getMultiNear(c, rc, keys, values, sent)
 	}
 	if !s.cluster {
-		return s.mget(c, rc, keys, values)
+		if values, err = s.mget(c, rc, keys, values); err == nil {
+			s.readAnswered(sent)
+		}
+		return values, err
 	}
 	cmds := make(rueidis.Commands, len(keys))
 	for i, k := range keys {

@@ -82,15 +82,8 @@ func scenarios() []scenario {
 					name, dist = name+"/zipf", "Zipf"
 				}
 				ss = append(ss, scenario{name: name, zipf: zipf, fill: true, hits: true,
-					desc: "the widget GET served from the " + st + " store" + nearDesc(near) + ", " + dist + " ids over the working set",
-					build: func(e *env) (http.Handler, func(), error) {
-						cfg, err := e.storeConfig(st)
-						if err != nil {
-							return nil, nil, err
-						}
-						cfg.Redis.NearCache = near
-						return e.cached(cfg, false)
-					}})
+					desc:  "the widget GET served from the " + st + " store" + nearDesc(near) + ", " + dist + " ids over the working set",
+					build: storeBuild(st, near, false)})
 			}
 		}
 	}
@@ -104,15 +97,8 @@ func scenarios() []scenario {
 				name += "/near"
 			}
 			ss = append(ss, scenario{name: name, putFrac: 0.05, fill: true, hits: true,
-				desc: "95% GET, 5% PUT (which invalidates the widget) on the " + st + " store" + nearDesc(near) + ", uniform ids",
-				build: func(e *env) (http.Handler, func(), error) {
-					cfg, err := e.storeConfig(st)
-					if err != nil {
-						return nil, nil, err
-					}
-					cfg.Redis.NearCache = near
-					return e.cached(cfg, true)
-				}})
+				desc:  "95% GET, 5% PUT (which invalidates the widget) on the " + st + " store" + nearDesc(near) + ", uniform ids",
+				build: storeBuild(st, near, true)})
 		}
 	}
 	for _, stale := range []bool{false, true} {
@@ -138,6 +124,20 @@ func scenarios() []scenario {
 			}},
 	}...)
 	return ss
+}
+
+// storeBuild is the build of a scenario that serves the widget routes
+// (the PUT route too when put) through st's store, with or without the
+// near cache.
+func storeBuild(st string, near, put bool) func(*env) (http.Handler, func(), error) {
+	return func(e *env) (http.Handler, func(), error) {
+		cfg, err := e.storeConfig(st)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Redis.NearCache = near
+		return e.cached(cfg, put)
+	}
 }
 
 // nearVariants is [false] for a store without a near cache, and [false,
@@ -307,6 +307,12 @@ func (e *env) startMemcached() ([]*testserver.Memcached, error) {
 // cached opens a Cache on cfg and serves the widget GET through Cache.Handle
 // with the demo's route options (and the PUT when put is set).
 func (e *env) cached(cfg stores.Config, put bool) (http.Handler, func(), error) {
+	return e.cachedRoute(cfg, widgetRoute, http.HandlerFunc(e.db.getWidget), put)
+}
+
+// cachedRoute serves the widget GET through get and its Route rt, and the
+// PUT route too when put, on a Cache opened from cfg.
+func (e *env) cachedRoute(cfg stores.Config, rt hoard.Route, get http.Handler, put bool) (http.Handler, func(), error) {
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
 	cfg.Cache.Logger = e.logger
@@ -315,7 +321,7 @@ func (e *env) cached(cfg stores.Config, put bool) (http.Handler, func(), error) 
 		return nil, nil, err
 	}
 	m := http.NewServeMux()
-	if err := c.Handle(m, getPattern, widgetRoute, http.HandlerFunc(e.db.getWidget)); err != nil {
+	if err := c.Handle(m, getPattern, rt, get); err != nil {
 		c.Close()
 		return nil, nil, err
 	}
@@ -343,13 +349,6 @@ func (e *env) expiring(stale bool) (http.Handler, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
-	defer cancel()
-	cfg.Cache.Logger = e.logger
-	c, err := stores.Open(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
 	rt := widgetRoute
 	rt.TTL = expiryTTL
 	if stale {
@@ -360,12 +359,7 @@ func (e *env) expiring(stale bool) (http.Handler, func(), error) {
 		time.Sleep(expiryDelay)
 		e.db.getWidget(w, r)
 	})
-	m := http.NewServeMux()
-	if err := c.Handle(m, getPattern, rt, slow); err != nil {
-		c.Close()
-		return nil, nil, err
-	}
-	return m, func() { c.Close() }, nil
+	return e.cachedRoute(cfg, rt, slow, false)
 }
 
 // rawRedis fills Redis with every widget's bytes and serves them with one

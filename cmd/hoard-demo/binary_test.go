@@ -54,48 +54,10 @@ func cleanEnv(vars ...string) []string {
 // finishes an in-flight slow request before exiting 0.
 func testGracefulShutdown(t *testing.T, bin string) {
 	dir := t.TempDir()
-	cmd := exec.Command(bin)
-	cmd.Dir = dir
-	cmd.Env = cleanEnv("HTTP_ADDR=127.0.0.1:0", "HOARD_DEMO_DEBUG_SLOW=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	banner := make(chan string, 1)
-	go func() {
-		var b strings.Builder
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-			if strings.HasPrefix(sc.Text(), "Ctrl-C") {
-				banner <- b.String()
-				break
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
-
-	var text string
-	select {
-	case text = <-banner:
-	case err := <-exited:
-		t.Fatalf("exited before the banner: %v\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no banner after 30 s; stderr:\n%s", stderr.String())
-	}
-	first := strings.SplitN(text, "\n", 2)[0]
-	base := strings.TrimPrefix(first, "hoard-demo listening on ")
-	if base == first || !strings.HasPrefix(base, "http://127.0.0.1:") {
-		t.Fatalf("banner's first line %q; want the URL", first)
+	p := startDemoProcess(t, bin, dir, "HOARD_DEMO_DEBUG_SLOW=1")
+	cmd, stderr, exited, text, base := p.cmd, p.stderr, p.exited, p.banner, p.base
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("banner's URL %q; want one on 127.0.0.1", base)
 	}
 	for _, want := range []string{
 		"cache store: memory (in-process, 64 MiB)",
@@ -197,4 +159,65 @@ func testBadConfig(t *testing.T, bin string) {
 	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 		t.Errorf("a failed start-up left files: %v", entries)
 	}
+}
+
+// demoProcess is the built demo running as a process of its own.
+type demoProcess struct {
+	cmd    *exec.Cmd
+	base   string      // its URL, from the banner's first line
+	banner string      // the banner, up to its "Ctrl-C" line
+	stderr *syncBuffer // its log
+	exited chan error  // cmd.Wait's result, once it exits
+}
+
+// startDemoProcess runs the built demo in dir with env (plus HTTP_ADDR on a
+// free port, and nothing of the caller's environment) and returns once its
+// banner is out. It is killed when the test ends, if still running.
+func startDemoProcess(t *testing.T, bin, dir string, env ...string) *demoProcess {
+	t.Helper()
+	p := &demoProcess{cmd: exec.Command(bin), stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p.cmd.Dir = dir
+	p.cmd.Env = cleanEnv(append(env, "HTTP_ADDR=127.0.0.1:0")...)
+	p.cmd.Stderr = p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	banner := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "Ctrl-C") {
+				banner <- b.String()
+				break
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		p.exited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() { p.cmd.Process.Kill() })
+	select {
+	case p.banner = <-banner:
+	case err := <-p.exited:
+		t.Fatalf("exited before the banner: %v\n%s", err, p.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no banner after 60 s; stderr:\n%s", p.stderr.String())
+	}
+	first := strings.SplitN(p.banner, "\n", 2)[0]
+	if p.base = strings.TrimPrefix(first, "hoard-demo listening on "); p.base == first {
+		t.Fatalf("banner's first line %q; want the URL", first)
+	}
+	return p
+}
+
+// kill stops the process with SIGKILL and waits until it is gone.
+func (p *demoProcess) kill() {
+	p.cmd.Process.Kill()
+	<-p.exited
 }
