@@ -490,3 +490,60 @@ func TestNearCacheConnectsInBackground(t *testing.T) {
 		}
 	})
 }
+
+// TestNearCacheProviderHits: the provider API (Get, Fetch, GetJSON) of a
+// Cache on a store with the near cache gets its hits from local copies: no
+// GET reaches the server once the values are held.
+func TestNearCacheProviderHits(t *testing.T) {
+	srv := StandaloneServer(t)
+	writer := NewStandaloneStore(t, redis.Options{})
+	s := NewStandaloneStore(t, redis.Options{NearCache: true, NearMaxLag: hitLag})
+	cfg := hoard.Config{KeyPrefix: "near-provider"}
+	ctx := context.Background()
+	w, err := hoard.New(writer, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	c, err := hoard.New(s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	type point struct{ X, Y int }
+	if err := w.Set(ctx, "raw", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetJSON(ctx, "json", point{1, 2}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	loads := 0
+	load := func(context.Context) ([]byte, error) { loads++; return []byte("loaded"), nil }
+	reads := func() {
+		if v, ok, err := c.Get(ctx, "raw"); err != nil || !ok || string(v) != "v" {
+			t.Fatalf("Get = %q, %v, %v", v, ok, err)
+		}
+		if p, ok, err := hoard.GetJSON[point](ctx, c, "json"); err != nil || !ok || p != (point{1, 2}) {
+			t.Fatalf("GetJSON = %v, %v, %v", p, ok, err)
+		}
+		if v, err := c.Fetch(ctx, "fetched", time.Minute, load); err != nil || string(v) != "loaded" {
+			t.Fatalf("Fetch = %q, %v", v, err)
+		}
+	}
+	reads() // the first reads fetch and keep the copies (and Fetch stores)
+	waitFor(t, 5*time.Second, "the provider reads to be served from copies", func() bool {
+		before := getCalls(t, srv)
+		reads()
+		return getCalls(t, srv) == before
+	})
+	before := getCalls(t, srv)
+	for range 20 {
+		reads()
+	}
+	if after := getCalls(t, srv); after != before {
+		t.Fatalf("provider hits reached the server: GET+MGET calls %d -> %d", before, after)
+	}
+	if loads != 1 {
+		t.Fatalf("Fetch loaded %d times, want once", loads)
+	}
+}
