@@ -21,6 +21,7 @@ const (
 	DefaultAPIPrefix    = "/api"
 	DefaultPublicPrefix = "/static/"
 	DefaultMaxKeyBytes  = 1024
+	DefaultMissWait     = time.Second
 )
 
 // Config holds the cache-wide settings of a Cache and of the ClientCache
@@ -74,6 +75,15 @@ type Config struct {
 	// whose generations are current is served when the handler answers
 	// 5xx or panics. 0 means off.
 	StaleIfError time.Duration
+	// MissWait is how long a miss waits for another instance that is
+	// already running the handler for the same entry (CACHE_MISS_WAIT, a
+	// duration such as 500ms; 0 there means off). The first instance to
+	// miss takes a short lease in the store; the others poll for its entry
+	// and answer from it, so that an expired hot key runs the handler once
+	// across the fleet rather than once per instance. Past MissWait, or
+	// when the leaseholder's answer is not stored, they run the handler
+	// themselves. 0 means 1s; a negative value turns the lease off.
+	MissWait time.Duration
 	// PendingFile is a file that keeps failed invalidations across a
 	// restart (CACHE_PENDING_FILE): each is appended and synced before the
 	// write's status is sent, read back by New, replayed as soon as the
@@ -124,6 +134,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxKeyBytes == 0 {
 		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if c.MissWait == 0 {
+		c.MissWait = DefaultMissWait
 	}
 	c.Client = c.Client.withDefaults()
 	return c
@@ -224,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	if c.StaleIfError < 0 {
 		bad("StaleIfError", c.StaleIfError, "must not be negative (0 means off)")
+	}
+	if c.MissWait > time.Minute {
+		bad("MissWait", c.MissWait, "must be at most 1m (0 means 1s; a negative value turns the lease off)")
 	}
 	if c.MaxKeyBytes < 0 {
 		bad("MaxKeyBytes", c.MaxKeyBytes, "must not be negative (0 means 1024)")

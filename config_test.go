@@ -36,7 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 func TestConfigWithDefaultsIdempotent(t *testing.T) {
 	for _, c := range []Config{
 		{},
-		{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10, KeyPrefix: "p:",
+		{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10, KeyPrefix: "p:", MissWait: time.Millisecond,
 			Client: ClientCacheConfig{MaxAge: -time.Second, PublicPrefixes: []string{}, APIPrefix: "/"}},
 	} {
 		once := c.WithDefaults()
@@ -64,6 +64,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative TTL", Config{DefaultTTL: -time.Second}, "hoard.Config.DefaultTTL = -1s: must not be negative"},
 		{"negative timeout", Config{Timeout: -1}, "hoard.Config.Timeout = -1ns"},
 		{"negative max key", Config{MaxKeyBytes: -1}, "hoard.Config.MaxKeyBytes = -1"},
+		{"miss wait off", Config{MissWait: -1}, ""},
+		{"long miss wait", Config{MissWait: 2 * time.Minute}, "hoard.Config.MissWait = 2m0s: must be at most 1m"},
 		{"key prefix", Config{KeyPrefix: "a\nb"}, `hoard.Config.KeyPrefix = "a\nb": must not contain whitespace`},
 		{"public prefix", Config{Client: ClientCacheConfig{PublicPrefixes: []string{"/ok/", "static"}}}, `hoard.Config.Client.PublicPrefixes = "static": must start with "/"`},
 		{"api prefix", Config{Client: ClientCacheConfig{APIPrefix: "api"}}, "hoard.Config.Client.APIPrefix"},

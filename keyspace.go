@@ -1,6 +1,9 @@
 package hoard
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // keyspace lays out every key a Cache writes or reads in its namespace
 // (Config.KeyPrefix, ns below); nothing else in the package formats a key.
@@ -14,6 +17,7 @@ import "strings"
 //	pattern generation    ns#g:pattern                 ns#g:pattern{tag of shard i}, one per shard
 //	namespace epoch       ns#epoch                     ns#epoch{tag of shard i}, one per shard
 //	revalidation lease    ns#l: + entry after ns       the same (the entry's hash tag: its server)
+//	miss lease            ns#m:<generations hash>: + entry after ns, the same
 //
 // On a Sharded store a resource is the hash tag of its entries and its
 // generation, so they share a server, and the keys every read needs (the
@@ -40,6 +44,7 @@ const (
 	genPrefix   = "#g:"
 	epochName   = "#epoch"
 	leasePrefix = "#l:"
+	missPrefix  = "#m:"
 )
 
 func newKeyspace(ns string, store Store) keyspace {
@@ -144,4 +149,27 @@ func (k *keyspace) readKeys(key string) []string {
 // its server), and never a user key (those may not start with '#').
 func (k *keyspace) lease(entryKey string) string {
 	return k.ns + leasePrefix + strings.TrimPrefix(entryKey, k.ns)
+}
+
+// missLease returns the key of the lease that one instance holds while it
+// runs the handler for the entry entryKey under gens (misswait.go). The
+// generations are part of it, so that a read after a write (new
+// generations) never waits for a run that started before the write.
+func (k *keyspace) missLease(entryKey string, gens [][]byte) string {
+	// FNV-1a over the generations, each followed by a 0 byte: the same in
+	// every process, so every instance names the same lease.
+	h := uint64(14695981039346656037)
+	for _, g := range gens {
+		for _, b := range g {
+			h = (h ^ uint64(b)) * 1099511628211
+		}
+		h *= 1099511628211
+	}
+	rest := strings.TrimPrefix(entryKey, k.ns)
+	b := make([]byte, 0, len(k.ns)+len(missPrefix)+17+len(rest))
+	b = append(b, k.ns...)
+	b = append(b, missPrefix...)
+	b = strconv.AppendUint(b, h, 16)
+	b = append(b, ':')
+	return string(append(b, rest...))
 }

@@ -184,7 +184,8 @@ func identity(r *http.Request) string {
 // against every earlier one. Caller ids and path values hold separators,
 // escapes and glob metacharacters; a GET without a caller bypasses. Every
 // key the route sends to the store is inside the cache's namespace
-// (CACHE_KEY_PREFIX), and only hoard's own generation keys start with "#".
+// (CACHE_KEY_PREFIX), and only hoard's own keys (generations, the epoch,
+// leases) start with "#".
 // Each request goes to two routes: /n/{id}, whose key holds the whole
 // query, and /p/{id}, whose KeyPrefix consumes the query parameter "page"
 // (one value in the key), so that a repeated placeholder parameter or a
@@ -212,7 +213,7 @@ func FuzzRouteKey(f *testing.F) {
 	c, s := newFaultCache(f, hoard.Config{KeyPrefix: ns, MaxKeyBytes: 200, Logger: discardLogger()})
 	s.Inject(faultstore.Fault{Observe: func(_ faultstore.Method, keys []string) {
 		for _, k := range keys {
-			if !strings.HasPrefix(k, ns) || strings.HasPrefix(k, ns+"#") && !strings.HasPrefix(k, ns+"#g:") && k != ns+"#epoch" {
+			if !strings.HasPrefix(k, ns) || strings.HasPrefix(k, ns+"#") && !hoardOwnKey(strings.TrimPrefix(k, ns)) {
 				bad.Store(&k)
 			}
 		}
@@ -272,4 +273,20 @@ func FuzzRouteKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// hoardOwnKey reports whether k, a store key without its namespace, has
+// the shape of one of hoard's own: a generation, the epoch, a
+// revalidation lease, or a miss lease (#m:, 1 to 16 hex digits, ':').
+func hoardOwnKey(k string) bool {
+	switch {
+	case k == "#epoch", strings.HasPrefix(k, "#g:"), strings.HasPrefix(k, "#l:"):
+		return true
+	}
+	rest, ok := strings.CutPrefix(k, "#m:")
+	if !ok {
+		return false
+	}
+	hash, _, ok := strings.Cut(rest, ":")
+	return ok && len(hash) >= 1 && len(hash) <= 16 && strings.Trim(hash, "0123456789abcdef") == ""
 }

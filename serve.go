@@ -259,7 +259,8 @@ type flightResult struct {
 	header    http.Header
 	body      []byte
 	cacheable bool
-	failed    bool // 5xx or a panic: a stale entry may be served instead
+	failed    bool   // 5xx or a panic: a stale entry may be served instead
+	peer      *entry // the entry another instance stored while this one waited
 }
 
 // serveMiss runs the handler for a GET (or HEAD) whose entry storeKeys[0]
@@ -292,6 +293,15 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 		before = pre.Clone()
 	}
 	v, _, _ := c.flights.Do(flight, func() (any, error) {
+		lease, ok := c.takeMissLease(r.Context(), key, gens)
+		defer c.releaseMissLease(r.Context(), lease)
+		peer := c.storedSince(r.Context(), key, lease, gens)
+		if !ok {
+			peer = c.awaitPeer(r.Context(), key, lease, gens)
+		}
+		if peer != nil {
+			return &flightResult{peer: peer, cacheable: true}, nil
+		}
 		ran = true
 		cw = newCaptureWriter(w, h.maxBody, h.uncachedHeaders)
 		func() {
@@ -321,6 +331,11 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 	})
 	res := v.(*flightResult)
 	c.settleGenerations(r.Context(), storeKeys[1:], created, res.cacheable)
+	if res.peer != nil {
+		// Another instance ran the handler (misswait.go).
+		h.serveEntry(w, r, res.peer, time.Now(), statusCollapsed)
+		return
+	}
 	if stale != nil && res.failed && (!ran || !cw.passthrough) {
 		// StaleIfError: the entry no write has touched, instead of the
 		// failure (a follower does not run the handler again).

@@ -17,12 +17,19 @@ type Stats struct {
 	// ValuesRefused counts values the store refused (ErrRefused: too large
 	// for it, or no memory left for it); each was served uncached.
 	ValuesRefused uint64
+	// MissWaits counts misses that found another instance running the
+	// handler for their entry (its lease: Config.MissWait) and waited for
+	// it; MissWaitsServed those of them answered from the entry it stored.
+	// The others ran the handler themselves after the wait.
+	MissWaits, MissWaitsServed uint64
 }
 
 // counters are the atomic counters behind Stats.
 type counters struct {
 	keysTooLong   atomic.Uint64
 	valuesRefused atomic.Uint64
+	missWaits     atomic.Uint64
+	missServed    atomic.Uint64
 }
 
 // Stats returns the Cache's counters.
@@ -31,5 +38,7 @@ func (c *Cache) Stats() Stats {
 		PendingInvalidations: c.pending.size(),
 		KeysTooLong:          c.stats.keysTooLong.Load(),
 		ValuesRefused:        c.stats.valuesRefused.Load(),
+		MissWaits:            c.stats.missWaits.Load(),
+		MissWaitsServed:      c.stats.missServed.Load(),
 	}
 }

@@ -30,6 +30,7 @@ var envVars = []string{
 	"DEFAULT_CACHE_EXPIRATION",
 	"CACHE_STALE_WHILE_REVALIDATE",
 	"CACHE_STALE_IF_ERROR",
+	"CACHE_MISS_WAIT",
 	"CACHE_KEY_PREFIX",
 	"CACHE_PENDING_FILE",
 	"CACHE_TIMEOUT",
@@ -73,7 +74,7 @@ func EnvVars() []string { return slices.Clone(envVars) }
 // DEFAULT_CACHE_EXPIRATION, CACHE_STALE_WHILE_REVALIDATE,
 // CACHE_STALE_IF_ERROR, CLIENT_CACHE_MAX_AGE and CACHE_NEAR_TTL (like
 // the other lifetimes) in whole seconds;
-// CACHE_TIMEOUT and CACHE_NEAR_MAX_LAG as Go durations with their unit, such as 50ms or 1s (a bare
+// CACHE_TIMEOUT, CACHE_MISS_WAIT (0 = off) and CACHE_NEAR_MAX_LAG as Go durations with their unit, such as 50ms or 1s (a bare
 // number is rejected: it would be ambiguous between seconds and
 // milliseconds); comma-separated lists with optional spaces around entries.
 //
@@ -106,6 +107,11 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Cache.DefaultTTL = p.seconds("DEFAULT_CACHE_EXPIRATION", 1)
 	c.Cache.StaleWhileRevalidate = p.seconds("CACHE_STALE_WHILE_REVALIDATE", 0)
 	c.Cache.StaleIfError = p.seconds("CACHE_STALE_IF_ERROR", 0)
+	if strings.TrimSpace(p.raw["CACHE_MISS_WAIT"]) == "0" {
+		c.Cache.MissWait = -1 // off; the zero value would mean 1s
+	} else {
+		c.Cache.MissWait = p.duration("CACHE_MISS_WAIT")
+	}
 	c.Cache.KeyPrefix = p.raw["CACHE_KEY_PREFIX"]
 	c.Cache.PendingFile = p.raw["CACHE_PENDING_FILE"]
 	c.Cache.Timeout = p.duration("CACHE_TIMEOUT")
@@ -205,6 +211,7 @@ var fieldVar = map[string]string{
 	"hoard.Config.DefaultTTL":            "DEFAULT_CACHE_EXPIRATION",
 	"hoard.Config.StaleWhileRevalidate":  "CACHE_STALE_WHILE_REVALIDATE",
 	"hoard.Config.StaleIfError":          "CACHE_STALE_IF_ERROR",
+	"hoard.Config.MissWait":              "CACHE_MISS_WAIT",
 	"hoard.Config.KeyPrefix":             "CACHE_KEY_PREFIX",
 	"hoard.Config.PendingFile":           "CACHE_PENDING_FILE",
 	"hoard.Config.Timeout":               "CACHE_TIMEOUT",

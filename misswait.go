@@ -1,0 +1,122 @@
+package hoard
+
+import (
+	"context"
+	"time"
+)
+
+// Waiting for another instance's miss (Config.MissWait). Singleflight
+// holds a missing entry to one handler run per process; across the
+// instances sharing a store, the first to miss takes a lease in the store
+// (its Add: Redis SET NX, Memcached add), named after the entry and the
+// generations it was read under (keyspace.missLease). The others poll the
+// store for the leaseholder's entry and answer from it. They stop waiting,
+// and run the handler themselves, after MissWait, or as soon as the lease
+// is gone without an entry. The leaseholder deletes the lease once its
+// run is over, stored or not (a lease left to expire would hold up a
+// later miss of the same entry, evicted or overwritten meanwhile, for
+// MissWait); it expires after MissWait if the leaseholder dies. A write
+// changes the generations and so the lease: a read after it never waits
+// for a run from before it.
+
+// A waiting instance reads the entry and the lease after firstPoll, then
+// twice as long after each read, up to every maxPoll: a fast handler's
+// entry is found within about a millisecond of being stored, and a slow
+// one's costs a read every 10 ms per waiting process (not per request:
+// the requests of a process wait on one flight).
+const (
+	firstPoll = time.Millisecond
+	maxPoll   = 10 * time.Millisecond
+)
+
+// missLease is a lease on running the handler for one entry.
+type missLease struct {
+	key string
+	won bool // this instance holds it: delete it once the run is over
+}
+
+// takeMissLease asks the store for the lease of key under gens. It
+// returns ok false when another instance holds it. A store that cannot
+// answer gives the lease to every caller (liveness before strictness);
+// so does MissWait off.
+func (c *Cache) takeMissLease(ctx context.Context, key string, gens [][]byte) (l missLease, ok bool) {
+	if c.cfg.MissWait < 0 {
+		return l, true
+	}
+	l.key = c.keys.missLease(key, gens)
+	won, err := c.calls.add(ctx, l.key, []byte{1}, c.cfg.MissWait)
+	l.won = err == nil && won
+	return l, err != nil || won
+}
+
+// storedSince returns the entry key holds when another instance stored it
+// under gens since this one read it: a lease won just after the previous
+// holder released it (its run over, its entry stored) is no reason to run
+// the handler again. One read per lease won.
+func (c *Cache) storedSince(ctx context.Context, key string, l missLease, gens [][]byte) *entry {
+	if !l.won {
+		return nil
+	}
+	v, found, err := c.calls.get(ctx, key)
+	if err != nil || !found {
+		return nil
+	}
+	return freshEntry(v, gens)
+}
+
+// freshEntry decodes a stored route entry, returning it if it was stored
+// under gens and is within its TTL, else nil.
+func freshEntry(v []byte, gens [][]byte) *entry {
+	if v == nil {
+		return nil
+	}
+	e, err := decodeEntry(v, kindHTTP)
+	if err != nil || !e.current(gens) || e.overdue(time.Now()) >= 0 {
+		return nil
+	}
+	return &e
+}
+
+// releaseMissLease gives up a lease this instance holds once its run is
+// over: waiting instances then answer from the entry, or, when nothing was
+// stored, run the handler at once.
+func (c *Cache) releaseMissLease(ctx context.Context, l missLease) {
+	if l.won {
+		_ = c.calls.delete(context.WithoutCancel(ctx), l.key)
+	}
+}
+
+// awaitPeer polls the store for the entry that the holder of lease l is
+// producing under gens, for at most MissWait. It returns the entry when it
+// appears, or nil when the lease is gone without an entry, MissWait has
+// passed, ctx is done or the store fails.
+func (c *Cache) awaitPeer(ctx context.Context, key string, l missLease, gens [][]byte) *entry {
+	deadline := time.NewTimer(c.cfg.MissWait)
+	defer deadline.Stop()
+	poll := time.NewTimer(firstPoll)
+	defer poll.Stop()
+	c.stats.missWaits.Add(1)
+	keys := []string{key, l.key}
+	for wait := firstPoll; ; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-deadline.C:
+			return nil
+		case <-poll.C:
+		}
+		vals, err := c.calls.getMulti(ctx, keys)
+		if err != nil {
+			return nil
+		}
+		if e := freshEntry(vals[0], gens); e != nil {
+			c.stats.missServed.Add(1)
+			return e
+		}
+		if vals[1] == nil {
+			return nil
+		}
+		wait = min(2*wait, maxPoll)
+		poll.Reset(wait)
+	}
+}

@@ -1,0 +1,262 @@
+package hoard_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/faultstore"
+	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/memory"
+)
+
+// twoInstances returns two Caches sharing one store and namespace, as two
+// processes behind a load balancer would: on memory, two Caches over one
+// store; otherwise two connections to the backend's servers.
+func twoInstances(t *testing.T, name string, missWait time.Duration) (a, b *hoard.Cache) {
+	t.Helper()
+	if name == storefixture.Memory {
+		mem, err := memory.New(memory.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := hoard.Config{KeyPrefix: storefixture.UniquePrefix(), MissWait: missWait, Logger: discardLogger()}
+		for _, c := range []**hoard.Cache{&a, &b} {
+			if *c, err = hoard.New(mem, cfg); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { (*c).Close() })
+		}
+		return a, b
+	}
+	bk := storefixture.Shared(t, name)
+	cfg := bk.Config(t)
+	cfg.Cache.MissWait = missWait
+	cfg.Cache.Logger = discardLogger()
+	return bk.Open(t, cfg), bk.Open(t, cfg)
+}
+
+// serveAsync serves a GET of path through mux in a goroutine.
+func serveAsync(t *testing.T, mux http.Handler, path string) <-chan testResponse {
+	done := make(chan testResponse, 1)
+	go func() { done <- serveLocal(t, mux, http.MethodGet, path) }()
+	return done
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %s", what)
+		}
+	}
+}
+
+// answer waits for a response, failing the test after 10 s: longer than
+// any wait the test expects, far shorter than the MissWait of 1 min that
+// a wait which should have ended would last.
+func answer(t *testing.T, what string, done <-chan testResponse) testResponse {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no answer after 10 s", what)
+		return testResponse{}
+	}
+}
+
+// TestMissWaitsForOtherInstance: while one instance runs the handler for a
+// missing entry, another instance's miss of it waits for that run's entry
+// and answers from it: the handler runs once across the two, on every
+// store.
+func TestMissWaitsForOtherInstance(t *testing.T) {
+	for _, name := range storefixture.Names {
+		t.Run(name, func(t *testing.T) {
+			ca, cb := twoInstances(t, name, time.Minute)
+			a := newStaleApp(t, ca, 0, 0)
+			other := a.mount(t, cb)
+			gate := make(chan struct{})
+			a.set("", gate)
+			first := serveAsync(t, a.mux, "/s/1")
+			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
+			second := serveAsync(t, other, "/s/1")
+			waitFor(t, "the second instance does not wait for the first one's run", func() bool { return cb.Stats().MissWaits == 1 })
+			close(gate)
+			if r := answer(t, "first instance", first); r.Body != "v0" || r.CacheStatus() != csStored {
+				t.Errorf("first instance: %v; want the stored v0", r)
+			}
+			if r := answer(t, "second instance", second); r.Body != "v0" || r.CacheStatus() != "hoard; fwd=miss; collapsed" || r.Header.Get("Etag") == "" {
+				t.Errorf("second instance: %v; want v0 from the first one's entry, collapsed, with its ETag", r)
+			}
+			if n := a.runs.Load(); n != 1 {
+				t.Errorf("the handler ran %d times for one miss on two instances; want once", n)
+			}
+			if s := cb.Stats(); s.MissWaitsServed != 1 {
+				t.Errorf("second instance's Stats: %+v; want one wait served", s)
+			}
+		})
+	}
+}
+
+// TestMissWaitEndsWhenNothingIsStored: when the leaseholder's answer is
+// not stored (a 404 here), it gives the lease up and the waiting instance
+// runs the handler at once, not after MissWait.
+func TestMissWaitEndsWhenNothingIsStored(t *testing.T) {
+	for _, name := range storefixture.Names {
+		t.Run(name, func(t *testing.T) {
+			ca, cb := twoInstances(t, name, time.Minute)
+			a := newStaleApp(t, ca, 0, 0)
+			other := a.mount(t, cb)
+			gate := make(chan struct{})
+			a.set("404", gate)
+			first := serveAsync(t, a.mux, "/s/1")
+			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
+			second := serveAsync(t, other, "/s/1")
+			waitFor(t, "the second instance does not wait for the first one's run", func() bool { return cb.Stats().MissWaits == 1 })
+			a.set("404", nil)
+			close(gate)
+			if r := answer(t, "first instance", first); r.Status != http.StatusNotFound {
+				t.Errorf("first instance: %v; want its 404", r)
+			}
+			if r := answer(t, "second instance (the lease was not given up)", second); r.Status != http.StatusNotFound || r.CacheStatus() != csMiss {
+				t.Errorf("second instance: %v; want a 404 of its own run", r)
+			}
+			if n := a.runs.Load(); n != 2 {
+				t.Errorf("the handler ran %d times; want twice (nothing stored to share)", n)
+			}
+		})
+	}
+}
+
+// TestMissWaitBounded: a leaseholder that never answers (a stuck handler,
+// a dead process) holds the other instances for MissWait at most; then
+// they run the handler themselves (liveness before strictness).
+func TestMissWaitBounded(t *testing.T) {
+	for _, name := range []string{storefixture.Memory, storefixture.Redis} {
+		t.Run(name, func(t *testing.T) {
+			ca, cb := twoInstances(t, name, 200*time.Millisecond)
+			a := newStaleApp(t, ca, 0, 0)
+			other := a.mount(t, cb)
+			stuck := make(chan struct{})
+			defer close(stuck)
+			a.set("", stuck)
+			serveAsync(t, a.mux, "/s/1")
+			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
+			a.set("", nil)
+			if r := answer(t, "second instance", serveAsync(t, other, "/s/1")); r.Body != "v0" || r.CacheStatus() != csStored {
+				t.Errorf("second instance, the first one stuck: %v; want v0 from its own run, stored", r)
+			}
+			if s := cb.Stats(); s.MissWaits != 1 || s.MissWaitsServed != 0 {
+				t.Errorf("second instance's Stats: %+v; want one wait, not served", s)
+			}
+		})
+	}
+}
+
+// TestMissWaitNotAcrossWrite: a read after a write never waits for a run
+// that started before the write (the lease is named after the
+// generations, which the write changed), and is answered with the
+// written data; the older run's answer is never served after the write.
+func TestMissWaitNotAcrossWrite(t *testing.T) {
+	for _, name := range storefixture.Names {
+		t.Run(name, func(t *testing.T) {
+			ca, cb := twoInstances(t, name, time.Minute)
+			a := newStaleApp(t, ca, 0, 0)
+			other := a.mount(t, cb)
+			gate := make(chan struct{})
+			a.set("", gate)
+			first := serveAsync(t, a.mux, "/s/1")
+			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
+			a.set("", nil)
+			if r := serveLocal(t, other, http.MethodPatch, "/s/1"); r.Status != http.StatusOK {
+				t.Fatalf("PATCH: %v", r)
+			}
+			if r := answer(t, "GET after the write (it waited for the older run)", serveAsync(t, other, "/s/1")); r.Body != "v1" {
+				t.Errorf("GET after the write: %v; want v1", r)
+			}
+			if n := cb.Stats().MissWaits; n != 0 {
+				t.Errorf("a read after the write waited %d times for the run from before it", n)
+			}
+			close(gate)
+			if r := answer(t, "first instance", first); r.Body != "v0" {
+				t.Errorf("first instance (read before the write): %v; want v0", r)
+			}
+			for _, mux := range []http.Handler{a.mux, other} {
+				if r := serveLocal(t, mux, http.MethodGet, "/s/1"); r.Body != "v1" {
+					t.Errorf("GET once both runs ended: %v; want v1", r)
+				}
+			}
+		})
+	}
+}
+
+// TestMissWaitOff: with MissWait negative (CACHE_MISS_WAIT=0) there is no
+// lease: each instance runs the handler for its own miss, and nothing is
+// left in the store but the entry and its generations.
+func TestMissWaitOff(t *testing.T) {
+	ca, cb := twoInstances(t, storefixture.Redis, -1)
+	a := newStaleApp(t, ca, 0, 0)
+	other := a.mount(t, cb)
+	gate := make(chan struct{})
+	defer close(gate)
+	a.set("", gate)
+	serveAsync(t, a.mux, "/s/1")
+	waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
+	a.set("", nil)
+	if r := answer(t, "second instance", serveAsync(t, other, "/s/1")); r.Body != "v0" || !strings.Contains(r.CacheStatus(), "fwd=miss") {
+		t.Errorf("second instance without a lease: %v; want its own run", r)
+	}
+	if s := cb.Stats(); s.MissWaits != 0 {
+		t.Errorf("Stats with MissWait off: %+v; want no wait", s)
+	}
+}
+
+// TestMissLeaseWonAfterRelease: an instance whose miss takes the lease
+// just after another instance released it (that one's run over, its entry
+// stored after this one read) answers from that entry rather than run the
+// handler again.
+func TestMissLeaseWonAfterRelease(t *testing.T) {
+	mem, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := hoard.Config{KeyPrefix: storefixture.UniquePrefix(), MissWait: time.Minute, Logger: discardLogger()}
+	// Two instances over one store, each through its own fault store.
+	fa, fb := faultstore.New(mem), faultstore.New(mem)
+	var instances []*hoard.Cache
+	for _, s := range []hoard.Store{fa, fb} {
+		c, err := hoard.New(s, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		instances = append(instances, c)
+	}
+	a := newStaleApp(t, instances[0], 0, 0)
+	other := a.mount(t, instances[1])
+	atLease, gate := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fb.Inject(faultstore.Fault{Methods: []faultstore.Method{faultstore.Add}, Keys: func(k string) bool { return strings.Contains(k, "#m:") },
+		Observe: func(faultstore.Method, []string) { once.Do(func() { close(atLease) }) }, Gate: gate})
+	second := serveAsync(t, other, "/s/1") // misses, then waits at its lease
+	select {
+	case <-atLease:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second instance never asked for the lease")
+	}
+	if r := serveLocal(t, a.mux, http.MethodGet, "/s/1"); r.Body != "v0" || r.CacheStatus() != csStored {
+		t.Fatalf("first instance: %v; want the stored v0", r)
+	}
+	close(gate)
+	if r := answer(t, "second instance", second); r.Body != "v0" || r.CacheStatus() != "hoard; fwd=miss; collapsed" {
+		t.Errorf("second instance, lease won after the first one's release: %v; want the first one's entry, collapsed", r)
+	}
+	if n := a.runs.Load(); n != 1 {
+		t.Errorf("the handler ran %d times; want once", n)
+	}
+}
