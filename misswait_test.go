@@ -70,6 +70,31 @@ func answer(t *testing.T, what string, done <-chan testResponse) testResponse {
 	}
 }
 
+// missRace is two instances of a staleApp over one store, the first one's
+// GET of /s/1 running its handler, held at gate.
+type missRace struct {
+	*staleApp
+	other http.Handler  // the second instance
+	cb    *hoard.Cache  // its Cache
+	gate  chan struct{} // closing it lets the first run answer
+	first <-chan testResponse
+}
+
+// startMissRace starts the first instance's run (answering fail, as
+// staleApp.set) and waits until its handler is running; later runs are
+// not held.
+func startMissRace(t *testing.T, name string, missWait time.Duration, fail string) *missRace {
+	t.Helper()
+	ca, cb := twoInstances(t, name, missWait)
+	a := newStaleApp(t, ca, 0, 0)
+	m := &missRace{staleApp: a, other: a.mount(t, cb), cb: cb, gate: make(chan struct{})}
+	a.set(fail, m.gate)
+	m.first = serveAsync(t, a.mux, "/s/1")
+	waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
+	a.set(fail, nil)
+	return m
+}
+
 // TestMissWaitsForOtherInstance: while one instance runs the handler for a
 // missing entry, another instance's miss of it waits for that run's entry
 // and answers from it: the handler runs once across the two, on every
@@ -77,26 +102,20 @@ func answer(t *testing.T, what string, done <-chan testResponse) testResponse {
 func TestMissWaitsForOtherInstance(t *testing.T) {
 	for _, name := range storefixture.Names {
 		t.Run(name, func(t *testing.T) {
-			ca, cb := twoInstances(t, name, time.Minute)
-			a := newStaleApp(t, ca, 0, 0)
-			other := a.mount(t, cb)
-			gate := make(chan struct{})
-			a.set("", gate)
-			first := serveAsync(t, a.mux, "/s/1")
-			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
-			second := serveAsync(t, other, "/s/1")
-			waitFor(t, "the second instance does not wait for the first one's run", func() bool { return cb.Stats().MissWaits == 1 })
-			close(gate)
-			if r := answer(t, "first instance", first); r.Body != "v0" || r.CacheStatus() != csStored {
+			m := startMissRace(t, name, time.Minute, "")
+			second := serveAsync(t, m.other, "/s/1")
+			waitFor(t, "the second instance does not wait for the first one's run", func() bool { return m.cb.Stats().MissWaits == 1 })
+			close(m.gate)
+			if r := answer(t, "first instance", m.first); r.Body != "v0" || r.CacheStatus() != csStored {
 				t.Errorf("first instance: %v; want the stored v0", r)
 			}
 			if r := answer(t, "second instance", second); r.Body != "v0" || r.CacheStatus() != "hoard; fwd=miss; collapsed" || r.Header.Get("Etag") == "" {
 				t.Errorf("second instance: %v; want v0 from the first one's entry, collapsed, with its ETag", r)
 			}
-			if n := a.runs.Load(); n != 1 {
+			if n := m.runs.Load(); n != 1 {
 				t.Errorf("the handler ran %d times for one miss on two instances; want once", n)
 			}
-			if s := cb.Stats(); s.MissWaitsServed != 1 {
+			if s := m.cb.Stats(); s.MissWaitsServed != 1 {
 				t.Errorf("second instance's Stats: %+v; want one wait served", s)
 			}
 		})
@@ -109,24 +128,17 @@ func TestMissWaitsForOtherInstance(t *testing.T) {
 func TestMissWaitEndsWhenNothingIsStored(t *testing.T) {
 	for _, name := range storefixture.Names {
 		t.Run(name, func(t *testing.T) {
-			ca, cb := twoInstances(t, name, time.Minute)
-			a := newStaleApp(t, ca, 0, 0)
-			other := a.mount(t, cb)
-			gate := make(chan struct{})
-			a.set("404", gate)
-			first := serveAsync(t, a.mux, "/s/1")
-			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
-			second := serveAsync(t, other, "/s/1")
-			waitFor(t, "the second instance does not wait for the first one's run", func() bool { return cb.Stats().MissWaits == 1 })
-			a.set("404", nil)
-			close(gate)
-			if r := answer(t, "first instance", first); r.Status != http.StatusNotFound {
+			m := startMissRace(t, name, time.Minute, "404")
+			second := serveAsync(t, m.other, "/s/1")
+			waitFor(t, "the second instance does not wait for the first one's run", func() bool { return m.cb.Stats().MissWaits == 1 })
+			close(m.gate)
+			if r := answer(t, "first instance", m.first); r.Status != http.StatusNotFound {
 				t.Errorf("first instance: %v; want its 404", r)
 			}
 			if r := answer(t, "second instance (the lease was not given up)", second); r.Status != http.StatusNotFound || r.CacheStatus() != csMiss {
 				t.Errorf("second instance: %v; want a 404 of its own run", r)
 			}
-			if n := a.runs.Load(); n != 2 {
+			if n := m.runs.Load(); n != 2 {
 				t.Errorf("the handler ran %d times; want twice (nothing stored to share)", n)
 			}
 		})
@@ -139,19 +151,12 @@ func TestMissWaitEndsWhenNothingIsStored(t *testing.T) {
 func TestMissWaitBounded(t *testing.T) {
 	for _, name := range []string{storefixture.Memory, storefixture.Redis} {
 		t.Run(name, func(t *testing.T) {
-			ca, cb := twoInstances(t, name, 200*time.Millisecond)
-			a := newStaleApp(t, ca, 0, 0)
-			other := a.mount(t, cb)
-			stuck := make(chan struct{})
-			defer close(stuck)
-			a.set("", stuck)
-			serveAsync(t, a.mux, "/s/1")
-			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
-			a.set("", nil)
-			if r := answer(t, "second instance", serveAsync(t, other, "/s/1")); r.Body != "v0" || r.CacheStatus() != csStored {
+			m := startMissRace(t, name, 200*time.Millisecond, "")
+			defer close(m.gate)
+			if r := answer(t, "second instance", serveAsync(t, m.other, "/s/1")); r.Body != "v0" || r.CacheStatus() != csStored {
 				t.Errorf("second instance, the first one stuck: %v; want v0 from its own run, stored", r)
 			}
-			if s := cb.Stats(); s.MissWaits != 1 || s.MissWaitsServed != 0 {
+			if s := m.cb.Stats(); s.MissWaits != 1 || s.MissWaitsServed != 0 {
 				t.Errorf("second instance's Stats: %+v; want one wait, not served", s)
 			}
 		})
@@ -165,28 +170,21 @@ func TestMissWaitBounded(t *testing.T) {
 func TestMissWaitNotAcrossWrite(t *testing.T) {
 	for _, name := range storefixture.Names {
 		t.Run(name, func(t *testing.T) {
-			ca, cb := twoInstances(t, name, time.Minute)
-			a := newStaleApp(t, ca, 0, 0)
-			other := a.mount(t, cb)
-			gate := make(chan struct{})
-			a.set("", gate)
-			first := serveAsync(t, a.mux, "/s/1")
-			waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
-			a.set("", nil)
-			if r := serveLocal(t, other, http.MethodPatch, "/s/1"); r.Status != http.StatusOK {
+			m := startMissRace(t, name, time.Minute, "")
+			if r := serveLocal(t, m.other, http.MethodPatch, "/s/1"); r.Status != http.StatusOK {
 				t.Fatalf("PATCH: %v", r)
 			}
-			if r := answer(t, "GET after the write (it waited for the older run)", serveAsync(t, other, "/s/1")); r.Body != "v1" {
+			if r := answer(t, "GET after the write (it waited for the older run)", serveAsync(t, m.other, "/s/1")); r.Body != "v1" {
 				t.Errorf("GET after the write: %v; want v1", r)
 			}
-			if n := cb.Stats().MissWaits; n != 0 {
+			if n := m.cb.Stats().MissWaits; n != 0 {
 				t.Errorf("a read after the write waited %d times for the run from before it", n)
 			}
-			close(gate)
-			if r := answer(t, "first instance", first); r.Body != "v0" {
+			close(m.gate)
+			if r := answer(t, "first instance", m.first); r.Body != "v0" {
 				t.Errorf("first instance (read before the write): %v; want v0", r)
 			}
-			for _, mux := range []http.Handler{a.mux, other} {
+			for _, mux := range []http.Handler{m.mux, m.other} {
 				if r := serveLocal(t, mux, http.MethodGet, "/s/1"); r.Body != "v1" {
 					t.Errorf("GET once both runs ended: %v; want v1", r)
 				}
@@ -199,19 +197,12 @@ func TestMissWaitNotAcrossWrite(t *testing.T) {
 // lease: each instance runs the handler for its own miss, and nothing is
 // left in the store but the entry and its generations.
 func TestMissWaitOff(t *testing.T) {
-	ca, cb := twoInstances(t, storefixture.Redis, -1)
-	a := newStaleApp(t, ca, 0, 0)
-	other := a.mount(t, cb)
-	gate := make(chan struct{})
-	defer close(gate)
-	a.set("", gate)
-	serveAsync(t, a.mux, "/s/1")
-	waitFor(t, "the first instance's handler has not started", func() bool { return a.runs.Load() == 1 })
-	a.set("", nil)
-	if r := answer(t, "second instance", serveAsync(t, other, "/s/1")); r.Body != "v0" || !strings.Contains(r.CacheStatus(), "fwd=miss") {
+	m := startMissRace(t, storefixture.Redis, -1, "")
+	defer close(m.gate)
+	if r := answer(t, "second instance", serveAsync(t, m.other, "/s/1")); r.Body != "v0" || !strings.Contains(r.CacheStatus(), "fwd=miss") {
 		t.Errorf("second instance without a lease: %v; want its own run", r)
 	}
-	if s := cb.Stats(); s.MissWaits != 0 {
+	if s := m.cb.Stats(); s.MissWaits != 0 {
 		t.Errorf("Stats with MissWait off: %+v; want no wait", s)
 	}
 }
