@@ -56,6 +56,7 @@ type Cache struct {
 	// running for (stale.go).
 	revalidating sync.Map
 	stats        counters
+	metrics      *metrics
 
 	// The background replay of pending invalidations runs under bgCtx,
 	// cancelled by Close, which waits for it (bg).
@@ -105,6 +106,7 @@ func New(store Store, cfg Config) (*Cache, error) {
 		breaker:  newBreaker(breakerThreshold, breakerCooldown),
 		log:      rateLimitedLog{logger: logger.With(slog.String("component", "hoard")), interval: time.Second},
 	}
+	c.metrics = newMetrics(cfg.MeterProvider, c)
 	c.longestTTL.Store(int64(cfg.DefaultTTL))
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.keys = keyspace{ns: cfg.KeyPrefix, epochs: []string{cfg.KeyPrefix + epochName}}
@@ -124,13 +126,13 @@ func New(store Store, cfg Config) (*Cache, error) {
 	if isSelfTimed(store) {
 		timeout = 0
 	}
-	c.calls = storePath{store: store, timeout: timeout, admit: c.breaker.allow, record: c.breaker.record}
+	c.calls = storePath{store: store, timeout: timeout, admit: c.breaker.allow, record: c.breaker.record, metrics: c.metrics}
 	// The background replay's failures reach the breaker at most once per
 	// replayInterval (replayRecord), so it runs only while the breaker is
 	// closed: it never takes the half-open probe, whose failure must reopen
 	// the breaker. A request's probe, or replayLoop's, closes it when the
 	// store is back.
-	c.replayCalls = storePath{store: store, timeout: timeout, admit: c.breaker.closed, record: c.replayRecord}
+	c.replayCalls = storePath{store: store, timeout: timeout, admit: c.breaker.closed, record: c.replayRecord, metrics: c.metrics}
 	callTimeout := cfg.Timeout
 	if st, ok := store.(SelfTimed); ok {
 		callTimeout = max(callTimeout, st.CallTimeout())
@@ -162,6 +164,7 @@ func (c *Cache) Close() error {
 		c.bgMu.Unlock()
 		c.bgCancel()
 		c.bg.Wait()
+		c.metrics.close()
 		if c.store != nil {
 			c.closeErr = c.store.Close()
 		}
@@ -205,6 +208,9 @@ func (c *Cache) read(ctx context.Context, keys []string) ([][]byte, error) {
 // provider Set must not leave the old value readable.
 func (c *Cache) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
 	err := c.calls.set(ctx, key, val, ttl)
+	if err == nil {
+		c.metrics.entrySize.Record(ctx, int64(len(val)))
+	}
 	if errors.Is(err, ErrRefused) {
 		c.stats.valuesRefused.Add(1)
 		c.calls.delete(ctx, key)

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/hoardcache/hoard/internal/addr"
 )
 
@@ -97,6 +99,12 @@ type Config struct {
 	// Logger receives hoard's (rate-limited) error logs. nil means
 	// slog.Default(). It has no environment variable.
 	Logger *slog.Logger
+	// MeterProvider receives hoard's metrics (metrics.go lists them: route
+	// requests by result, store call durations, invalidations, the
+	// breaker). nil means the global provider (otel.GetMeterProvider), as
+	// OpenTelemetry instrumentation libraries do; without an SDK installed
+	// that records nothing. It has no environment variable.
+	MeterProvider metric.MeterProvider
 }
 
 // ClientCacheConfig configures the ClientCache middleware.

@@ -40,14 +40,16 @@ func GetJSON[T any](ctx context.Context, c *Cache, key string) (v T, found bool,
 // and the store's error is only logged. A load error is returned and nothing
 // is stored. A value loaded before a concurrent Invalidate of key is not
 // served after it.
-func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load func(ctx context.Context) ([]byte, error)) ([]byte, error) {
+func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load func(ctx context.Context) ([]byte, error)) (value []byte, err error) {
+	hit := false
+	defer func() { c.metrics.providerRead(ctx, "fetch", hit, err) }()
 	if c.disabled {
 		return load(ctx)
 	}
 	if err := c.checkKey(key); err != nil {
 		return nil, err
 	}
-	ttl, err := c.ttl(ttl)
+	ttl, err = c.ttl(ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +64,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, ttl time.Duration, load f
 		return load(ctx)
 	}
 	if v, ok := decodeCurrentRaw(vals); ok {
+		hit = true
 		return append(make([]byte, 0, len(v)), v...), nil
 	}
 	gens := vals[1:]

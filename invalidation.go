@@ -16,6 +16,8 @@ func (c *Cache) invalidate(ctx context.Context, keys []string) error {
 		return nil
 	}
 	notDeleted, err := deleteKeys(ctx, &c.calls, keys)
+	c.metrics.invalidated(ctx, invWritten, len(keys)-len(notDeleted))
+	c.metrics.invalidated(ctx, invFailed, len(notDeleted))
 	if err != nil {
 		attrs := []any{slog.Int("keys", len(notDeleted))}
 		if c.addPending(notDeleted) {

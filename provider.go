@@ -17,6 +17,7 @@ import (
 // expired, cleared or invalidated key; err reports a store failure. The
 // returned slice is the caller's to keep.
 func (c *Cache) Get(ctx context.Context, key string) (value []byte, found bool, err error) {
+	defer func() { c.metrics.providerRead(ctx, "get", found, err) }()
 	if c.disabled {
 		return nil, false, nil
 	}
@@ -49,14 +50,15 @@ func decodeCurrentRaw(vals [][]byte) ([]byte, bool) {
 
 // Set stores value under key for ttl (0 means DefaultTTL; negative is
 // ErrInvalidTTL). The value and its TTL are written in one atomic call.
-func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) (err error) {
+	defer func() { c.metrics.providerDone(ctx, "set", err) }()
 	if c.disabled {
 		return nil
 	}
 	if err := c.checkKey(key); err != nil {
 		return err
 	}
-	ttl, err := c.ttl(ttl)
+	ttl, err = c.ttl(ttl)
 	if err != nil {
 		return err
 	}
@@ -85,7 +87,8 @@ func (c *Cache) ttl(ttl time.Duration) (time.Duration, error) {
 }
 
 // Delete removes the given keys. Absent keys are not an error.
-func (c *Cache) Delete(ctx context.Context, keys ...string) error {
+func (c *Cache) Delete(ctx context.Context, keys ...string) (err error) {
+	defer func() { c.metrics.providerDone(ctx, "delete", err) }()
 	if c.disabled || len(keys) == 0 {
 		return nil
 	}
@@ -106,7 +109,8 @@ func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 // is meant for maintenance; routes invalidate by generation instead. On a
 // store that is not a PatternDeleter (Memcached) it returns
 // ErrPatternNotSupported.
-func (c *Cache) DeletePattern(ctx context.Context, pattern string) (int, error) {
+func (c *Cache) DeletePattern(ctx context.Context, pattern string) (n int, err error) {
+	defer func() { c.metrics.providerDone(ctx, "delete_pattern", err) }()
 	if c.disabled {
 		return 0, nil
 	}
@@ -120,7 +124,8 @@ func (c *Cache) DeletePattern(ctx context.Context, pattern string) (int, error) 
 }
 
 // Exists reports whether key holds a current value.
-func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
+func (c *Cache) Exists(ctx context.Context, key string) (found bool, err error) {
+	defer func() { c.metrics.providerRead(ctx, "exists", found, err) }()
 	if c.disabled {
 		return false, nil
 	}
@@ -142,7 +147,8 @@ func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
 // uncached). It never flushes the server, so other applications' keys are untouched. On
 // a store that can walk keys (a PatternDeleter), and when the cache has a KeyPrefix, the stale
 // values are also deleted to free memory; elsewhere they expire by TTL.
-func (c *Cache) Clear(ctx context.Context) error {
+func (c *Cache) Clear(ctx context.Context) (err error) {
+	defer func() { c.metrics.providerDone(ctx, "clear", err) }()
 	if c.disabled {
 		return nil
 	}
@@ -173,7 +179,8 @@ func (c *Cache) Ping(ctx context.Context) error {
 // a name passed here is used as is. If the store is down the invalidation is
 // kept and replayed before the cache serves hits again, and the error is
 // returned.
-func (c *Cache) Invalidate(ctx context.Context, names ...string) error {
+func (c *Cache) Invalidate(ctx context.Context, names ...string) (err error) {
+	defer func() { c.metrics.providerDone(ctx, "invalidate", err) }()
 	if c.disabled || len(names) == 0 {
 		return nil
 	}

@@ -105,6 +105,7 @@ func (c *Cache) replay(ctx context.Context, keys []string, seq uint64) (failed i
 // forgetPending forgets replayed keys (pendingSet.forget) and empties the
 // pending file once nothing is pending.
 func (c *Cache) forgetPending(keys []string, seq uint64) {
+	c.metrics.invalidated(context.Background(), invReplayed, len(keys))
 	c.pending.forget(keys, seq)
 	if err := c.pendingFile.compact(c.pending); err != nil {
 		c.log.error("hoard: emptying CACHE_PENDING_FILE failed; its keys will be replayed again at the next start", err)

@@ -188,7 +188,7 @@ func (c *Cache) Handle(mux *http.ServeMux, pattern string, rt Route, h http.Hand
 	if unkeyed != "" && reads(methods) {
 		return routeErr("%s", unkeyed)
 	}
-	r.pattern.Store(&patternInfo{pattern: pattern, wildcards: wildcards, unkeyed: unkeyed})
+	r.pattern.Store(r.newPatternInfo(pattern, wildcards, unkeyed))
 	c.registerPatterns(r.patterns)
 	if c.disabled {
 		mux.Handle(pattern, h)

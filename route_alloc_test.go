@@ -1,9 +1,13 @@
 package hoard_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/hoardcache/hoard"
 )
@@ -14,9 +18,12 @@ import (
 // here). What remains is the key string, the store's keys and values
 // slices and the replayed header values (4 allocations more than the static
 // handler at the time of writing; 6 before the hit's header values were
-// cached as strings).
+// cached as strings). The Cache's metrics go to an OpenTelemetry SDK
+// provider that a reader collects: counting a hit and timing its store
+// call allocate nothing.
 func TestHitAllocations(t *testing.T) {
-	c := newMemoryCache(t, hoard.Config{}, nil)
+	reader := sdkmetric.NewManualReader()
+	c := newMemoryCache(t, hoard.Config{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}, nil)
 	mux := http.NewServeMux()
 	if err := c.HandleFunc(mux, benchPattern, widgetGetRoute, benchHandler); err != nil {
 		t.Fatal(err)
@@ -37,6 +44,9 @@ func TestHitAllocations(t *testing.T) {
 		t.Fatalf("Cache-Status %q; want a hit", cs)
 	}
 	hit := testing.AllocsPerRun(200, func() { serve(mux) })
+	if n := routeRequests(t, reader)[benchPattern+" hit"]; n < 200 {
+		t.Fatalf("hoard.route.requests{result=hit} = %d after 200 hits; the metrics are not recorded", n)
+	}
 	base := testing.AllocsPerRun(200, func() { serve(static) })
 	const maxExtra = 4
 	t.Logf("allocations per request: static handler %.0f, memory hit %.0f", base, hit)
@@ -44,4 +54,28 @@ func TestHitAllocations(t *testing.T) {
 		t.Errorf("a memory hit allocates %.0f times more than the static handler (%.0f vs %.0f); at most %d expected: look for a new allocation on the hit path (go test -bench RouteHit/memory/recorder -memprofile)",
 			hit-base, hit, base, maxExtra)
 	}
+}
+
+// routeRequests collects reader and returns hoard.route.requests by
+// "route result".
+func routeRequests(t *testing.T, reader sdkmetric.Reader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "hoard.route.requests" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				route, _ := dp.Attributes.Value("route")
+				result, _ := dp.Attributes.Value("result")
+				out[route.AsString()+" "+result.AsString()] += dp.Value
+			}
+		}
+	}
+	return out
 }

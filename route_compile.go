@@ -66,6 +66,10 @@ type route struct {
 	// wildcards known at construction (Handle) or learned per ServeMux
 	// pattern at request time (Middleware).
 	pattern atomic.Pointer[patternInfo]
+	// noPattern stands for the pattern of a request that a router other
+	// than ServeMux (or none) routed to the middleware: its metrics name
+	// the route by its KeyPrefix.
+	noPattern *patternInfo
 }
 
 type patternInfo struct {
@@ -74,6 +78,14 @@ type patternInfo struct {
 	// unkeyed, when set, says why two paths matching the pattern could
 	// share a GET key (see route.unkeyedPath); such a GET bypasses.
 	unkeyed string
+	// results are the attribute sets of hoard.route.requests for the
+	// route under this pattern (metrics.go).
+	results *routeResults
+}
+
+// newPatternInfo describes pattern (with its wildcards) for rt.
+func (rt *route) newPatternInfo(pattern string, wildcards []string, unkeyed string) *patternInfo {
+	return &patternInfo{pattern: pattern, wildcards: wildcards, unkeyed: unkeyed, results: rt.c.metrics.routeResults(pattern)}
 }
 
 func routeErr(format string, args ...any) error {
@@ -173,6 +185,7 @@ func (c *Cache) compile(rt Route) (*route, error) {
 		}
 		r.clientCC = scope + ", max-age=" + strconv.FormatInt(int64(rt.ClientMaxAge/time.Second), 10)
 	}
+	r.noPattern = &patternInfo{results: c.metrics.routeResults(rt.KeyPrefix)}
 	return r, nil
 }
 
@@ -333,13 +346,13 @@ func (rt *route) patternInfo(r *http.Request) *patternInfo {
 		return p
 	}
 	if r.Pattern == "" {
-		return &patternInfo{}
+		return rt.noPattern
 	}
 	_, wc, err := parseMuxPattern(r.Pattern)
 	if err != nil {
-		return &patternInfo{pattern: r.Pattern}
+		return rt.newPatternInfo(r.Pattern, nil, "")
 	}
-	p = &patternInfo{pattern: r.Pattern, wildcards: wc, unkeyed: rt.unkeyedPath(r.Pattern, wc)}
+	p = rt.newPatternInfo(r.Pattern, wc, rt.unkeyedPath(r.Pattern, wc))
 	rt.pattern.Store(p)
 	return p
 }

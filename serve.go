@@ -42,7 +42,9 @@ const (
 	statusCollapsed = "hoard; fwd=miss; collapsed"
 )
 
-func (h *routeHandler) bypass(w http.ResponseWriter, r *http.Request) {
+// bypass serves r uncached, counted as res (resultBypass or resultError).
+func (h *routeHandler) bypass(w http.ResponseWriter, r *http.Request, info *patternInfo, res result) {
+	h.count(r, info, res)
 	w.Header().Set("Cache-Status", statusBypass)
 	h.setClientCC(w.Header())
 	h.next.ServeHTTP(w, r)
@@ -66,18 +68,19 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
+	info := h.patternInfo(r)
 	if overridden(r.Header) {
-		h.bypass(w, r)
+		h.bypass(w, r, info, resultBypass)
 		return
 	}
 	var q request
 	if !h.initRequest(&q, r) {
-		h.bypass(w, r)
+		h.bypass(w, r, info, resultBypass)
 		return
 	}
 	if q.info.unkeyed != "" {
 		c.log.error("hoard: route served uncached", errors.New(q.info.unkeyed))
-		h.bypass(w, r)
+		h.bypass(w, r, info, resultBypass)
 		return
 	}
 	bp := keyBufPool.Get().(*[]byte)
@@ -88,7 +91,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	buf, resLen, ok := q.readKey((*bp)[:0])
 	if !ok {
 		*bp = buf
-		h.bypass(w, r)
+		h.bypass(w, r, info, resultBypass)
 		return
 	}
 	keyLen := len(buf)
@@ -98,7 +101,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		c.stats.keysTooLong.Add(1)
 		c.log.error("hoard: key longer than CACHE_MAX_KEY_BYTES; served uncached", ErrKeyTooLong, keyAttr(string(buf)))
 		*bp = buf
-		h.bypass(w, r)
+		h.bypass(w, r, info, resultBypass)
 		return
 	}
 	buf = c.keys.appendEntry(buf, buf[:resLen], buf[resLen:keyLen])
@@ -118,7 +121,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		for _, p := range *ps {
 			matches, ok = p.AppendMatches(matches, logical, maxPatternMatches)
 			if !ok || len(matches) > maxPatternMatches {
-				h.bypass(w, r)
+				h.bypass(w, r, info, resultBypass)
 				return
 			}
 		}
@@ -128,7 +131,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 				// so no entry may depend on it ('*' can match nothing, so a
 				// pattern name can be longer than the key).
 				c.stats.keysTooLong.Add(1)
-				h.bypass(w, r)
+				h.bypass(w, r, info, resultBypass)
 				return
 			}
 			storeKeys = append(storeKeys, c.keys.patternGen(m, shard))
@@ -142,7 +145,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, ErrUnavailable) {
 			c.log.error("hoard: cache read failed; serving uncached", err, keyAttr(logical))
 		}
-		h.bypass(w, r)
+		h.bypass(w, r, info, resultError)
 		return
 	}
 	gens := vals[1:]
@@ -152,9 +155,11 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 			now := time.Now()
 			switch over := e.overdue(now); {
 			case over < 0:
+				h.count(r, info, resultHit)
 				h.serveHit(w, r, &e, now)
 				return
 			case over < h.staleWhileRevalidate:
+				h.count(r, info, resultStale)
 				h.serveStale(w, r, &e, now, detailRevalidate)
 				h.revalidate(r, storeKeys[0], gens)
 				return
@@ -165,10 +170,15 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	created, ok := c.ensureGenerations(ctx, storeKeys[1:], gens, provisionalGenerationTTL)
 	if !ok {
-		h.bypass(w, r)
+		h.bypass(w, r, info, resultError)
 		return
 	}
-	h.serveMiss(w, r, storeKeys, gens, created, stale)
+	h.serveMiss(w, r, info, storeKeys, gens, created, stale)
+}
+
+// count counts r in hoard.route.requests as res.
+func (h *routeHandler) count(r *http.Request, info *patternInfo, res result) {
+	h.c.metrics.request(r.Context(), info.results, res)
 }
 
 // serveHit replays a stored response without running the handler.
@@ -255,12 +265,13 @@ func etagMatch(lines []string, etag string) bool {
 // flightResult is what a singleflight leader hands to the requests that
 // waited for it.
 type flightResult struct {
-	status    int
-	header    http.Header
-	body      []byte
-	cacheable bool
-	failed    bool   // 5xx or a panic: a stale entry may be served instead
-	peer      *entry // the entry another instance stored while this one waited
+	status      int
+	header      http.Header
+	body        []byte
+	cacheable   bool
+	failed      bool   // 5xx or a panic: a stale entry may be served instead
+	storeFailed bool   // the answer was not stored because the store failed
+	peer        *entry // the entry another instance stored while this one waited
 }
 
 // serveMiss runs the handler for a GET (or HEAD) whose entry storeKeys[0]
@@ -268,7 +279,7 @@ type flightResult struct {
 // gens are the current values of the generations storeKeys[1:], created
 // the ones this request made (see ensureGenerations). stale, when set, is
 // answered instead of a failed handler run (StaleIfError).
-func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKeys []string, gens [][]byte, created uint32, stale *entry) {
+func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *patternInfo, storeKeys []string, gens [][]byte, created uint32, stale *entry) {
 	c := h.c
 	key := storeKeys[0]
 	flight := string(appendFlightKey(make([]byte, 0, len(key)+8*len(gens)+len(gens)), key, gens))
@@ -325,6 +336,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 		if res.header, err = h.store(r.Context(), key, gens, w.Header(), before, res.status, res.body); err != nil {
 			c.log.error("hoard: storing a response failed; served uncached", err, keyAttr(key))
 			res.cacheable = false // followers run their own handler rather than trust an unstored answer's freshness window
+			res.storeFailed = !errors.Is(err, ErrRefused) // a refused value is uncacheable: too large for the store
 			return res, nil
 		}
 		return res, nil
@@ -333,6 +345,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 	c.settleGenerations(r.Context(), storeKeys[1:], created, res.cacheable)
 	if res.peer != nil {
 		// Another instance ran the handler (misswait.go).
+		h.count(r, info, resultMiss)
 		h.serveEntry(w, r, res.peer, time.Now(), statusCollapsed)
 		return
 	}
@@ -340,6 +353,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 		// StaleIfError: the entry no write has touched, instead of the
 		// failure (a follower does not run the handler again).
 		c.log.error("hoard: handler failed; serving the stale entry (StaleIfError)", errHandlerFailed(res.status, panicked), keyAttr(key))
+		h.count(r, info, resultStale)
 		hdr := w.Header()
 		clear(hdr)
 		for k, vs := range before {
@@ -347,6 +361,14 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, storeKe
 		}
 		h.serveStale(w, r, stale, time.Now(), detailIfError)
 		return
+	}
+	switch {
+	case res.storeFailed:
+		h.count(r, info, resultError)
+	case res.cacheable:
+		h.count(r, info, resultMiss)
+	default:
+		h.count(r, info, resultUncacheable)
 	}
 	if panicked != nil {
 		panic(panicked)

@@ -19,13 +19,16 @@ type storePath struct {
 	timeout time.Duration
 	admit   func() bool
 	record  func(error)
+	metrics *metrics // records each call's duration (hoard.store.duration)
 }
 
-// do runs call under the path's admission, deadline and recording.
-func (p *storePath) do(ctx context.Context, call func(ctx context.Context) error) error {
+// do runs call, a store call of operation op, under the path's
+// admission, deadline and recording.
+func (p *storePath) do(ctx context.Context, op storeOp, call func(ctx context.Context) error) error {
 	if !p.admit() {
 		return ErrUnavailable
 	}
+	start := time.Now()
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
@@ -33,11 +36,12 @@ func (p *storePath) do(ctx context.Context, call func(ctx context.Context) error
 	}
 	err := call(ctx)
 	p.record(err)
+	p.metrics.storeCall(ctx, op, start, err)
 	return err
 }
 
 func (p *storePath) get(ctx context.Context, key string) (v []byte, found bool, err error) {
-	err = p.do(ctx, func(ctx context.Context) (err error) {
+	err = p.do(ctx, opGet, func(ctx context.Context) (err error) {
 		v, found, err = p.store.Get(ctx, key)
 		return err
 	})
@@ -45,7 +49,7 @@ func (p *storePath) get(ctx context.Context, key string) (v []byte, found bool, 
 }
 
 func (p *storePath) getMulti(ctx context.Context, keys []string) (vals [][]byte, err error) {
-	err = p.do(ctx, func(ctx context.Context) (err error) {
+	err = p.do(ctx, opGetMulti, func(ctx context.Context) (err error) {
 		vals, err = p.store.GetMulti(ctx, keys)
 		return err
 	})
@@ -53,11 +57,11 @@ func (p *storePath) getMulti(ctx context.Context, keys []string) (vals [][]byte,
 }
 
 func (p *storePath) set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	return p.do(ctx, func(ctx context.Context) error { return p.store.Set(ctx, key, val, ttl) })
+	return p.do(ctx, opSet, func(ctx context.Context) error { return p.store.Set(ctx, key, val, ttl) })
 }
 
 func (p *storePath) add(ctx context.Context, key string, val []byte, ttl time.Duration) (added bool, err error) {
-	err = p.do(ctx, func(ctx context.Context) (err error) {
+	err = p.do(ctx, opAdd, func(ctx context.Context) (err error) {
 		added, err = p.store.Add(ctx, key, val, ttl)
 		return err
 	})
@@ -65,14 +69,14 @@ func (p *storePath) add(ctx context.Context, key string, val []byte, ttl time.Du
 }
 
 func (p *storePath) touch(ctx context.Context, key string, ttl time.Duration) error {
-	return p.do(ctx, func(ctx context.Context) error {
+	return p.do(ctx, opTouch, func(ctx context.Context) error {
 		_, err := p.store.Touch(ctx, key, ttl)
 		return err
 	})
 }
 
 func (p *storePath) delete(ctx context.Context, keys ...string) error {
-	return p.do(ctx, func(ctx context.Context) error { return p.store.Delete(ctx, keys...) })
+	return p.do(ctx, opDelete, func(ctx context.Context) error { return p.store.Delete(ctx, keys...) })
 }
 
 // deletePattern calls the store's DeletePattern; the caller checks first
@@ -82,7 +86,7 @@ func (p *storePath) deletePattern(ctx context.Context, pattern string) (n int, e
 	if !ok {
 		return 0, ErrPatternNotSupported
 	}
-	err = p.do(ctx, func(ctx context.Context) (err error) {
+	err = p.do(ctx, opDeletePattern, func(ctx context.Context) (err error) {
 		n, err = pd.DeletePattern(ctx, pattern)
 		return err
 	})
@@ -90,5 +94,5 @@ func (p *storePath) deletePattern(ctx context.Context, pattern string) (n int, e
 }
 
 func (p *storePath) ping(ctx context.Context) error {
-	return p.do(ctx, p.store.Ping)
+	return p.do(ctx, opPing, p.store.Ping)
 }
