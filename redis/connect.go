@@ -84,6 +84,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s.stop = stop
 	if s.near != nil {
 		go s.heartbeat(bg)
+		s.metrics = s.registerNearMetrics(o.MeterProvider)
 	}
 	if err == nil {
 		s.link.Store(l)
@@ -288,6 +289,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stop()
+	if s.metrics != nil {
+		s.metrics.Unregister()
+	}
 	if l != nil && l.c != nil {
 		l.c.Close()
 	}

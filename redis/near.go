@@ -170,7 +170,12 @@ func trackingRefusal(err error) string {
 type NearStats struct {
 	Copies  int   // values held
 	Bytes   int64 // what they count against Options.NearMaxBytes
+	Hits    int64 // reads answered from a copy since New
 	Evicted int64 // copies evicted since New to stay within NearMaxBytes
+	// Dropped counts the copies removed since New because their key
+	// changed (the server's invalidation), was written by this process, or
+	// their connection broke.
+	Dropped int64
 }
 
 // NearStats returns the near cache's figures: all zero when
@@ -180,7 +185,8 @@ func (s *Store) NearStats() NearStats {
 		return NearStats{}
 	}
 	copies, bytes := s.near.copies.size()
-	return NearStats{Copies: copies, Bytes: bytes, Evicted: s.near.copies.evicted.Load()}
+	cc := s.near.copies
+	return NearStats{Copies: copies, Bytes: bytes, Hits: cc.hits.Load(), Evicted: cc.evicted.Load(), Dropped: cc.dropped.Load()}
 }
 
 // nearOn reports whether the store's reads go through the near cache.

@@ -26,7 +26,9 @@ type nearCache struct {
 	mu      sync.RWMutex
 	copies  map[string]*nearCopy
 	bytes   int64 // sum of the copies' size
-	evicted atomic.Int64
+	hits    atomic.Int64 // reads answered from a copy
+	evicted atomic.Int64 // copies removed to stay within max
+	dropped atomic.Int64 // copies removed because the key changed, was written here, or their connection broke
 }
 
 // nearCopy is one key's reply as the server sent it.
@@ -68,6 +70,7 @@ func (c *nearCache) peek(key string, now int64) (rueidis.RedisMessage, bool) {
 	if !e.used.Load() {
 		e.used.Store(true)
 	}
+	c.hits.Add(1)
 	return e.msg, true
 }
 
@@ -76,7 +79,7 @@ func (c *nearCache) drop(keys []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, k := range keys {
-		c.remove(k)
+		c.drop1(k)
 	}
 }
 
@@ -133,11 +136,21 @@ func (c *nearCache) evictOne(keep string) {
 	c.evicted.Add(1)
 }
 
-// remove drops key's copy; c.mu is held.
-func (c *nearCache) remove(key string) {
-	if e := c.copies[key]; e != nil {
-		c.bytes -= e.size
-		delete(c.copies, key)
+// remove drops key's copy and reports whether there was one; c.mu is held.
+func (c *nearCache) remove(key string) bool {
+	e := c.copies[key]
+	if e == nil {
+		return false
+	}
+	c.bytes -= e.size
+	delete(c.copies, key)
+	return true
+}
+
+// drop1 drops key's copy, counting it as dropped; c.mu is held.
+func (c *nearCache) drop1(key string) {
+	if c.remove(key) {
+		c.dropped.Add(1)
 	}
 }
 
@@ -241,7 +254,7 @@ func (n *nearConn) Delete(keys []rueidis.RedisMessage) {
 	}
 	for i := range keys {
 		if k, err := keys[i].ToString(); err == nil {
-			c.remove(k)
+			c.drop1(k)
 		}
 	}
 }
@@ -265,7 +278,7 @@ func (n *nearConn) dropOwn() {
 	c := n.cache
 	for k, e := range c.copies {
 		if e.owner == n {
-			c.remove(k)
+			c.drop1(k)
 		}
 	}
 }

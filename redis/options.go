@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/addr"
 )
@@ -163,6 +165,12 @@ type Options struct {
 	// Logger receives the store's rare notices (such as a near cache turned
 	// off because the server refuses it). Nil means slog.Default().
 	Logger *slog.Logger
+
+	// MeterProvider receives the near cache's metrics when it is on:
+	// hoard.near.hits, hoard.near.drops (by reason: invalidated, evicted),
+	// hoard.near.copies and hoard.near.bytes. Nil means the global provider
+	// (otel.GetMeterProvider). stores.Open gives it the Cache's.
+	MeterProvider metric.MeterProvider
 }
 
 // WithDefaults returns o with its zero fields replaced by their defaults

@@ -43,6 +43,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/redis/rueidis"
 
 	"github.com/hoardcache/hoard"
@@ -61,8 +63,9 @@ type Store struct {
 	maxValue int
 	addrs    string // for error messages
 	tls      bool
-	near     *near        // nil unless Options.NearCache (near.go)
-	logger   *slog.Logger // Options.Logger or slog.Default()
+	near     *near               // nil unless Options.NearCache (near.go)
+	logger   *slog.Logger        // Options.Logger or slog.Default()
+	metrics  metric.Registration // the near cache's gauges and counters; nil without it
 
 	mu     sync.Mutex // orders Close against publishing a client connected in the background
 	closed atomic.Bool

@@ -68,7 +68,8 @@ type Config struct {
 	Memory memory.Options
 	// Redis configures the Redis store (CACHE_REDIS_*, and its near cache:
 	// CACHE_NEAR_*). A zero Redis.Timeout takes Cache.Timeout
-	// (CACHE_TIMEOUT), a nil Redis.Logger takes Cache.Logger. Redis.NearCache
+	// (CACHE_TIMEOUT), a nil Redis.Logger takes Cache.Logger, a nil
+	// Redis.MeterProvider takes Cache.MeterProvider. Redis.NearCache
 	// is an error with any other Backend.
 	Redis redis.Options
 	// Memcached configures the Memcached store (CACHE_MEMCACHED_*). A zero
@@ -181,6 +182,9 @@ func NewStore(ctx context.Context, cfg Config) (hoard.Store, error) {
 	case Redis:
 		if cfg.Redis.Logger == nil {
 			cfg.Redis.Logger = cfg.Cache.Logger // the store's notices go where the Cache's logs go
+		}
+		if cfg.Redis.MeterProvider == nil {
+			cfg.Redis.MeterProvider = cfg.Cache.MeterProvider // and its metrics where the Cache's go
 		}
 		s, err := redis.New(ctx, cfg.Redis)
 		if err != nil {
