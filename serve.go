@@ -335,7 +335,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 		var err error
 		if res.header, err = h.store(r.Context(), key, gens, w.Header(), before, res.status, res.body); err != nil {
 			c.log.error("hoard: storing a response failed; served uncached", err, keyAttr(key))
-			res.cacheable = false // followers run their own handler rather than trust an unstored answer's freshness window
+			res.cacheable = false                         // followers run their own handler rather than trust an unstored answer's freshness window
 			res.storeFailed = !errors.Is(err, ErrRefused) // a refused value is uncacheable: too large for the store
 			return res, nil
 		}

@@ -25,7 +25,7 @@ type nearCache struct {
 
 	mu      sync.RWMutex
 	copies  map[string]*nearCopy
-	bytes   int64 // sum of the copies' size
+	bytes   int64        // sum of the copies' size
 	hits    atomic.Int64 // reads answered from a copy
 	evicted atomic.Int64 // copies removed to stay within max
 	dropped atomic.Int64 // copies removed because the key changed, was written here, or their connection broke
