@@ -335,8 +335,11 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 		var err error
 		if res.header, err = h.store(r.Context(), key, gens, w.Header(), before, res.status, res.body); err != nil {
 			c.log.error("hoard: storing a response failed; served uncached", err, keyAttr(key))
-			res.cacheable = false                         // followers run their own handler rather than trust an unstored answer's freshness window
-			res.storeFailed = !errors.Is(err, ErrRefused) // a refused value is uncacheable: too large for the store
+			// Followers run their own handler rather than trust an unstored
+			// answer's freshness window. A value the store refused (too
+			// large) counts as uncacheable, not as a store failure.
+			res.cacheable = false
+			res.storeFailed = !errors.Is(err, ErrRefused)
 			return res, nil
 		}
 		return res, nil
