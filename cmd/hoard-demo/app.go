@@ -106,6 +106,9 @@ func newServer(cfg config, db *sql.DB, c *hoard.Cache, log *slog.Logger) (http.H
 	}
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /health/ready", s.ready)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	if cfg.DebugSlow {
 		mux.HandleFunc("GET /debug/slow", s.slow)
 	}

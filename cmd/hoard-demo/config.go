@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type config struct {
 	// Hoard configures the cache and its store (CACHE_*, CLIENT_CACHE_*,
 	// API_PREFIX, ...).
 	Hoard stores.Config
+	// Metrics serves GET /metrics (the Prometheus text format); nil: not
+	// served. Set by run, not by a variable.
+	Metrics http.Handler
 	// DebugSlow mounts GET /debug/slow?ms=N, a request that takes N ms, for
 	// the graceful shutdown test (HOARD_DEMO_DEBUG_SLOW=1). Off by default.
 	DebugSlow bool

@@ -57,6 +57,14 @@ func run(ctx context.Context, lookup func(string) (string, bool), stdout, stderr
 		return 2
 	}
 	cfg.Hoard.Cache.Logger = logger
+	metrics, err := newDemoMetrics()
+	if err != nil {
+		fmt.Fprintf(stderr, "hoard-demo: %v\n", err)
+		return 1
+	}
+	defer metrics.provider.Shutdown(context.Background())
+	cfg.Hoard.Cache.MeterProvider = metrics.provider
+	cfg.Metrics = metrics.handler
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

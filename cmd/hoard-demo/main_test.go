@@ -39,9 +39,15 @@ type testEnv struct {
 // newEnv serves the demo over db and c on an httptest server.
 func newEnv(t testing.TB, db *sql.DB, c *hoard.Cache) *testEnv {
 	t.Helper()
+	return newEnvConfig(t, db, c, config{Hoard: stores.Config{Cache: c.Config()}})
+}
+
+// newEnvConfig is newEnv with the demo's configuration cfg.
+func newEnvConfig(t testing.TB, db *sql.DB, c *hoard.Cache, cfg config) *testEnv {
+	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	h, err := newServer(config{Hoard: stores.Config{Cache: c.Config()}}, db, c, logger)
+	h, err := newServer(cfg, db, c, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
