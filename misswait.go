@@ -1,7 +1,9 @@
 package hoard
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"time"
 )
 
@@ -49,23 +51,26 @@ func (c *Cache) takeMissLease(ctx context.Context, key string, gens [][]byte) (l
 	return l, err != nil || won
 }
 
-// storedSince returns the entry key holds when another instance stored it
-// under gens since this one read it: a lease won just after the previous
-// holder released it (its run over, its entry stored) is no reason to run
-// the handler again. One read per lease won.
-func (c *Cache) storedSince(ctx context.Context, key string, l missLease, gens [][]byte) *entry {
+// storedSince returns the entry that another instance stored since this
+// one read storeKeys (the entry's key, then its generations'), when this
+// one has just won lease l: a lease won right after the previous holder
+// released it (its run over, its entry stored) is no reason to run the
+// handler again. One read per lease won.
+func (c *Cache) storedSince(ctx context.Context, storeKeys []string, l missLease) *entry {
 	if !l.won {
 		return nil
 	}
-	v, found, err := c.calls.get(ctx, key)
-	if err != nil || !found {
+	vals, err := c.readEntry(ctx, storeKeys)
+	if err != nil {
 		return nil
 	}
-	return freshEntry(v, gens)
+	return freshEntry(vals[0], vals[1:])
 }
 
-// freshEntry decodes a stored route entry, returning it if it was stored
-// under gens and is within its TTL, else nil.
+// freshEntry decodes a stored route entry, returning it if it is within
+// its TTL and was stored under gens, the generations read with it in the
+// same round trip (through readEntry, so never during the quiet period
+// after an outage, nor over a pending invalidation), else nil.
 func freshEntry(v []byte, gens [][]byte) *entry {
 	if v == nil {
 		return nil
@@ -87,16 +92,20 @@ func (c *Cache) releaseMissLease(ctx context.Context, l missLease) {
 }
 
 // awaitPeer polls the store for the entry that the holder of lease l is
-// producing under gens, for at most MissWait. It returns the entry when it
-// appears, or nil when the lease is gone without an entry, MissWait has
-// passed, ctx is done or the store fails.
-func (c *Cache) awaitPeer(ctx context.Context, key string, l missLease, gens [][]byte) *entry {
+// producing under gens, the generations of storeKeys[1:] that this
+// instance read, for at most MissWait. It returns the entry when it
+// appears, current with the generations read with it, or nil when the
+// lease is gone without an entry, the generations changed (a write: the
+// holder's answer will not be served), MissWait has passed, ctx is done or
+// the store fails.
+func (c *Cache) awaitPeer(ctx context.Context, storeKeys []string, l missLease, gens [][]byte) *entry {
 	deadline := time.NewTimer(c.cfg.MissWait)
 	defer deadline.Stop()
 	poll := time.NewTimer(firstPoll)
 	defer poll.Stop()
 	c.stats.missWaits.Add(1)
-	keys := []string{key, l.key}
+	keys := append(storeKeys[:len(storeKeys):len(storeKeys)], l.key)
+	n := len(storeKeys)
 	for wait := firstPoll; ; {
 		select {
 		case <-ctx.Done():
@@ -105,18 +114,23 @@ func (c *Cache) awaitPeer(ctx context.Context, key string, l missLease, gens [][
 			return nil
 		case <-poll.C:
 		}
-		vals, err := c.calls.getMulti(ctx, keys)
-		if err != nil {
+		vals, err := c.readEntry(ctx, keys)
+		if err != nil || !sameValues(vals[1:n], gens) {
 			return nil
 		}
 		if e := freshEntry(vals[0], gens); e != nil {
 			c.stats.missServed.Add(1)
 			return e
 		}
-		if vals[1] == nil {
-			return nil
+		if vals[n] == nil {
+			return nil // the lease is gone without an entry
 		}
 		wait = min(2*wait, maxPoll)
 		poll.Reset(wait)
 	}
+}
+
+// sameValues reports whether a and b hold the same values.
+func sameValues(a, b [][]byte) bool {
+	return slices.EqualFunc(a, b, bytes.Equal)
 }

@@ -1,9 +1,13 @@
 package hoard_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,5 +253,61 @@ func TestMissLeaseWonAfterRelease(t *testing.T) {
 	}
 	if n := a.runs.Load(); n != 1 {
 		t.Errorf("the handler ran %d times; want once", n)
+	}
+}
+
+// TestMissLeaseQuietPeriod (regression): a miss that takes the lease reads
+// the entry through the same rules as any read: during its quiet period
+// after an outage, an instance does not answer from an entry that another
+// instance's pending invalidation covers (here C's write, whose
+// invalidation the store refused, made A's entry stale).
+func TestMissLeaseQuietPeriod(t *testing.T) {
+	mem, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := hoard.Config{KeyPrefix: storefixture.UniquePrefix(), Timeout: 20 * time.Millisecond, Logger: discardLogger()}
+	fa, fb, fc := faultstore.New(mem), faultstore.New(mem), faultstore.New(mem)
+	var instances []*hoard.Cache
+	for _, s := range []hoard.Store{fa, fb, fc} {
+		c, err := hoard.New(s, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		instances = append(instances, c)
+	}
+	// GET and PATCH /v/{id}, a minute's TTL: the version PATCH makes.
+	var version atomic.Int64
+	rt := &hoard.Route{KeyPrefix: "v", TTL: time.Minute}
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			version.Add(1)
+			return
+		}
+		fmt.Fprintf(w, "v%d", version.Load())
+	}
+	var muxes []http.Handler
+	for _, inst := range instances {
+		mux, _ := localMux(t, inst, miniRoute{pattern: "GET /v/{id}", rt: rt, h: h}, miniRoute{pattern: "PATCH /v/{id}", rt: rt, h: h})
+		muxes = append(muxes, mux)
+	}
+	b, c := muxes[1], muxes[2]
+	if r := serveLocal(t, muxes[0], http.MethodGet, "/v/1"); r.Body != "v0" {
+		t.Fatalf("A's first GET: %v", r)
+	}
+	down := errors.New("test store: down")
+	fc.Inject(faultstore.Fault{Methods: []faultstore.Method{faultstore.Delete}, Err: down})
+	if r := serveLocal(t, c, http.MethodPatch, "/v/1"); r.Status != http.StatusOK || instances[2].Stats().PendingInvalidations == 0 {
+		t.Fatalf("C's PATCH: %v, pending %d; want its invalidation pending", r, instances[2].Stats().PendingInvalidations)
+	}
+	fb.Inject(faultstore.Fault{Err: down})
+	for range 10 {
+		instances[1].Get(context.Background(), "x") // opens B's breaker
+	}
+	fb.Inject()
+	time.Sleep(1100 * time.Millisecond) // B's breaker half-opens: its next call probes, closes it, and starts the quiet period
+	if r := serveLocal(t, b, http.MethodGet, "/v/1"); r.Body != "v1" {
+		t.Errorf("B's GET after the outage, C's invalidation pending: %v; want v1 (A's v0 is what C's write replaced)", r)
 	}
 }

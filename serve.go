@@ -306,9 +306,9 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 	v, _, _ := c.flights.Do(flight, func() (any, error) {
 		lease, ok := c.takeMissLease(r.Context(), key, gens)
 		defer c.releaseMissLease(r.Context(), lease)
-		peer := c.storedSince(r.Context(), key, lease, gens)
+		peer := c.storedSince(r.Context(), storeKeys, lease)
 		if !ok {
-			peer = c.awaitPeer(r.Context(), key, lease, gens)
+			peer = c.awaitPeer(r.Context(), storeKeys, lease, gens)
 		}
 		if peer != nil {
 			return &flightResult{peer: peer, cacheable: true}, nil
