@@ -2,6 +2,7 @@ package hoard
 
 import (
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,19 @@ func (l *rateLimitedLog) error(msg string, err error, attrs ...any) {
 	}
 	attrs = append(attrs, slog.Any("error", err))
 	l.logger.Warn(msg, attrs...)
+}
+
+// decision logs, at debug level, a cache decision other than a hit or a
+// plain miss (a bypass, an uncacheable answer, a stale answer, a store
+// failure): what it was and why. Not rate-limited, since debug is opt-in;
+// one Enabled call when the logger does not want it.
+func (l *rateLimitedLog) decision(r *http.Request, route, result, why string) {
+	ctx := r.Context()
+	if !l.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	l.logger.LogAttrs(ctx, slog.LevelDebug, "hoard: "+result, slog.String("route", route),
+		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)), slog.String("reason", why))
 }
 
 // maxLoggedBytes is the most of a request-controlled string (a key, a

@@ -42,9 +42,10 @@ const (
 	statusCollapsed = "hoard; fwd=miss; collapsed"
 )
 
-// bypass serves r uncached, counted as res (resultBypass or resultError).
-func (h *routeHandler) bypass(w http.ResponseWriter, r *http.Request, info *patternInfo, res result) {
-	h.count(r, info, res)
+// bypass serves r uncached, counted as res (resultBypass or resultError)
+// and logged at debug level with why.
+func (h *routeHandler) bypass(w http.ResponseWriter, r *http.Request, info *patternInfo, res result, why string) {
+	h.decided(r, info, res, why)
 	w.Header().Set("Cache-Status", statusBypass)
 	h.setClientCC(w.Header())
 	h.next.ServeHTTP(w, r)
@@ -70,17 +71,17 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	info := h.patternInfo(r)
 	if overridden(r.Header) {
-		h.bypass(w, r, info, resultBypass)
+		h.bypass(w, r, info, resultBypass, "a method-override header")
 		return
 	}
 	var q request
 	if !h.initRequest(&q, r) {
-		h.bypass(w, r, info, resultBypass)
+		h.bypass(w, r, info, resultBypass, "the query string does not decode")
 		return
 	}
 	if q.info.unkeyed != "" {
 		c.log.error("hoard: route served uncached", errors.New(q.info.unkeyed))
-		h.bypass(w, r, info, resultBypass)
+		h.bypass(w, r, info, resultBypass, "the path is not all in the key")
 		return
 	}
 	bp := keyBufPool.Get().(*[]byte)
@@ -91,7 +92,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	buf, resLen, ok := q.readKey((*bp)[:0])
 	if !ok {
 		*bp = buf
-		h.bypass(w, r, info, resultBypass)
+		h.bypass(w, r, info, resultBypass, "no key: no caller (PerCaller), or a key parameter given twice")
 		return
 	}
 	keyLen := len(buf)
@@ -101,7 +102,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		c.stats.keysTooLong.Add(1)
 		c.log.error("hoard: key longer than CACHE_MAX_KEY_BYTES; served uncached", ErrKeyTooLong, keyAttr(string(buf)))
 		*bp = buf
-		h.bypass(w, r, info, resultBypass)
+		h.bypass(w, r, info, resultBypass, "the key is longer than CACHE_MAX_KEY_BYTES")
 		return
 	}
 	buf = c.keys.appendEntry(buf, buf[:resLen], buf[resLen:keyLen])
@@ -121,7 +122,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		for _, p := range *ps {
 			matches, ok = p.AppendMatches(matches, logical, maxPatternMatches)
 			if !ok || len(matches) > maxPatternMatches {
-				h.bypass(w, r, info, resultBypass)
+				h.bypass(w, r, info, resultBypass, "the key matches too many InvalidatePatterns instances")
 				return
 			}
 		}
@@ -131,7 +132,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 				// so no entry may depend on it ('*' can match nothing, so a
 				// pattern name can be longer than the key).
 				c.stats.keysTooLong.Add(1)
-				h.bypass(w, r, info, resultBypass)
+				h.bypass(w, r, info, resultBypass, "a pattern the key matches is longer than CACHE_MAX_KEY_BYTES")
 				return
 			}
 			storeKeys = append(storeKeys, c.keys.patternGen(m, shard))
@@ -145,7 +146,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, ErrUnavailable) {
 			c.log.error("hoard: cache read failed; serving uncached", err, keyAttr(logical))
 		}
-		h.bypass(w, r, info, resultError)
+		h.bypass(w, r, info, resultError, err.Error())
 		return
 	}
 	gens := vals[1:]
@@ -155,11 +156,11 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 			now := time.Now()
 			switch over := e.overdue(now); {
 			case over < 0:
-				h.count(r, info, resultHit)
+				h.count(r, info, resultHit) // not logged: the common case
 				h.serveHit(w, r, &e, now)
 				return
 			case over < h.staleWhileRevalidate:
-				h.count(r, info, resultStale)
+				h.decided(r, info, resultStale, detailRevalidate)
 				h.serveStale(w, r, &e, now, detailRevalidate)
 				h.revalidate(r, storeKeys[0], gens)
 				return
@@ -170,7 +171,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	created, ok := c.ensureGenerations(ctx, storeKeys[1:], gens, provisionalGenerationTTL)
 	if !ok {
-		h.bypass(w, r, info, resultError)
+		h.bypass(w, r, info, resultError, "the store did not take the key's generations")
 		return
 	}
 	h.serveMiss(w, r, info, storeKeys, gens, created, stale)
@@ -179,6 +180,13 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 // count counts r in hoard.route.requests as res.
 func (h *routeHandler) count(r *http.Request, info *patternInfo, res result) {
 	h.c.metrics.request(r.Context(), info.results, res)
+}
+
+// decided counts r as res, a decision other than a hit or a plain miss,
+// and logs it at debug level with why.
+func (h *routeHandler) decided(r *http.Request, info *patternInfo, res result, why string) {
+	h.count(r, info, res)
+	h.c.log.decision(r, info.pattern, resultNames[res], why)
 }
 
 // serveHit replays a stored response without running the handler.
@@ -271,6 +279,7 @@ type flightResult struct {
 	cacheable   bool
 	failed      bool   // 5xx or a panic: a stale entry may be served instead
 	storeFailed bool   // the answer was not stored because the store failed
+	reason      string // why the answer is not cacheable (storage_policy.go), or ""
 	peer        *entry // the entry another instance stored while this one waited
 }
 
@@ -326,8 +335,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 		}()
 		res := &flightResult{status: cw.statusCode()}
 		res.failed = cw.failed || res.status >= 500
-		reason := h.uncacheable(cw, res.status)
-		if reason != "" {
+		if res.reason = h.uncacheable(cw, res.status); res.reason != "" {
 			return res, nil
 		}
 		res.cacheable = true
@@ -340,6 +348,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 			// large) counts as uncacheable, not as a store failure.
 			res.cacheable = false
 			res.storeFailed = !errors.Is(err, ErrRefused)
+			res.reason = "the store refused the value (too large)"
 			return res, nil
 		}
 		return res, nil
@@ -356,7 +365,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 		// StaleIfError: the entry no write has touched, instead of the
 		// failure (a follower does not run the handler again).
 		c.log.error("hoard: handler failed; serving the stale entry (StaleIfError)", errHandlerFailed(res.status, panicked), keyAttr(key))
-		h.count(r, info, resultStale)
+		h.decided(r, info, resultStale, detailIfError)
 		hdr := w.Header()
 		clear(hdr)
 		for k, vs := range before {
@@ -367,11 +376,11 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 	}
 	switch {
 	case res.storeFailed:
-		h.count(r, info, resultError)
+		h.decided(r, info, resultError, "storing the answer failed")
 	case res.cacheable:
-		h.count(r, info, resultMiss)
+		h.count(r, info, resultMiss) // not logged: the common case
 	default:
-		h.count(r, info, resultUncacheable)
+		h.decided(r, info, resultUncacheable, res.reason)
 	}
 	if panicked != nil {
 		panic(panicked)

@@ -252,7 +252,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	defer db.Close()
-	e := &env{ctx: ctx, db: db, widgets: o.widgets, mcPool: o.mcPool, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	e := &env{ctx: ctx, db: db, widgets: o.widgets, mcPool: o.mcPool, logf: logf, logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	defer e.Close()
 
 	rounds := map[string][]result{}

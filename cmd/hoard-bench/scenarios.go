@@ -167,7 +167,7 @@ type env struct {
 	pgsrv   *pgtest.Server
 	pg      *widgetDB // the same widgets in PostgreSQL
 	logf    func(format string, args ...any)
-	logger  *slog.Logger // hoard's logs (fail-open warnings) go to stderr
+	logger  *slog.Logger // hoard's logs at warn (fail-open warnings; no debug decisions) go to stderr
 	redis   *testserver.Redis
 	cluster *testserver.Cluster
 	mc      []*testserver.Memcached

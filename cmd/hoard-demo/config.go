@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,7 +28,7 @@ const (
 )
 
 // config is the demo's configuration: hoard's (stores.FromEnv) plus
-// HTTP_ADDR, DATABASE_URL and the test aid HOARD_DEMO_DEBUG_SLOW.
+// HTTP_ADDR, DATABASE_URL, LOG_LEVEL and the test aid HOARD_DEMO_DEBUG_SLOW.
 type config struct {
 	// Addr is where the server listens (HTTP_ADDR), host:port.
 	Addr string
@@ -36,6 +37,10 @@ type config struct {
 	// Hoard configures the cache and its store (CACHE_*, CLIENT_CACHE_*,
 	// API_PREFIX, ...).
 	Hoard stores.Config
+	// LogLevel is the least level logged (LOG_LEVEL: debug, info, warn or
+	// error; default info). At debug, hoard logs every cache decision
+	// that is not a hit or a plain miss, with its reason.
+	LogLevel slog.Level
 	// Metrics serves GET /metrics (the Prometheus text format); nil: not
 	// served. Set by run, not by a variable.
 	Metrics http.Handler
@@ -80,6 +85,19 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		errs = append(errs, err)
 	}
 	cfg.DB = db
+
+	switch strings.ToLower(get("LOG_LEVEL")) {
+	case "debug":
+		cfg.LogLevel = slog.LevelDebug
+	case "", "info":
+		cfg.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		cfg.LogLevel = slog.LevelWarn
+	case "error":
+		cfg.LogLevel = slog.LevelError
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", get("LOG_LEVEL")))
+	}
 
 	switch strings.ToLower(get("HOARD_DEMO_DEBUG_SLOW")) {
 	case "", "0", "false", "no", "off":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ func TestLoadConfig(t *testing.T) {
 		// want, when the configuration is good
 		addr, kind, driver, dsnPrefix, shown string
 		slow                                 bool
+		level                                slog.Level
 		// else the error's parts
 		errs []string
 	}{
@@ -30,8 +32,8 @@ func TestLoadConfig(t *testing.T) {
 			addr: ":9000", kind: kindSQLite, driver: "sqlite", dsnPrefix: "data/app.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)", shown: "data/app.db"},
 		{name: "sqlite absolute", env: map[string]string{"DATABASE_URL": "sqlite:///var/lib/app.db"},
 			addr: "localhost:8000", kind: kindSQLite, driver: "sqlite", dsnPrefix: "/var/lib/app.db?", shown: "/var/lib/app.db"},
-		{name: "postgres", env: map[string]string{"DATABASE_URL": "postgres://app:s3cret@db.example:5433/app?sslmode=disable", "HOARD_DEMO_DEBUG_SLOW": "1"},
-			addr: "localhost:8000", kind: kindPostgres, driver: "pgx", dsnPrefix: "postgres://app:s3cret@db.example:5433/app", shown: "postgres://app:xxxxx@db.example:5433/app?sslmode=disable", slow: true},
+		{name: "postgres", env: map[string]string{"DATABASE_URL": "postgres://app:s3cret@db.example:5433/app?sslmode=disable", "HOARD_DEMO_DEBUG_SLOW": "1", "LOG_LEVEL": "DEBUG"},
+			addr: "localhost:8000", kind: kindPostgres, driver: "pgx", dsnPrefix: "postgres://app:s3cret@db.example:5433/app", shown: "postgres://app:xxxxx@db.example:5433/app?sslmode=disable", slow: true, level: slog.LevelDebug},
 		{name: "postgresql scheme", env: map[string]string{"DATABASE_URL": "postgresql://localhost/app", "HTTP_ADDR": "[::1]:0"},
 			addr: "[::1]:0", kind: kindPostgres, driver: "pgx", dsnPrefix: "postgresql://localhost/app", shown: "postgresql://localhost/app"},
 
@@ -44,6 +46,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bare path", env: map[string]string{"DATABASE_URL": "app.db"}, errs: []string{`DATABASE_URL="app.db": must be empty`}},
 		{name: "empty sqlite path", env: map[string]string{"DATABASE_URL": "sqlite:"}, errs: []string{`DATABASE_URL="sqlite:"`}},
 		{name: "bad postgres", env: map[string]string{"DATABASE_URL": "postgres://u:pw@host:notaport/db"}, errs: []string{"DATABASE_URL"}},
+		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "verbose"}, errs: []string{`LOG_LEVEL="verbose": must be debug, info, warn or error`}},
 		{name: "bad slow flag", env: map[string]string{"HOARD_DEMO_DEBUG_SLOW": "sometimes"}, errs: []string{`HOARD_DEMO_DEBUG_SLOW="sometimes"`}},
 		{name: "all reported at once", env: map[string]string{"HTTP_ADDR": "x", "DATABASE_URL": "oracle:x", "CACHE_TIMEOUT": "5"},
 			errs: []string{"HTTP_ADDR", "DATABASE_URL", "CACHE_TIMEOUT"}},
@@ -70,8 +73,8 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			if cfg.Addr != tc.addr || cfg.DB.Kind != tc.kind || cfg.DB.Driver != tc.driver ||
-				!strings.HasPrefix(cfg.DB.DSN, tc.dsnPrefix) || cfg.DB.Shown != tc.shown || cfg.DebugSlow != tc.slow {
-				t.Fatalf("got addr %q, db %+v, slow %v", cfg.Addr, cfg.DB, cfg.DebugSlow)
+				!strings.HasPrefix(cfg.DB.DSN, tc.dsnPrefix) || cfg.DB.Shown != tc.shown || cfg.DebugSlow != tc.slow || cfg.LogLevel != tc.level {
+				t.Fatalf("got addr %q, db %+v, slow %v, log level %v", cfg.Addr, cfg.DB, cfg.DebugSlow, cfg.LogLevel)
 			}
 			if cfg.Hoard.Backend != stores.Memory {
 				t.Fatalf("cache backend %q; want memory by default", cfg.Hoard.Backend)

@@ -73,7 +73,7 @@ func TestFleetExpiryHerd(t *testing.T) {
 	reports := map[string]herdReport{}
 	for i, wait := range []string{"1s", "0"} {
 		env := []string{"CACHE_BACKEND=redis", "CACHE_REDIS_URL=redis://" + r.Addr + "/0", "CACHE_TIMEOUT=250ms",
-			fmt.Sprintf("CACHE_KEY_PREFIX=herd%d:", i), "DEFAULT_CACHE_EXPIRATION=1", "CACHE_MISS_WAIT=" + wait, db}
+			fmt.Sprintf("CACHE_KEY_PREFIX=herd%d:", i), "DEFAULT_CACHE_EXPIRATION=1", "CACHE_MISS_WAIT=" + wait, "LOG_LEVEL=warn", db}
 		var urls []string
 		for range 3 {
 			// The first process seeds the database; the others find it.

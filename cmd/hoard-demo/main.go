@@ -50,12 +50,12 @@ func main() {
 // run is the whole program; it returns the exit status: 0 after a graceful
 // shutdown, 2 for a bad configuration, 1 for any other failure.
 func run(ctx context.Context, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg, err := loadConfig(lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "hoard-demo: bad configuration:\n%v\n", err)
 		return 2
 	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	cfg.Hoard.Cache.Logger = logger
 	metrics, err := newDemoMetrics()
 	if err != nil {
