@@ -15,6 +15,8 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/redis/rueidis"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/cmd/internal/pgtest"
 	"github.com/hoardcache/hoard/internal/testserver"
@@ -86,6 +88,25 @@ func scenarios() []scenario {
 					build: storeBuild(st, near, false)})
 			}
 		}
+	}
+	for _, st := range []string{stMemory, stRedis} {
+		ss = append(ss, scenario{name: "hit/" + st + "/metrics", fill: true, hits: true,
+			desc: "hit/" + st + " with hoard's metrics recorded by the OpenTelemetry SDK (Config.MeterProvider; a manual reader, as a Prometheus exporter's, collects only when scraped)",
+			build: func(e *env) (http.Handler, func(), error) {
+				cfg, err := e.storeConfig(st)
+				if err != nil {
+					return nil, nil, err
+				}
+				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+				cfg.Cache.MeterProvider = mp
+				h, stop, err := e.cached(cfg, false)
+				return h, func() {
+					if stop != nil {
+						stop()
+					}
+					mp.Shutdown(context.Background())
+				}, err
+			}})
 	}
 	for _, st := range []string{stMemory, stRedis, stRedisCluster, stMemcached} {
 		for _, near := range nearVariants(st) {
