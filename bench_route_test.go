@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storefixture"
 )
@@ -172,6 +174,17 @@ func BenchmarkRouteHit(b *testing.B) {
 			benchFlavours(b, mux, benchFixedPath, benchExpect("hoard; hit"))
 		})
 	}
+}
+
+// BenchmarkRouteHitMetrics is BenchmarkRouteHit/memory with the Cache's
+// metrics recorded by the OpenTelemetry SDK: what counting a hit and
+// timing its store call cost.
+func BenchmarkRouteHitMetrics(b *testing.B) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	mux := benchRouteMux(b, newMemoryCache(b, hoard.Config{MeterProvider: mp}, nil))
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/widgets/42", nil))
+	benchFlavours(b, mux, benchFixedPath, benchExpect("hoard; hit"))
 }
 
 // BenchmarkRouteMiss requests a new widget each time on the memory store:
