@@ -111,6 +111,27 @@ type PatternDeleter interface {
 	DeletePattern(ctx context.Context, pattern string) (deleted int, err error)
 }
 
+// Describer is an optional interface of a Store that can say what it
+// holds, for operators (cmd/hoard stats). The redis and memcached stores
+// implement it.
+type Describer interface {
+	// Describe counts the keys under prefix and the bytes they take, where
+	// the store can tell (-1 where it cannot: Memcached cannot list its
+	// keys), and returns the servers' own figures.
+	Describe(ctx context.Context, prefix string) (StoreDescription, error)
+}
+
+// StoreDescription is what a Describer reports.
+type StoreDescription struct {
+	// Keys and Bytes are the keys under the prefix asked and their size in
+	// the store; -1 when the store cannot tell.
+	Keys, Bytes int64
+	// Servers holds each server's own figures (Redis INFO fields,
+	// Memcached stats), by server address, then by the server's name for
+	// the figure.
+	Servers map[string]map[string]string
+}
+
 // SelfTimed is an optional interface of a Store that bounds every call
 // itself, so that an unreachable or frozen server yields an error within
 // that bound whatever the call's context. A Cache over a SelfTimed store

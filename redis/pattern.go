@@ -30,15 +30,35 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) 
 	if err != nil {
 		return 0, err
 	}
+	var deleted atomic.Int64
+	err = s.eachMaster(ctx, rc, func(ctx context.Context, _ string, node rueidis.Client) error {
+		return s.scan(ctx, node, pattern, func(batch []string) error {
+			c, err := s.begin(ctx)
+			if err != nil {
+				return s.fail("UNLINK", err)
+			}
+			n, err := s.unlink(c, rc, batch)
+			c.end()
+			deleted.Add(int64(n))
+			return err
+		})
+	})
+	return int(deleted.Load()), err
+}
+
+// eachMaster runs f on the server (standalone) or on every Cluster
+// master, in parallel, with its address; replicas are skipped, they hold
+// copies. The first error cancels the others' context and is returned,
+// naming its master.
+func (s *Store) eachMaster(ctx context.Context, rc rueidis.Client, f func(ctx context.Context, addr string, node rueidis.Client) error) error {
 	if !s.cluster {
-		return s.walk(ctx, rc, rc, pattern)
+		return f(ctx, s.addrs, rc)
 	}
 	masters, err := s.masters(ctx, rc)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	var (
-		total   atomic.Int64
 		wg      sync.WaitGroup
 		errOnce sync.Once
 		first   error
@@ -46,64 +66,46 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for _, m := range masters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := s.walk(wctx, rc, m.client, pattern)
-			total.Add(int64(n))
-			if err != nil {
+		wg.Go(func() {
+			if err := f(wctx, m.addr, m.client); err != nil {
 				errOnce.Do(func() {
 					first = fmt.Errorf("%w (on master %s)", err, m.addr)
 					cancel()
 				})
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	return int(total.Load()), first
+	return first
 }
 
-// walk SCANs node and unlinks the matches through the store's client rc
-// (which routes each key to its slot's owner on Cluster).
-func (s *Store) walk(ctx context.Context, rc, node rueidis.Client, pattern string) (int, error) {
+// scan SCANs node for the keys matching pattern and hands them to each in
+// batches of about deleteBatch, one page's round trip at a time.
+func (s *Store) scan(ctx context.Context, node rueidis.Client, pattern string, each func(batch []string) error) error {
 	var (
-		cursor  uint64
-		deleted int
-		batch   []string
+		cursor uint64
+		batch  []string
 	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		c, err := s.begin(ctx)
-		if err != nil {
-			return s.fail("UNLINK", err)
-		}
-		n, err := s.unlink(c, rc, batch)
-		c.end()
-		deleted += n
-		batch = batch[:0]
-		return err
-	}
 	for {
 		c, err := s.begin(ctx)
 		if err != nil {
-			return deleted, s.fail("SCAN", err)
+			return s.fail("SCAN", err)
 		}
 		page, err := c.do(node, node.B().Scan().Cursor(cursor).Match(pattern).Count(deleteBatch).Build()).AsScanEntry()
 		c.end()
 		if err != nil {
-			return deleted, s.fail("SCAN", c.err(err))
+			return s.fail("SCAN", c.err(err))
 		}
 		batch = append(batch, page.Elements...)
 		cursor = page.Cursor
-		if len(batch) >= deleteBatch || cursor == 0 {
-			if err := flush(); err != nil {
-				return deleted, err
+		if len(batch) > 0 && (len(batch) >= deleteBatch || cursor == 0) {
+			if err := each(batch); err != nil {
+				return err
 			}
+			batch = batch[:0]
 		}
 		if cursor == 0 {
-			return deleted, nil
+			return nil
 		}
 	}
 }
