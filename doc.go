@@ -33,7 +33,21 @@
 // a deadline (Config.Timeout), a circuit breaker skips a failing store, a
 // read that cannot use the store runs the handler, and an invalidation the
 // store did not take is kept and replayed before any read of its
-// namespaces is served from the store again.
+// namespaces is served from the store again. Past their TTL, entries can
+// be served while one background run refreshes them
+// (Route.StaleWhileRevalidate) or while the handler fails
+// (Route.StaleIfError), never once a write has made them stale; and an
+// expired key read by several instances runs its handler once across them
+// (Config.MissWait).
+//
+// # What an operator sees
+//
+// Metrics go through the OpenTelemetry metric API (Config.MeterProvider):
+// route requests by result, store call durations, invalidations, the
+// breaker. Every decision other than a hit or a plain miss is logged at
+// debug level with its reason (Config.Logger). Cache.Inspect shows what
+// the store holds under a key; the admin CLI cmd/hoard does that and the
+// rest by hand.
 //
 // The design, with the lifetime of every key hoard writes, is in the
 // repository's docs/design.md; the guarantees and the tests that check
