@@ -211,11 +211,11 @@ func TestBinary(t *testing.T) {
 	for k, v := range envOf(t, cfg) {
 		env = append(env, k+"="+v)
 	}
-	cmd := exec.Command(bin, "-json", "ping")
+	cmd := exec.Command(bin, "--json", "ping") // the flag package takes -json and --json
 	cmd.Env = env
 	out, err := cmd.Output()
 	if err != nil || strings.TrimSpace(string(out)) != `{"ok":true}` {
-		t.Fatalf("hoard -json ping: %v, %q", err, out)
+		t.Fatalf("hoard --json ping: %v, %q", err, out)
 	}
 	cmd = exec.Command(bin, "get", "nothing:here")
 	cmd.Env = env
