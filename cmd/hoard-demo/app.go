@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/memcached"
 	"github.com/hoardcache/hoard/memory"
@@ -68,6 +70,8 @@ type server struct {
 	db    *sql.DB
 	cache *hoard.Cache
 	log   *slog.Logger
+	// metrics reads hoard's metrics for /status; nil: zero counts.
+	metrics *sdkmetric.ManualReader
 }
 
 // storeKind names the kind of store for the readiness check (CACHE_BACKEND).
@@ -84,7 +88,8 @@ func storeKind(s hoard.Store) string {
 }
 
 // newServer builds the demo's HTTP handler: its routes with their
-// cache options, /health and /health/ready, JSON errors for unknown routes,
+// cache options, /health and /health/ready, the front page (/) and its
+// figures (/status), JSON errors for unknown routes,
 // the client cache middleware and, outermost, one log line per request and
 // panic recovery. The database must be open and migrated; the handler does
 // not own db or c.
@@ -92,7 +97,7 @@ func newServer(cfg config, db *sql.DB, c *hoard.Cache, log *slog.Logger) (http.H
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &server{db: db, cache: c, log: log}
+	s := &server{db: db, cache: c, log: log, metrics: cfg.MetricsReader}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		h := s.wrap(rt.handler)
@@ -106,6 +111,8 @@ func newServer(cfg config, db *sql.DB, c *hoard.Cache, log *slog.Logger) (http.H
 	}
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("GET /health/ready", s.ready)
+	mux.HandleFunc("GET /{$}", s.frontPage) // "/" only: other paths stay JSON 404s
+	mux.HandleFunc("GET /status", s.status)
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
@@ -159,11 +166,24 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 // not stop the API, which then serves uncached, but the instance is
 // degraded.)
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readiness(r.Context())
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// readiness checks the database and the cache store in parallel, each
+// within readyTimeout, for /health/ready and the front page's /status: the
+// body {"status", "database", "cache"} (and "detail" naming what is
+// unreachable), and whether both answered.
+func (s *server) readiness(ctx context.Context) (map[string]string, bool) {
 	type result struct{ name, err string }
 	check := func(name string, ping func(context.Context) error) chan result {
 		ch := make(chan result, 1)
 		go func() {
-			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+			ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 			defer cancel()
 			res := result{name: name}
 			if err := ping(ctx); err != nil {
@@ -197,10 +217,9 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	if detail != "" {
 		body["status"] = "not ready"
 		body["detail"] = detail
-		writeJSON(w, http.StatusServiceUnavailable, body)
-		return
+		return body, false
 	}
-	writeJSON(w, http.StatusOK, body)
+	return body, true
 }
 
 // slow is GET /debug/slow?ms=N (HOARD_DEMO_DEBUG_SLOW=1 only): it answers

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/hoardcache/hoard/stores"
 )
@@ -44,6 +45,10 @@ type config struct {
 	// Metrics serves GET /metrics (the Prometheus text format); nil: not
 	// served. Set by run, not by a variable.
 	Metrics http.Handler
+	// MetricsReader reads hoard's metrics for GET /status, the front page's
+	// figures; nil: the page shows zero counts and an unknown breaker. Set
+	// by run, not by a variable.
+	MetricsReader *sdkmetric.ManualReader
 	// DebugSlow mounts GET /debug/slow?ms=N, a request that takes N ms, for
 	// the graceful shutdown test (HOARD_DEMO_DEBUG_SLOW=1). Off by default.
 	DebugSlow bool

@@ -6,6 +6,10 @@
 //	go run ./cmd/hoard-demo
 //	curl -i http://localhost:8000/api/v1/widgets/1    # twice: Cache-Status goes from miss to hit
 //
+// Its front page, http://localhost:8000/, shows the health of the database
+// and the cache store and hoard's figures per route, and has buttons that
+// GET and PATCH a widget.
+//
 // Configuration is by environment variable: hoard's own (CACHE_BACKEND,
 // CACHE_REDIS_URL, CACHE_MEMCACHED_SERVERS, … see the README), plus
 //
@@ -65,6 +69,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stdout, stderr
 	defer metrics.provider.Shutdown(context.Background())
 	cfg.Hoard.Cache.MeterProvider = metrics.provider
 	cfg.Metrics = metrics.handler
+	cfg.MetricsReader = metrics.reader
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -173,6 +178,7 @@ func printBanner(w io.Writer, base string, cfg config) {
 		db = "PostgreSQL " + db
 	}
 	fmt.Fprintf(w, `hoard-demo listening on %[1]s
+  front page:  %[1]s/
   cache store: %[2]s
   database:    %[3]s
 try:
