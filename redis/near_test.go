@@ -362,7 +362,7 @@ func TestNearCacheDisconnectDropsCopies(t *testing.T) {
 	if _, err := srv.Do("ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all"); err != nil {
 		t.Fatal(err)
 	}
-	s := NewStandaloneStore(t, redis.Options{NearCache: true, Username: user, Password: "pw"})
+	s := NewStandaloneStore(t, redis.Options{NearCache: true, Username: user, Password: "pw", NearMaxLag: hitLag})
 	ctx := context.Background()
 	keys := nearKeys("near-disconnect", 4)
 	for _, k := range keys {
