@@ -24,6 +24,9 @@ const (
 	DefaultPublicPrefix = "/static/"
 	DefaultMaxKeyBytes  = 1024
 	DefaultMissWait     = time.Second
+	// DefaultCompressMinBytes is Config.CompressMinBytes's default: below
+	// about a kilobyte, gzip saves little and its header costs a share.
+	DefaultCompressMinBytes = 1024
 )
 
 // Config holds the cache-wide settings of a Cache and of the ClientCache
@@ -86,6 +89,12 @@ type Config struct {
 	// when the leaseholder's answer is not stored, they run the handler
 	// themselves. 0 means 1s; a negative value turns the lease off.
 	MissWait time.Duration
+	// CompressMinBytes is the default of Route.CompressMinBytes
+	// (CACHE_COMPRESS_MIN_BYTES; 0 there means off): bodies of at least
+	// this many bytes, of a type that compresses, are stored gzipped and
+	// served as stored to clients that accept gzip. 0 means 1024; a
+	// negative value turns compression off.
+	CompressMinBytes int
 	// PendingFile is a file that keeps failed invalidations across a
 	// restart (CACHE_PENDING_FILE): each is appended and synced before the
 	// write's status is sent, read back by New, replayed as soon as the
@@ -145,6 +154,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MissWait == 0 {
 		c.MissWait = DefaultMissWait
+	}
+	if c.CompressMinBytes == 0 {
+		c.CompressMinBytes = DefaultCompressMinBytes
 	}
 	c.Client = c.Client.withDefaults()
 	return c

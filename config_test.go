@@ -36,7 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 func TestConfigWithDefaultsIdempotent(t *testing.T) {
 	for _, c := range []Config{
 		{},
-		{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10, KeyPrefix: "p:", MissWait: time.Millisecond,
+		{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10, KeyPrefix: "p:", MissWait: time.Millisecond, CompressMinBytes: 1,
 			Client: ClientCacheConfig{MaxAge: -time.Second, PublicPrefixes: []string{}, APIPrefix: "/"}},
 	} {
 		once := c.WithDefaults()

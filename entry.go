@@ -45,6 +45,7 @@ type entry struct {
 	status   int
 	header   []headerField
 	body     []byte // payload for kindRaw
+	gzipped  bool   // hoard compressed body (a stored Content-Encoding: gzip; compress.go)
 }
 
 type headerField struct{ name, value string }
@@ -252,6 +253,9 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 			for i := range e.header {
 				e.header[i].name = unsafeString(d.bytes())
 				e.header[i].value = unsafeString(d.bytes())
+				if e.header[i].name == "Content-Encoding" {
+					e.gzipped = e.header[i].value == "gzip"
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package hoard
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -19,8 +20,12 @@ type Entry struct {
 	Route  bool
 	Status int
 	Header http.Header
-	// Body is the response body, or the provider value.
+	// Body is the response body (decompressed), or the provider value.
 	Body []byte
+	// Compressed reports a body stored gzipped (Route.CompressMinBytes);
+	// StoredBytes is the size of what the store holds, envelope included.
+	Compressed  bool
+	StoredBytes int
 	// Stored is when it was stored, TTL its lifetime; Remaining is the
 	// TTL left (negative past it: the entry is kept for a stale window).
 	Stored         time.Time
@@ -67,6 +72,12 @@ func (c *Cache) Inspect(ctx context.Context, key string) (e Entry, found bool, e
 	now := time.Now()
 	e.Key, e.StoreKey = key, entryKey
 	e.Status, e.Body = d.status, append([]byte(nil), d.body...)
+	e.Compressed, e.StoredBytes = d.gzipped, len(vals[0])
+	if d.gzipped {
+		if e.Body, err = gunzip(d.body, math.MaxInt32); err != nil {
+			return e, false, err
+		}
+	}
 	if e.Route {
 		e.Header = http.Header{}
 		d.applyHeader(e.Header)

@@ -131,6 +131,15 @@ type Route struct {
 	// MaxBodyBytes is the largest body stored; larger responses pass
 	// through uncached. 0 = 1 MiB.
 	MaxBodyBytes int
+
+	// CompressMinBytes: bodies of at least this many bytes, of a type that
+	// compresses (text, JSON, XML, JavaScript, SVG), are stored gzipped,
+	// once; a hit for a client that accepts gzip is served as stored
+	// (Content-Encoding: gzip, Vary: Accept-Encoding, an ETag of its own),
+	// others get the identity body. So a gzip middleware is not needed in
+	// front of the route, and would compress every hit again. 0 = the
+	// Cache's default (Config.CompressMinBytes); negative = off.
+	CompressMinBytes int
 }
 
 // DefaultMaxBodyBytes is the body limit of a Route whose MaxBodyBytes is 0.

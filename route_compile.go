@@ -61,6 +61,7 @@ type route struct {
 	resource                           string
 	cacheable                          []int
 	maxBody                            int
+	compressMin                        int // 0: off (compress.go)
 	clientCC                           string
 
 	// wildcards known at construction (Handle) or learned per ServeMux
@@ -122,6 +123,12 @@ func (c *Cache) compile(rt Route) (*route, error) {
 	}
 	if r.maxBody == 0 {
 		r.maxBody = DefaultMaxBodyBytes
+	}
+	switch {
+	case rt.CompressMinBytes > 0:
+		r.compressMin = rt.CompressMinBytes
+	case rt.CompressMinBytes == 0 && c.cfg.CompressMinBytes > 0:
+		r.compressMin = c.cfg.CompressMinBytes
 	}
 	if len(r.cacheable) == 0 {
 		r.cacheable = []int{http.StatusOK}

@@ -197,6 +197,10 @@ func (h *routeHandler) serveHit(w http.ResponseWriter, r *http.Request, e *entry
 
 // serveEntry replays a stored response with the given Cache-Status.
 func (h *routeHandler) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, status string) {
+	if e.gzipped && !acceptsGzip(r.Header) {
+		h.serveIdentity(w, r, e, now, status)
+		return
+	}
 	hdr := w.Header()
 	e.applyHeader(hdr,
 		"Cache-Status", status,
@@ -281,6 +285,7 @@ type flightResult struct {
 	storeFailed bool   // the answer was not stored because the store failed
 	reason      string // why the answer is not cacheable (storage_policy.go), or ""
 	peer        *entry // the entry another instance stored while this one waited
+	gz          []byte // the body as stored gzipped (compress.go), or nil
 }
 
 // serveMiss runs the handler for a GET (or HEAD) whose entry storeKeys[0]
@@ -341,7 +346,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 		res.cacheable = true
 		res.body = cw.buf.Bytes()
 		var err error
-		if res.header, err = h.store(r.Context(), key, gens, w.Header(), before, res.status, res.body); err != nil {
+		if res.header, res.gz, err = h.store(r.Context(), key, gens, w.Header(), before, res.status, res.body); err != nil {
 			c.log.error("hoard: storing a response failed; served uncached", err, keyAttr(key))
 			// Followers run their own handler rather than trust an unstored
 			// answer's freshness window. A value the store refused (too
@@ -396,7 +401,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 			hdr["Cache-Status"] = []string{statusMiss}
 		}
 		h.setClientCC(hdr)
-		writeStored(w, r, res.status, cw.buf.Bytes(), false)
+		writeStored(w, r, res.status, representation(hdr, r, cw.buf.Bytes(), res.gz), false)
 		return
 	}
 	if !res.cacheable {
@@ -412,15 +417,17 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 	}
 	hdr["Cache-Status"] = []string{statusCollapsed}
 	h.setClientCC(hdr)
-	writeStored(w, r, res.status, res.body, false)
+	writeStored(w, r, res.status, representation(hdr, r, res.body, res.gz), false)
 }
 
 // store stores a handler's answer under key for the route's keepFor, with
 // the generations it was produced under, and returns the header fields
-// stored. hdr is the response header (given a Content-Type sniffed from
-// the body and an ETag when the handler set none); before holds the fields
-// that middleware outside the route had set, which are not stored.
-func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr, before http.Header, status int, body []byte) (http.Header, error) {
+// stored (of the identity representation) and, when it was stored
+// compressed, the gzipped body. hdr is the response header (given a
+// Content-Type sniffed from the body and an ETag when the handler set
+// none, and Vary when compressed); before holds the fields that middleware
+// outside the route had set, which are not stored.
+func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr, before http.Header, status int, body []byte) (stored http.Header, gz []byte, err error) {
 	if _, ok := hdr["Content-Type"]; !ok && len(body) > 0 {
 		// What net/http would sniff from the body: stored, so that a HEAD
 		// served from the entry (no body to sniff) carries it too.
@@ -431,11 +438,21 @@ func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr
 		hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
 	}
 	fields := storedHeader(hdr, before)
-	stored := http.Header{}
+	payloadFields, payload := fields, body
+	if h.compressMin > 0 && len(body) >= h.compressMin && compressible(hdr.Get("Content-Type")) {
+		if z, ok := gzipBody(body); ok {
+			// Stored compressed (compress.go); the requests answered from
+			// this run get the representation they accept (representation).
+			payloadFields, payload, gz = compressFields(fields), z, z
+			fields = append(fields, headerField{"Vary", "Accept-Encoding"})
+			hdr.Add("Vary", "Accept-Encoding")
+		}
+	}
+	stored = http.Header{}
 	for _, f := range fields {
 		stored[f.name] = append(stored[f.name], f.value)
 	}
-	return stored, h.c.set(ctx, key, encodeHTTP(gens, time.Now(), h.ttl, status, fields, body), h.keepFor())
+	return stored, gz, h.c.set(ctx, key, encodeHTTP(gens, time.Now(), h.ttl, status, payloadFields, payload), h.keepFor())
 }
 
 // errHandlerFailed describes a failed handler run for the log.

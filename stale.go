@@ -99,7 +99,7 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 			c.log.error("hoard: background revalidation not stored; the stale entry stays until its window ends", err, keyAttr(key))
 			return
 		}
-		if _, err := h.store(ctx, key, gens, rec.header, nil, status, cw.buf.Bytes()); err != nil {
+		if _, _, err := h.store(ctx, key, gens, rec.header, nil, status, cw.buf.Bytes()); err != nil {
 			c.log.error("hoard: storing a background revalidation failed", err, keyAttr(key))
 		}
 	})

@@ -53,6 +53,7 @@ func TestFromLookupDefaultsAreZeroConfigDefaults(t *testing.T) {
 		{"Cache.Timeout", got.Cache.Timeout, 50 * time.Millisecond},
 		{"Cache.MaxKeyBytes", got.Cache.MaxKeyBytes, 1024},
 		{"Cache.MissWait", got.Cache.MissWait, time.Second},
+		{"Cache.CompressMinBytes", got.Cache.CompressMinBytes, 1024},
 		{"Memory.MaxBytes", got.Memory.MaxBytes, int64(67108864)},
 		{"Redis.Addrs", got.Redis.Addrs, []string{"localhost:6379"}},
 		{"Redis.DB", got.Redis.DB, 0},
@@ -111,6 +112,9 @@ var envCases = []struct {
 	{"CACHE_MISS_WAIT", "0", func(c Config) any { return c.Cache.MissWait }, time.Duration(-1), ""},
 	{"CACHE_MISS_WAIT", "2", nil, nil, "duration with a unit"},
 	{"CACHE_MISS_WAIT", "5m", nil, nil, "at most 1m"},
+	{"CACHE_COMPRESS_MIN_BYTES", "4096", func(c Config) any { return c.Cache.CompressMinBytes }, 4096, ""},
+	{"CACHE_COMPRESS_MIN_BYTES", "0", func(c Config) any { return c.Cache.CompressMinBytes }, -1, ""},
+	{"CACHE_COMPRESS_MIN_BYTES", "1KB", nil, nil, "whole number of bytes"},
 
 	{"CACHE_KEY_PREFIX", "myapp:", func(c Config) any { return c.Cache.KeyPrefix }, "myapp:", ""},
 	{"CACHE_PENDING_FILE", "/var/lib/app/hoard-pending", func(c Config) any { return c.Cache.PendingFile }, "/var/lib/app/hoard-pending", ""},
@@ -268,8 +272,8 @@ func TestFromLookupEachVariable(t *testing.T) {
 // password, which accept anything) a bad one.
 func TestConfigEnvCasesCoverEveryVariable(t *testing.T) {
 	vars := EnvVars()
-	if len(vars) != 34 {
-		t.Errorf("EnvVars() has %d variables, want 34: %v", len(vars), vars)
+	if len(vars) != 35 {
+		t.Errorf("EnvVars() has %d variables, want 35: %v", len(vars), vars)
 	}
 	for _, v := range vars {
 		var good, bad bool
@@ -477,7 +481,7 @@ func TestFromEnv(t *testing.T) {
 func TestConfigWithDefaultsIdempotent(t *testing.T) {
 	for _, c := range []Config{
 		{},
-		{Backend: Redis, Cache: hoard.Config{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10, MissWait: -1,
+		{Backend: Redis, Cache: hoard.Config{DefaultTTL: time.Minute, Timeout: time.Second, MaxKeyBytes: 10, MissWait: -1, CompressMinBytes: -1,
 			Client: hoard.ClientCacheConfig{MaxAge: -time.Second, PublicPrefixes: []string{}, APIPrefix: "/"}},
 			Memory:    memory.Options{MaxBytes: 1, MaxValueBytes: 1},
 			Redis:     redis.Options{Addrs: []string{"r:1"}, DB: 2, PoolSize: 3, Timeout: time.Second, MaxValueBytes: 9, NearMaxBytes: 5, NearTTL: time.Second, NearMaxLag: time.Millisecond},

@@ -31,6 +31,7 @@ var envVars = []string{
 	"CACHE_STALE_WHILE_REVALIDATE",
 	"CACHE_STALE_IF_ERROR",
 	"CACHE_MISS_WAIT",
+	"CACHE_COMPRESS_MIN_BYTES",
 	"CACHE_KEY_PREFIX",
 	"CACHE_PENDING_FILE",
 	"CACHE_TIMEOUT",
@@ -111,6 +112,11 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		c.Cache.MissWait = -1 // off; the zero value would mean 1s
 	} else {
 		c.Cache.MissWait = p.duration("CACHE_MISS_WAIT")
+	}
+	if strings.TrimSpace(p.raw["CACHE_COMPRESS_MIN_BYTES"]) == "0" {
+		c.Cache.CompressMinBytes = -1 // off; the zero value would mean 1024
+	} else {
+		c.Cache.CompressMinBytes = int(p.integer("CACHE_COMPRESS_MIN_BYTES", 1, math.MaxInt32, "must be a whole number of bytes (0 turns compression off)"))
 	}
 	c.Cache.KeyPrefix = p.raw["CACHE_KEY_PREFIX"]
 	c.Cache.PendingFile = p.raw["CACHE_PENDING_FILE"]
@@ -212,6 +218,7 @@ var fieldVar = map[string]string{
 	"hoard.Config.StaleWhileRevalidate":  "CACHE_STALE_WHILE_REVALIDATE",
 	"hoard.Config.StaleIfError":          "CACHE_STALE_IF_ERROR",
 	"hoard.Config.MissWait":              "CACHE_MISS_WAIT",
+	"hoard.Config.CompressMinBytes":      "CACHE_COMPRESS_MIN_BYTES",
 	"hoard.Config.KeyPrefix":             "CACHE_KEY_PREFIX",
 	"hoard.Config.PendingFile":           "CACHE_PENDING_FILE",
 	"hoard.Config.Timeout":               "CACHE_TIMEOUT",

@@ -37,6 +37,8 @@ type entryJSON struct {
 	Current     bool        `json:"current"`
 	Generations int         `json:"generations"`
 	Checked     int         `json:"generations_checked"`
+	Compressed  bool        `json:"compressed"`            // stored gzipped (Route.CompressMinBytes)
+	StoredBytes int         `json:"stored_bytes"`          // what the store holds, envelope included
 	Body        string      `json:"body,omitempty"`        // when it is UTF-8
 	BodyBytes   []byte      `json:"body_base64,omitempty"` // when it is not
 }
@@ -53,7 +55,7 @@ func get(ctx context.Context, c *hoard.Cache, ops []string, out *output) int {
 	}
 	j := entryJSON{Found: true, Key: e.Key, StoreKey: e.StoreKey, Kind: "value", Status: e.Status, Header: e.Header,
 		Stored: &e.Stored, AgeS: time.Since(e.Stored).Seconds(), TTLS: e.TTL.Seconds(), RemainingS: e.Remaining.Seconds(),
-		Current: e.Current, Generations: e.Generations, Checked: e.Checked}
+		Current: e.Current, Generations: e.Generations, Checked: e.Checked, Compressed: e.Compressed, StoredBytes: e.StoredBytes}
 	if e.Route {
 		j.Kind = "route"
 	}
@@ -74,7 +76,11 @@ func get(ctx context.Context, c *hoard.Cache, ops []string, out *output) int {
 	} else {
 		fmt.Fprintf(&b, "kind       provider value\n")
 	}
-	fmt.Fprintf(&b, "stored     %s (%s ago)\n", e.Stored.UTC().Format(time.RFC3339), time.Since(e.Stored).Round(time.Second))
+	fmt.Fprintf(&b, "stored     %s (%s ago), %d bytes in the store", e.Stored.UTC().Format(time.RFC3339), time.Since(e.Stored).Round(time.Second), e.StoredBytes)
+	if e.Compressed {
+		fmt.Fprintf(&b, ", gzipped (%d bytes decompressed)", len(e.Body))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "ttl        %s, %s\n", e.TTL, remaining(e.Remaining))
 	current := "yes: it is served"
 	if !e.Current {
