@@ -68,7 +68,7 @@ func TestMemory(t *testing.T) {
 func TestSmoke(t *testing.T) {
 	want := []string{"ceiling", "raw/redis", "uncached", "uncached/postgres", "hit/memory", "hit/redis/zipf",
 		"hit/redis/near", "hit/redis/near/zipf", "hit/rediscluster/near", "hit/rediscluster/near/zipf",
-		"mixed/memory", "mixed/redis/near", "expiry/redis/stale", "outage/redis", "nomiddleware", "disabled"}
+		"mixed/memory", "mixed/redis/near", "expiry/redis/stale", "json20k/memory/none", "json20k/memory/stored", "outage/redis", "nomiddleware", "disabled"}
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -103,8 +103,11 @@ func TestSmoke(t *testing.T) {
 		if r.VsCeiling == nil {
 			t.Errorf("%s: no ratio to the ceiling", r.Scenario)
 		}
+		if strings.HasPrefix(r.Scenario, "json20k/") != (r.StoredBytes > 0) {
+			t.Errorf("%s: %d stored bytes reported; want them for the json20k scenarios only", r.Scenario, r.StoredBytes)
+		}
 		hits := strings.HasPrefix(r.Scenario, "hit/") || strings.HasPrefix(r.Scenario, "mixed/") ||
-			strings.HasPrefix(r.Scenario, "expiry/") || r.Scenario == "outage/redis"
+			strings.HasPrefix(r.Scenario, "expiry/") || strings.HasPrefix(r.Scenario, "json20k/") || r.Scenario == "outage/redis"
 		if hits != (r.HitRatio != nil) {
 			t.Errorf("%s: hit ratio %v; want one exactly on hit, mixed, expiry and outage scenarios", r.Scenario, r.HitRatio)
 		}
@@ -115,6 +118,10 @@ func TestSmoke(t *testing.T) {
 		if strings.HasPrefix(r.Scenario, "mixed/") && r.Puts == 0 {
 			t.Errorf("%s: no PUT was sent", r.Scenario)
 		}
+	}
+	if none, stored := find(rep.Results, "json20k/memory/none"), find(rep.Results, "json20k/memory/stored"); none != nil && stored != nil &&
+		stored.StoredBytes*3 > none.StoredBytes {
+		t.Errorf("json20k: %d bytes stored compressed against %d uncompressed; want a third at most", stored.StoredBytes, none.StoredBytes)
 	}
 	for _, name := range []string{"hit/redis/zipf", "hit/redis/near", "hit/redis/near/zipf"} {
 		if r := find(rep.Results, name); r != nil && (r.Floor != "raw/redis" || r.VsFloor == nil) {

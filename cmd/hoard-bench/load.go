@@ -21,6 +21,7 @@ type workload struct {
 	n       int     // widget ids are 1..n
 	zipf    bool    // Zipf-distributed ids (s = zipfS), else uniform
 	putFrac float64 // share of PUTs (mixed scenarios); the rest are GETs
+	gzip    bool    // GETs send Accept-Encoding: gzip (and read the compressed answer as it comes)
 }
 
 // zipfS is the exponent of the Zipf distribution of ids (rank 1 is widget
@@ -97,6 +98,9 @@ func newClient(w workload, c int) (*client, error) {
 		req, err := http.NewRequest(http.MethodGet, w.base+widgetPath+strconv.Itoa(i+1), nil)
 		if err != nil {
 			return nil, err
+		}
+		if w.gzip {
+			req.Header.Set("Accept-Encoding", "gzip")
 		}
 		cl.gets[i] = req
 	}

@@ -195,6 +195,9 @@ type result struct {
 	// HandlerRuns is how many times the route's handler ran during the
 	// measured run (scenarios that report it: expiry/*).
 	HandlerRuns int64 `json:"handler_runs,omitempty"`
+	// StoredBytes is what the store holds for the working set's entries
+	// after the fill (scenarios that report it: json20k/*).
+	StoredBytes int64 `json:"stored_bytes,omitempty"`
 }
 
 // outage splits the outage scenario's latencies by phase.
@@ -321,13 +324,23 @@ func runScenario(ctx context.Context, e *env, sc scenario, o options, several bo
 		return nil, err
 	}
 	defer srv.Close()
-	cl, err := newClient(workload{base: srv.URL(), n: o.widgets, zipf: sc.zipf, putFrac: sc.putFrac}, o.conns)
+	n := o.widgets
+	if sc.ids > 0 {
+		n = min(n, sc.ids)
+	}
+	cl, err := newClient(workload{base: srv.URL(), n: n, zipf: sc.zipf, putFrac: sc.putFrac, gzip: sc.gzip}, o.conns)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
 	if sc.fill {
 		if err := cl.fill(ctx, o.conns); err != nil {
+			return nil, err
+		}
+	}
+	var stored int64
+	if sc.storedBytes {
+		if stored, err = storedBytes(ctx, e.cache, n); err != nil {
 			return nil, err
 		}
 	}
@@ -393,6 +406,7 @@ func runScenario(ctx context.Context, e *env, sc scenario, o options, several bo
 	if sc.runs {
 		res.HandlerRuns = runs
 	}
+	res.StoredBytes = stored
 	if sc.hits && lr.Gets > 0 {
 		r := float64(lr.Hits) / float64(lr.Gets)
 		res.HitRatio = &r

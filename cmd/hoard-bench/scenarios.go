@@ -43,6 +43,11 @@ type scenario struct {
 	hits    bool // report the hit ratio
 	outage  bool // SIGSTOP, then SIGKILL, the Redis server mid-run
 	runs    bool // report how many times the handler ran (env.runs)
+	gzip    bool // clients send Accept-Encoding: gzip
+	ids     int  // the working set, when not -widgets
+	// storedBytes: report the bytes the store holds for the entries
+	// (Cache.Inspect of each, after the fill).
+	storedBytes bool
 	// build returns the handler under test and what to release after the run.
 	build func(e *env) (http.Handler, func(), error)
 }
@@ -131,6 +136,7 @@ func scenarios() []scenario {
 			desc:  fmt.Sprintf("hot keys with a short TTL: the widget GET on the redis store with a %v TTL and a handler that takes %v more (a slow backend), Zipf ids; %s", expiryTTL, expiryDelay, what),
 			build: func(e *env) (http.Handler, func(), error) { return e.expiring(stale) }})
 	}
+	ss = append(ss, json20kScenarios()...)
 	ss = append(ss, scenario{name: "outage/redis", fill: true, hits: true, outage: true,
 		desc:  "hit/redis on a Redis of its own, SIGSTOPped at 1/3 of the run and SIGKILLed at 2/3",
 		build: (*env).outageRedis})
@@ -196,6 +202,8 @@ type env struct {
 	outage *testserver.Redis
 	// runs counts the handler runs of the scenarios that report them.
 	runs atomic.Int64
+	// cache is the Cache cachedRoute opened last: the current scenario's.
+	cache *hoard.Cache
 }
 
 func (e *env) Close() {
@@ -352,6 +360,7 @@ func (e *env) cachedRoute(cfg stores.Config, rt hoard.Route, get http.Handler, p
 			return nil, nil, err
 		}
 	}
+	e.cache = c
 	return m, func() { c.Close() }, nil
 }
 
