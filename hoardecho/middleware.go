@@ -1,0 +1,108 @@
+package hoardecho
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/hoardcache/hoard"
+	"github.com/labstack/echo/v4"
+)
+
+// Middleware returns echo middleware that caches and invalidates the routes
+// it is attached to as rt says (see hoard.Route and the package doc for
+// what differs from net/http). Misconfiguration is reported here, never
+// per request; errors wrap hoard.ErrRouteConfig.
+//
+// It does what echo.WrapMiddleware(c.Middleware(rt)) cannot: read echo's
+// path parameters, write a returned error through hoard, and give
+// c.Response() back to the middleware outside.
+func Middleware(c *hoard.Cache, rt hoard.Route) (echo.MiddlewareFunc, error) {
+	if c == nil {
+		return nil, errors.New("hoardecho: nil *hoard.Cache; pass the Cache from hoard.New or stores.Open")
+	}
+	if rt.Params != nil {
+		return nil, fmt.Errorf("%w: hoardecho: Route.Params is set; leave it nil: hoardecho reads path parameters from echo.Context.Param", hoard.ErrRouteConfig)
+	}
+	switch {
+	case rt.StaleWhileRevalidate > 0:
+		return nil, fmt.Errorf("%w: hoardecho: StaleWhileRevalidate %v runs the handler after the request has ended, which echo's pooled Context cannot do; leave it 0 (off under hoardecho) and use StaleIfError or a shorter TTL", hoard.ErrRouteConfig, rt.StaleWhileRevalidate)
+	case rt.StaleWhileRevalidate == 0:
+		rt.StaleWhileRevalidate = -1 // off, whatever the Cache's default
+	}
+	rt.Params = param
+	rs, err := newRoutes(c, rt, http.HandlerFunc(serveNext))
+	if err != nil {
+		return nil, fmt.Errorf("hoardecho: %w", err)
+	}
+	return rs.middleware, nil
+}
+
+// MustMiddleware is Middleware that panics on a configuration error, for
+// route tables built at start-up.
+func MustMiddleware(c *hoard.Cache, rt hoard.Route) echo.MiddlewareFunc {
+	mw, err := Middleware(c, rt)
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}
+
+// bypassStatus is hoard's Cache-Status of a response served uncached.
+const bypassStatus = "hoard; fwd=bypass"
+
+// middleware hands each request to hoard with the echo.Context and next in
+// its context. (echo applies e.Use middleware per request, so next is not
+// fixed per route.)
+func (rs *routes) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		path := ec.Path()
+		if path == "" {
+			return next(ec) // no route: nothing to cache
+		}
+		rc := rs.forRoute(path, ec.ParamNames())
+		r := ec.Request()
+		if rc.unkeyed && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			ec.Response().Header().Set("Cache-Status", bypassStatus)
+			return next(ec)
+		}
+		st := &state{ec: ec, next: next}
+		st.ctx = context.WithValue(r.Context(), stateKey{}, st)
+		req := r.WithContext(st.ctx)
+		req.Pattern = "" // a ServeMux outside echo may have set it; metrics use the KeyPrefix
+		resp := ec.Response()
+		defer func() {
+			// Also on a panic, so that echo's Recover writes to its own
+			// Response.
+			ec.SetResponse(resp)
+			ec.SetRequest(r)
+		}()
+		rc.h.ServeHTTP(resp, req)
+		return st.err
+	}
+}
+
+// serveNext is the handler hoard wraps: the echo handler (and the
+// middleware after this one), writing to hoard's writer.
+func serveNext(w http.ResponseWriter, r *http.Request) {
+	st := stateOf(r)
+	if st == nil || r.Context() != st.ctx {
+		// Not the request's own run: the echo.Context may already serve
+		// another request. (hoard runs the handler in the background only
+		// for StaleWhileRevalidate, which Middleware turns off.) An error
+		// status keeps anything from being stored.
+		http.Error(w, "hoardecho: the echo handler cannot run outside its request", http.StatusServiceUnavailable)
+		return
+	}
+	ec := st.ec
+	ec.SetRequest(r)
+	ec.SetResponse(echo.NewResponse(w, ec.Echo()))
+	err := st.next(ec)
+	if err != nil && !ec.Response().Committed {
+		// Write the error here, through hoard, so that its status decides
+		// what is stored and invalidated.
+		ec.Error(err)
+	}
+	st.err = err
+}

@@ -1,0 +1,36 @@
+package hoardgin
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// state carries the gin.Context of one request through hoard, which knows
+// only net/http: Params and the wrapped handler find it in the request's
+// context.
+type state struct {
+	gc *gin.Context
+	// ctx is the request context hoard was given; a run of the handler
+	// under another (a background run) is refused, see serveNext.
+	ctx context.Context
+	// ran records that hoard ran the rest of gin's chain.
+	ran bool
+}
+
+type stateKey struct{}
+
+// stateOf returns the state of r, or nil.
+func stateOf(r *http.Request) *state {
+	st, _ := r.Context().Value(stateKey{}).(*state)
+	return st
+}
+
+// param is the Route.Params of every hoardgin route: gin's path parameter.
+func param(r *http.Request, name string) string {
+	if st := stateOf(r); st != nil {
+		return st.gc.Param(name)
+	}
+	return ""
+}
