@@ -133,23 +133,32 @@ type response struct {
 // do sends one request; header holds name, value pairs.
 func (a *app) do(t *testing.T, method, path string, header ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, a.srv.URL+path, nil)
+	res, err := a.send(method, path, header...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return res
+}
+
+// send is do for any goroutine: it returns the error.
+func (a *app) send(method, path string, header ...string) (response, error) {
+	req, err := http.NewRequest(method, a.srv.URL+path, nil)
+	if err != nil {
+		return response{}, err
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
-	return response{res.StatusCode, string(body), res.Header}
+	return response{res.StatusCode, string(body), res.Header}, nil
 }
 
 func expect(t *testing.T, what string, got response, status int, body, cacheStatus string) {
@@ -380,7 +389,11 @@ func TestConcurrentMisses(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() {
-				got := a.do(t, "GET", "/widgets/9")
+				got, err := a.send("GET", "/widgets/9")
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				if got.status != 200 || got.body != `{"id": "9", "version": 0}` {
 					t.Errorf("got %d %q [%s]", got.status, got.body, got.header.Get("Cache-Status"))
 				}
@@ -419,4 +432,26 @@ func TestMissAnswers304(t *testing.T) {
 	if s := logged.Load(); s != http.StatusNotModified {
 		t.Errorf("echo logged %d, want 304", s)
 	}
+}
+
+// A named ResourceID and a placeholder key every path parameter: two users'
+// note 1 are two entries, and a PATCH invalidates only its own.
+func TestNamedResourceID(t *testing.T) {
+	c := storefixture.Shared(t, storefixture.Redis).NewCache(t, hoard.Config{})
+	var version atomic.Int32
+	e := echo.New()
+	mw := hoardecho.MustMiddleware(c, hoard.Route{KeyPrefix: "{user}_note", ResourceID: "note"})
+	e.GET("/users/:user/notes/:note", func(ec echo.Context) error {
+		return ec.String(200, fmt.Sprintf("%s/%s v%d", ec.Param("user"), ec.Param("note"), version.Load()))
+	}, mw)
+	e.PATCH("/users/:user/notes/:note", func(ec echo.Context) error { version.Add(1); return ec.NoContent(http.StatusNoContent) }, mw)
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	a := &app{srv: srv}
+	expect(t, "alice", a.do(t, "GET", "/users/alice/notes/1"), 200, "alice/1 v0", stored)
+	expect(t, "bob", a.do(t, "GET", "/users/bob/notes/1"), 200, "bob/1 v0", stored)
+	expect(t, "alice again", a.do(t, "GET", "/users/alice/notes/1"), 200, "alice/1 v0", hit)
+	a.do(t, "PATCH", "/users/alice/notes/1")
+	expect(t, "alice after PATCH", a.do(t, "GET", "/users/alice/notes/1"), 200, "alice/1 v1", stored)
+	expect(t, "bob after alice's PATCH", a.do(t, "GET", "/users/bob/notes/1"), 200, "bob/1 v0", hit)
 }
