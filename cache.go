@@ -55,8 +55,11 @@ type Cache struct {
 	// revalidating holds the entry keys a background revalidation is
 	// running for (stale.go).
 	revalidating sync.Map
-	stats        counters
-	metrics      *metrics
+	// leases says whether misses take a lease (misswait.go): MissWait on,
+	// and a store other instances share.
+	leases  bool
+	stats   counters
+	metrics *metrics
 
 	// The background replay of pending invalidations runs under bgCtx,
 	// cancelled by Close, which waits for it (bg).
@@ -106,8 +109,9 @@ func New(store Store, cfg Config) (*Cache, error) {
 		breaker:  newBreaker(breakerThreshold, breakerCooldown),
 		log:      rateLimitedLog{logger: logger.With(slog.String("component", "hoard")), interval: time.Second},
 	}
-	c.metrics = newMetrics(cfg.MeterProvider, c)
 	c.longestTTL.Store(int64(cfg.DefaultTTL))
+	local, _ := store.(ProcessLocal)
+	c.leases = cfg.MissWait > 0 && (local == nil || !local.ProcessLocal())
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.keys = keyspace{ns: cfg.KeyPrefix, epochs: []string{cfg.KeyPrefix + epochName}}
 	if !cfg.Disabled {
@@ -122,6 +126,9 @@ func New(store Store, cfg Config) (*Cache, error) {
 		c.pendingFile = pf
 		c.pending.add(keys) // replayed by replayLoop once the store answers
 	}
+	// After every way New can fail: the gauges' callback registered here
+	// is unregistered by Close.
+	c.metrics = newMetrics(cfg.MeterProvider, c)
 	timeout := cfg.Timeout
 	if isSelfTimed(store) {
 		timeout = 0

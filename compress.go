@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,15 +61,33 @@ func gzipBody(body []byte) (gz []byte, ok bool) {
 	return buf.Bytes(), true
 }
 
-// gunzip decompresses a body hoard compressed (limit bounds the result:
-// the route's MaxBodyBytes, which the body was within).
-func gunzip(gz []byte, limit int) ([]byte, error) {
-	r, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
+// gzipReaders keeps gzip readers between identity hits.
+var gzipReaders sync.Pool
+
+// gunzip decompresses a body hoard compressed from plainLen bytes, into
+// one buffer of that size.
+func gunzip(gz []byte, plainLen int) ([]byte, error) {
+	var r *gzip.Reader
+	if p, ok := gzipReaders.Get().(*gzip.Reader); ok {
+		r = p
+		if err := r.Reset(bytes.NewReader(gz)); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if r, err = gzip.NewReader(bytes.NewReader(gz)); err != nil {
+			return nil, err
+		}
+	}
+	defer gzipReaders.Put(r)
+	out := make([]byte, plainLen)
+	if _, err := io.ReadFull(r, out); err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	return io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if n, _ := r.Read(make([]byte, 1)); n != 0 {
+		return nil, errCorruptEntry // longer than recorded
+	}
+	return out, nil
 }
 
 // compressFields returns the header fields of the gzip representation of
@@ -147,25 +166,30 @@ func qValue(params string) float64 {
 
 // serveIdentity answers a client that does not accept gzip from a
 // compressed entry: the body decompressed, without Content-Encoding, with
-// the identity ETag. A body that does not decompress (never written by
-// hoard) is a miss's job: the handler runs.
+// the identity ETag. A 304 and a HEAD decompress nothing (the entry
+// records the identity length). A body that does not decompress (never
+// written by hoard) runs the handler, uncached.
 func (h *routeHandler) serveIdentity(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, status string) {
-	body, err := gunzip(e.body, h.maxBody)
-	if err != nil || len(body) > h.maxBody {
-		h.c.log.error("hoard: a compressed entry does not decompress; serving uncached", errCorruptEntry)
-		h.next.ServeHTTP(w, r)
-		return
-	}
 	hdr := w.Header()
 	e.applyHeader(hdr,
 		"Cache-Status", status,
 		"Age", decimal.format(int64(e.age(now)/time.Second)),
-		"Content-Length", strconv.Itoa(len(body)))
+		"Content-Length", strconv.Itoa(e.plainLen))
 	delete(hdr, "Content-Encoding")
 	if etag := hdr.Get("Etag"); etag != "" {
 		hdr.Set("Etag", untagETag(etag))
 	}
 	h.setClientCC(hdr)
+	var body []byte
+	if r.Method != http.MethodHead && !notModified(hdr, r, e.status) {
+		var err error
+		if body, err = gunzip(e.body, e.plainLen); err != nil {
+			h.c.log.error("hoard: a compressed entry does not decompress; serving uncached", errCorruptEntry, slog.String("path", clip(r.URL.Path)))
+			clear(hdr)
+			h.next.ServeHTTP(w, r)
+			return
+		}
+	}
 	writeStored(w, r, e.status, body, true)
 }
 

@@ -87,7 +87,9 @@ type Config struct {
 	// and answer from it, so that an expired hot key runs the handler once
 	// across the fleet rather than once per instance. Past MissWait, or
 	// when the leaseholder's answer is not stored, they run the handler
-	// themselves. 0 means 1s; a negative value turns the lease off.
+	// themselves. 0 means 1s; a negative value turns the lease off. A
+	// store local to the process (the memory store: ProcessLocal) takes no
+	// lease.
 	MissWait time.Duration
 	// CompressMinBytes is the default of Route.CompressMinBytes
 	// (CACHE_COMPRESS_MIN_BYTES; 0 there means off): bodies of at least

@@ -21,6 +21,8 @@ import (
 //	stored-at (unix ms), ttl (ms)
 //	kind raw:  payload (the rest)
 //	kind http: status, header count, count × (len, name, len, value), body (the rest)
+//	kind http-gzip: as http, with the identity body's length after the
+//	                status, and the body gzipped (compress.go)
 //
 // A value that does not decode is treated as a miss and overwritten by the
 // next store, never served.
@@ -30,6 +32,10 @@ const (
 
 	kindRaw  = 1
 	kindHTTP = 2
+	// kindHTTPGzip is a response stored compressed. A kind of its own, so
+	// that a version of hoard that does not know it reads it as corrupt (a
+	// miss) rather than replay its gzip bytes to every client.
+	kindHTTPGzip = 3
 )
 
 var errCorruptEntry = errors.New("hoard: corrupt cache entry")
@@ -45,7 +51,8 @@ type entry struct {
 	status   int
 	header   []headerField
 	body     []byte // payload for kindRaw
-	gzipped  bool   // hoard compressed body (a stored Content-Encoding: gzip; compress.go)
+	gzipped  bool   // kindHTTPGzip: body is gzipped (compress.go)
+	plainLen int    // kindHTTPGzip: the length of the identity body
 }
 
 type headerField struct{ name, value string }
@@ -140,13 +147,26 @@ func encodeRaw(gens [][]byte, storedAt time.Time, ttl time.Duration, value []byt
 // encodeHTTP wraps a captured response. header fields are written in the
 // order given; the caller has already dropped what must not be stored.
 func encodeHTTP(gens [][]byte, storedAt time.Time, ttl time.Duration, status int, header []headerField, body []byte) []byte {
-	n := 56 + len(body) + len(gens)*10
+	return encodeResponse(kindHTTP, gens, storedAt, ttl, status, 0, header, body)
+}
+
+// encodeHTTPGzip wraps a captured response whose body gz is gzipped from
+// plainLen bytes.
+func encodeHTTPGzip(gens [][]byte, storedAt time.Time, ttl time.Duration, status, plainLen int, header []headerField, gz []byte) []byte {
+	return encodeResponse(kindHTTPGzip, gens, storedAt, ttl, status, plainLen, header, gz)
+}
+
+func encodeResponse(kind byte, gens [][]byte, storedAt time.Time, ttl time.Duration, status, plainLen int, header []headerField, body []byte) []byte {
+	n := 66 + len(body) + len(gens)*10
 	for _, h := range header {
 		n += len(h.name) + len(h.value) + 4
 	}
 	dst := make([]byte, 0, n)
-	dst = appendEntryHead(dst, kindHTTP, gens, storedAt, ttl)
+	dst = appendEntryHead(dst, kind, gens, storedAt, ttl)
 	dst = binary.AppendUvarint(dst, uint64(status))
+	if kind == kindHTTPGzip {
+		dst = binary.AppendUvarint(dst, uint64(plainLen))
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(header)))
 	for _, h := range header {
 		dst = binary.AppendUvarint(dst, uint64(len(h.name)))
@@ -207,14 +227,17 @@ const maxEntryGens = 64
 // maxEntryHeaders bounds the header list for the same reason.
 const maxEntryHeaders = 256
 
-// decodeEntry decodes an envelope. want is the kind the caller expects; any
-// other kind, a truncated or corrupt value (wrong checksum, lengths that do
-// not add up to exactly the value's length) is errCorruptEntry.
+// decodeEntry decodes an envelope. want is the kind the caller expects
+// (kindHTTP takes kindHTTPGzip too); any other kind, a truncated or
+// corrupt value (wrong checksum, lengths that do not add up to exactly the
+// value's length) is errCorruptEntry.
 func decodeEntry(b []byte, want byte) (entry, error) {
 	var e entry
-	if len(b) < 3+entrySumLen || b[0] != entryMagic || b[1] != entryVersion || b[2] != want {
+	if len(b) < 3+entrySumLen || b[0] != entryMagic || b[1] != entryVersion ||
+		b[2] != want && !(want == kindHTTP && b[2] == kindHTTPGzip) {
 		return e, errCorruptEntry
 	}
+	e.gzipped = b[2] == kindHTTPGzip
 	sumAt := len(b) - entrySumLen
 	if crc32.Checksum(b[:sumAt], castagnoli) != binary.BigEndian.Uint32(b[sumAt:]) {
 		return e, errCorruptEntry
@@ -244,6 +267,13 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 			d.err = true
 		}
 		e.status = int(status)
+		if e.gzipped {
+			n := d.uvarint()
+			if n > math.MaxInt32 {
+				d.err = true
+			}
+			e.plainLen = int(n)
+		}
 		nh := d.uvarint()
 		if nh > maxEntryHeaders {
 			d.err = true
@@ -253,9 +283,6 @@ func decodeEntry(b []byte, want byte) (entry, error) {
 			for i := range e.header {
 				e.header[i].name = unsafeString(d.bytes())
 				e.header[i].value = unsafeString(d.bytes())
-				if e.header[i].name == "Content-Encoding" {
-					e.gzipped = e.header[i].value == "gzip"
-				}
 			}
 		}
 	}

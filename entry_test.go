@@ -136,6 +136,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeHTTP([][]byte{newGeneration()}, time.UnixMilli(1), time.Minute, 200,
 		[]headerField{{"Content-Type", "application/json"}}, []byte(`{"id":1}`)))
 	f.Add(encodeRaw(nil, time.UnixMilli(5), time.Second, []byte("x")))
+	f.Add(encodeHTTPGzip([][]byte{newGeneration()}, time.UnixMilli(1), time.Minute, 200, 8,
+		[]headerField{{"Content-Encoding", "gzip"}}, []byte("\x1f\x8b")))
 	f.Add([]byte("h\x02\x02\xff\xff\xff\xff\xff"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -146,13 +148,16 @@ func FuzzDecodeEntry(f *testing.F) {
 					continue
 				}
 				var again []byte
-				if kind == kindHTTP {
+				switch {
+				case e.gzipped:
+					again = encodeHTTPGzip(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.status, e.plainLen, e.header, e.body)
+				case kind == kindHTTP:
 					again = encodeHTTP(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.status, e.header, e.body)
-				} else {
+				default:
 					again = encodeRaw(e.generations(), time.UnixMilli(e.storedAt), time.Duration(e.ttl)*time.Millisecond, e.body)
 				}
 				e2, err := decodeEntry(again, kind)
-				if err != nil || e2.status != e.status || !bytes.Equal(e2.body, e.body) || e2.ngens != e.ngens ||
+				if err != nil || e2.status != e.status || !bytes.Equal(e2.body, e.body) || e2.ngens != e.ngens || e2.gzipped != e.gzipped || e2.plainLen != e.plainLen ||
 					e2.storedAt != e.storedAt || e2.ttl != e.ttl || !reflect.DeepEqual(e2.header, e.header) ||
 					!reflect.DeepEqual(e2.generations(), e.generations()) {
 					t.Fatalf("re-encoded entry differs: %v", err)

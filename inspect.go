@@ -2,7 +2,6 @@ package hoard
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -34,8 +33,8 @@ type Entry struct {
 	// and that Inspect can check (the namespace epoch and the resource's
 	// generation: Checked of Generations) are still the store's: false
 	// means a write or Clear has made it stale, and it is never served.
-	// Generations of InvalidatePatterns are checked by the route that
-	// reads the entry, which knows its patterns.
+	// True is as far as checked: generations of InvalidatePatterns are
+	// checked by the route that reads the entry, which knows its patterns.
 	Current              bool
 	Generations, Checked int
 }
@@ -74,13 +73,19 @@ func (c *Cache) Inspect(ctx context.Context, key string) (e Entry, found bool, e
 	e.Status, e.Body = d.status, append([]byte(nil), d.body...)
 	e.Compressed, e.StoredBytes = d.gzipped, len(vals[0])
 	if d.gzipped {
-		if e.Body, err = gunzip(d.body, math.MaxInt32); err != nil {
+		if e.Body, err = gunzip(d.body, d.plainLen); err != nil {
 			return e, false, err
 		}
 	}
 	if e.Route {
 		e.Header = http.Header{}
 		d.applyHeader(e.Header)
+		if d.gzipped { // the identity representation's fields, as Body is
+			delete(e.Header, "Content-Encoding")
+			if etag := e.Header.Get("Etag"); etag != "" {
+				e.Header.Set("Etag", untagETag(etag))
+			}
+		}
 	}
 	e.Stored = time.UnixMilli(d.storedAt)
 	e.TTL = time.Duration(d.ttl) * time.Millisecond

@@ -18,8 +18,8 @@ import (
 //	hoard.provider.requests     counter    operation (get, fetch, set, delete, ...), result (hit, miss, ok, error)
 //	hoard.store.duration        histogram  s; operation (get, get_multi, set, ...), outcome (ok, error)
 //	hoard.invalidation.keys     counter    outcome (written, failed, replayed)
-//	hoard.invalidation.pending  gauge      keys waiting to be replayed
-//	hoard.breaker.open          gauge      1 while the breaker skips the store
+//	hoard.invalidation.pending  gauge      namespace; keys waiting to be replayed
+//	hoard.breaker.open          gauge      namespace; 1 while the breaker skips the store
 //	hoard.entry.size            histogram  By; every value stored
 //
 // The redis store adds the near cache's (hoard.near.*) when it has one.
@@ -124,13 +124,16 @@ func newMetrics(mp metric.MeterProvider, c *Cache) *metrics {
 		metric.WithDescription("Invalidated keys waiting to be replayed; their namespaces are served uncached meanwhile."), metric.WithUnit("{key}"))
 	open, _ := meter.Int64ObservableGauge("hoard.breaker.open",
 		metric.WithDescription("1 while the circuit breaker skips the store after repeated failures, else 0."))
+	// The gauges name the Cache's namespace, so that two Caches on one
+	// provider report two series.
+	ns := metric.WithAttributeSet(attribute.NewSet(attribute.String("namespace", c.cfg.KeyPrefix)))
 	m.gauges, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(pending, int64(c.pending.size()))
+		o.ObserveInt64(pending, int64(c.pending.size()), ns)
 		var v int64
 		if !c.breaker.closed() {
 			v = 1
 		}
-		o.ObserveInt64(open, v)
+		o.ObserveInt64(open, v, ns)
 		return nil
 	}, pending, open)
 	for op := range numStoreOps {

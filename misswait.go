@@ -40,9 +40,9 @@ type missLease struct {
 // takeMissLease asks the store for the lease of key under gens. It
 // returns ok false when another instance holds it. A store that cannot
 // answer gives the lease to every caller (liveness before strictness);
-// so does MissWait off.
+// so do MissWait off and a ProcessLocal store.
 func (c *Cache) takeMissLease(ctx context.Context, key string, gens [][]byte) (l missLease, ok bool) {
-	if c.cfg.MissWait < 0 {
+	if !c.leases {
 		return l, true
 	}
 	l.key = c.keys.missLease(key, gens)

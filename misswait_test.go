@@ -19,7 +19,10 @@ import (
 
 // twoInstances returns two Caches sharing one store and namespace, as two
 // processes behind a load balancer would: on memory, two Caches over one
-// store; otherwise two connections to the backend's servers.
+// store (through a fault store, which hides that the memory store is
+// ProcessLocal); otherwise two connections to the backend's servers, with
+// a generous call timeout (a loaded machine must not turn a poll into a
+// store failure, which ends the wait).
 func twoInstances(t *testing.T, name string, missWait time.Duration) (a, b *hoard.Cache) {
 	t.Helper()
 	if name == storefixture.Memory {
@@ -29,7 +32,7 @@ func twoInstances(t *testing.T, name string, missWait time.Duration) (a, b *hoar
 		}
 		cfg := hoard.Config{KeyPrefix: storefixture.UniquePrefix(), MissWait: missWait, Logger: discardLogger()}
 		for _, c := range []**hoard.Cache{&a, &b} {
-			if *c, err = hoard.New(mem, cfg); err != nil {
+			if *c, err = hoard.New(faultstore.New(mem), cfg); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { (*c).Close() })
@@ -40,6 +43,7 @@ func twoInstances(t *testing.T, name string, missWait time.Duration) (a, b *hoar
 	cfg := bk.Config(t)
 	cfg.Cache.MissWait = missWait
 	cfg.Cache.Logger = discardLogger()
+	cfg.Cache.Timeout = 2 * time.Second
 	return bk.Open(t, cfg), bk.Open(t, cfg)
 }
 
@@ -309,5 +313,35 @@ func TestMissLeaseQuietPeriod(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // B's breaker half-opens: its next call probes, closes it, and starts the quiet period
 	if r := serveLocal(t, b, http.MethodGet, "/v/1"); r.Body != "v1" {
 		t.Errorf("B's GET after the outage, C's invalidation pending: %v; want v1 (A's v0 is what C's write replaced)", r)
+	}
+}
+
+// TestMissLeaseNotOnProcessLocalStore: over the memory store, which no
+// other instance shares, a miss takes no lease (singleflight is enough
+// within a process); over the same store behind a wrapper that does not
+// say it is local, it does.
+func TestMissLeaseNotOnProcessLocalStore(t *testing.T) {
+	mem, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		store hoard.Store
+		want  int
+	}{{mem, 0}, {faultstore.New(mem), 1}} {
+		c, err := hoard.New(tc.store, hoard.Config{KeyPrefix: storefixture.UniquePrefix(), Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases := -1
+		mux, _ := localMux(t, c, miniRoute{pattern: "GET /l/{id}", rt: &hoard.Route{KeyPrefix: "l"}, h: func(w http.ResponseWriter, r *http.Request) {
+			// While the handler runs, the lease (if any) is in the store.
+			leases, _ = mem.DeletePattern(r.Context(), c.Config().KeyPrefix+"#m:*")
+			w.Write([]byte("l"))
+		}})
+		serveLocal(t, mux, http.MethodGet, "/l/1")
+		if leases != tc.want {
+			t.Errorf("%T: %d leases in the store during a miss; want %d", tc.store, leases, tc.want)
+		}
 	}
 }

@@ -240,15 +240,11 @@ func (t *numberStrings) format(n int64) string {
 // lengthSet says the caller has set Content-Length already.
 func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte, lengthSet bool) {
 	hdr := w.Header()
-	if status == http.StatusOK {
-		if inm := r.Header["If-None-Match"]; len(inm) > 0 {
-			if etag := hdr.Get("Etag"); etag != "" && etagMatch(inm, etag) {
-				delete(hdr, "Content-Type")
-				delete(hdr, "Content-Length")
-				w.WriteHeader(http.StatusNotModified)
-				return
-			}
-		}
+	if notModified(hdr, r, status) {
+		delete(hdr, "Content-Type")
+		delete(hdr, "Content-Length")
+		w.WriteHeader(http.StatusNotModified)
+		return
 	}
 	if !lengthSet {
 		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
@@ -257,6 +253,20 @@ func writeStored(w http.ResponseWriter, r *http.Request, status int, body []byte
 	if r.Method != http.MethodHead && len(body) > 0 {
 		w.Write(body)
 	}
+}
+
+// notModified reports whether r's If-None-Match matches the ETag in hdr of
+// a 200 answer: a 304 is due.
+func notModified(hdr http.Header, r *http.Request, status int) bool {
+	if status != http.StatusOK {
+		return false
+	}
+	inm := r.Header["If-None-Match"]
+	if len(inm) == 0 {
+		return false
+	}
+	etag := hdr.Get("Etag")
+	return etag != "" && etagMatch(inm, etag)
 }
 
 // etagMatch implements If-None-Match's weak comparison (RFC 9110 13.1.2)
@@ -321,7 +331,7 @@ func (h *routeHandler) serveMiss(w http.ResponseWriter, r *http.Request, info *p
 		lease, ok := c.takeMissLease(r.Context(), key, gens)
 		defer c.releaseMissLease(r.Context(), lease)
 		peer := c.storedSince(r.Context(), storeKeys, lease)
-		if !ok {
+		if !ok && !c.quiet() { // in its quiet period, no entry would be served: no use waiting
 			peer = c.awaitPeer(r.Context(), storeKeys, lease, gens)
 		}
 		if peer != nil {
@@ -438,7 +448,7 @@ func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr
 		hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
 	}
 	fields := storedHeader(hdr, before)
-	payloadFields, payload := fields, body
+	payloadFields, payload := fields, body // the identity representation
 	if h.compressMin > 0 && len(body) >= h.compressMin && compressible(hdr.Get("Content-Type")) {
 		if z, ok := gzipBody(body); ok {
 			// Stored compressed (compress.go); the requests answered from
@@ -452,7 +462,11 @@ func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr
 	for _, f := range fields {
 		stored[f.name] = append(stored[f.name], f.value)
 	}
-	return stored, gz, h.c.set(ctx, key, encodeHTTP(gens, time.Now(), h.ttl, status, payloadFields, payload), h.keepFor())
+	enc := encodeHTTP(gens, time.Now(), h.ttl, status, payloadFields, payload)
+	if gz != nil {
+		enc = encodeHTTPGzip(gens, time.Now(), h.ttl, status, len(body), payloadFields, payload)
+	}
+	return stored, gz, h.c.set(ctx, key, enc, h.keepFor())
 }
 
 // errHandlerFailed describes a failed handler run for the log.

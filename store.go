@@ -132,6 +132,17 @@ type StoreDescription struct {
 	Servers map[string]map[string]string
 }
 
+// ProcessLocal is an optional interface of a Store whose data lives in
+// this process only (the memory store): no other instance reads or writes
+// it, so a Cache skips what only matters across instances (the miss lease
+// of Config.MissWait, whose waits singleflight already gives a process).
+// A wrapper of such a store that is shared some other way must not
+// forward it.
+type ProcessLocal interface {
+	// ProcessLocal reports whether the store is local to this process.
+	ProcessLocal() bool
+}
+
 // SelfTimed is an optional interface of a Store that bounds every call
 // itself, so that an unreachable or frozen server yields an error within
 // that bound whatever the call's context. A Cache over a SelfTimed store

@@ -337,6 +337,10 @@ func (s *Store) Exists(_ context.Context, key string) (bool, error) {
 // Cache puts no deadline on its calls.
 func (s *Store) CallTimeout() time.Duration { return 0 }
 
+// ProcessLocal reports that the store lives in this process only
+// (hoard.ProcessLocal): a Cache over it takes no miss leases.
+func (s *Store) ProcessLocal() bool { return true }
+
 // Ping returns nil, or ErrClosed after Close.
 func (s *Store) Ping(context.Context) error {
 	if s.closed.Load() {

@@ -110,6 +110,7 @@ var envCases = []struct {
 	{"CACHE_STALE_IF_ERROR", "1m", nil, nil, "whole number of seconds"},
 	{"CACHE_MISS_WAIT", "250ms", func(c Config) any { return c.Cache.MissWait }, 250 * time.Millisecond, ""},
 	{"CACHE_MISS_WAIT", "0", func(c Config) any { return c.Cache.MissWait }, time.Duration(-1), ""},
+	{"CACHE_MISS_WAIT", "0s", func(c Config) any { return c.Cache.MissWait }, time.Duration(-1), ""},
 	{"CACHE_MISS_WAIT", "2", nil, nil, "duration with a unit"},
 	{"CACHE_MISS_WAIT", "5m", nil, nil, "at most 1m"},
 	{"CACHE_COMPRESS_MIN_BYTES", "4096", func(c Config) any { return c.Cache.CompressMinBytes }, 4096, ""},

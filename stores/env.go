@@ -108,8 +108,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Cache.DefaultTTL = p.seconds("DEFAULT_CACHE_EXPIRATION", 1)
 	c.Cache.StaleWhileRevalidate = p.seconds("CACHE_STALE_WHILE_REVALIDATE", 0)
 	c.Cache.StaleIfError = p.seconds("CACHE_STALE_IF_ERROR", 0)
-	if strings.TrimSpace(p.raw["CACHE_MISS_WAIT"]) == "0" {
-		c.Cache.MissWait = -1 // off; the zero value would mean 1s
+	if d, err := time.ParseDuration(strings.TrimSpace(p.raw["CACHE_MISS_WAIT"])); strings.TrimSpace(p.raw["CACHE_MISS_WAIT"]) == "0" || err == nil && d == 0 {
+		c.Cache.MissWait = -1 // off ("0", "0s"); the zero value would mean 1s
 	} else {
 		c.Cache.MissWait = p.duration("CACHE_MISS_WAIT")
 	}

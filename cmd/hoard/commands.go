@@ -82,7 +82,7 @@ func get(ctx context.Context, c *hoard.Cache, ops []string, out *output) int {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "ttl        %s, %s\n", e.TTL, remaining(e.Remaining))
-	current := "yes: it is served"
+	current := "yes, as far as checked"
 	if !e.Current {
 		current = "no: a write or Clear made it stale; it is never served"
 	}
