@@ -13,7 +13,9 @@ package main
 //	go test -count=1 -tags consistency -run FleetExpiryHerd -v ./cmd/hoard-demo
 //
 // A response whose Cache-Status is a miss that is not collapsed ran the
-// handler; runs less than herdGap apart belong to one expiry.
+// handler; runs less than herdGap apart belong to one expiry. Under -race
+// (scripts/test) the demo is several times slower: 50 clients then, so
+// that the check measures the lease rather than a saturated machine.
 
 import (
 	"flag"
@@ -31,7 +33,7 @@ import (
 )
 
 var (
-	herdClients  = flag.Int("herd.clients", 200, "TestFleetExpiryHerd's concurrent clients")
+	herdClients  = flag.Int("herd.clients", 200, "TestFleetExpiryHerd's concurrent clients (50 under -race unless set)")
 	herdDuration = flag.Duration("herd.duration", 5*time.Second, "how long TestFleetExpiryHerd loads each configuration")
 )
 
@@ -72,7 +74,7 @@ func TestFleetExpiryHerd(t *testing.T) {
 	db := "DATABASE_URL=sqlite:" + filepath.Join(dir, "demo.db")
 	reports := map[string]herdReport{}
 	for i, wait := range []string{"1s", "0"} {
-		env := []string{"CACHE_BACKEND=redis", "CACHE_REDIS_URL=redis://" + r.Addr + "/0", "CACHE_TIMEOUT=250ms",
+		env := []string{"CACHE_BACKEND=redis", "CACHE_REDIS_URL=redis://" + r.Addr + "/0", "CACHE_TIMEOUT=1s",
 			fmt.Sprintf("CACHE_KEY_PREFIX=herd%d:", i), "DEFAULT_CACHE_EXPIRATION=1", "CACHE_MISS_WAIT=" + wait, "LOG_LEVEL=warn", db}
 		var urls []string
 		for range 3 {
@@ -81,13 +83,15 @@ func TestFleetExpiryHerd(t *testing.T) {
 		}
 		rep := runHerd(t, urls)
 		t.Logf("CACHE_MISS_WAIT=%s: %v", wait, rep)
-		if rep.failed > 0 || rep.expiries < 2 {
-			t.Errorf("CACHE_MISS_WAIT=%s: %v; want every request answered 200, over two expiries at least", wait, rep)
+		if rep.failed > 0 {
+			t.Errorf("CACHE_MISS_WAIT=%s: %v; want every request answered 200", wait, rep)
 		}
 		reports[wait] = rep
 	}
-	if got := reports["1s"].runsPerExpiry(); got > 1.5 {
-		t.Errorf("with the miss lease, %.2f handler runs per expiry on three instances; want about one (at most 1.5)", got)
+	// Without the lease the figures are only reported: how many runs an
+	// expiry costs then depends on the machine's load.
+	if rep := reports["1s"]; rep.expiries < 2 || rep.runsPerExpiry() > 1.5 {
+		t.Errorf("with the miss lease: %v; want about one handler run per expiry on three instances (at most 1.5), over two expiries at least", rep)
 	}
 }
 
@@ -95,7 +99,11 @@ func TestFleetExpiryHerd(t *testing.T) {
 // herd.duration and sums up what they saw.
 func runHerd(t *testing.T, urls []string) herdReport {
 	t.Helper()
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *herdClients}}
+	clients := *herdClients
+	if raceEnabled && !flagSet("herd.clients") {
+		clients = 50
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	defer client.CloseIdleConnections()
 	var (
 		mu  sync.Mutex
@@ -103,7 +111,7 @@ func runHerd(t *testing.T, urls []string) herdReport {
 		wg  sync.WaitGroup
 	)
 	end := time.Now().Add(*herdDuration)
-	for c := range *herdClients {
+	for c := range clients {
 		wg.Go(func() {
 			var mine []herdRequest
 			for n := c; time.Now().Before(end); n++ {
@@ -156,4 +164,11 @@ func sumHerd(all []herdRequest) herdReport {
 	rep.p99, rep.max = quantile(took, 0.99), took[len(took)-1]
 	rep.p99Expiry = quantile(expiry, 0.99)
 	return rep
+}
+
+// flagSet reports whether the test's command line set flag name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
