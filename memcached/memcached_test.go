@@ -930,3 +930,37 @@ func TestPoolSizeBoundsConnections(t *testing.T) {
 		t.Errorf("16 goroutines × 100 calls opened %d connections with PoolSize %d; want at most %d", opened, poolSize, poolSize)
 	}
 }
+
+// TestKilledServerFewFailures: after a server is killed, its idle
+// connections are not each tried in turn (every one of them fails, and
+// each failure would count toward a Cache's circuit breaker): the first
+// reset drops them, the next call dials, is refused and marks the server
+// down, and the calls after that are skipped with ErrServerDown.
+func TestKilledServerFewFailures(t *testing.T) {
+	pool := testserver.MemcachedPoolT(t, 1, testserver.MemcachedOptions{})
+	s := NewStore(t, pool, memcached.Options{Timeout: testTimeout, Backoff: time.Minute, PoolSize: 8})
+	ctx := context.Background()
+	// Eight idle connections: eight calls at once, each holding one.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if err := s.Set(ctx, fmt.Sprintf("idle%d", i), bytes.Repeat([]byte("v"), 1<<16), time.Minute); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := pool[0].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	failures := 0
+	for i := range 8 {
+		_, _, err := s.Get(ctx, fmt.Sprintf("idle%d", i))
+		if err != nil && !errors.Is(err, memcached.ErrServerDown) {
+			failures++
+		}
+	}
+	if failures > 2 {
+		t.Errorf("%d of 8 calls after the kill failed other than with ErrServerDown; want 2 at most (one reset, one refused connect)", failures)
+	}
+}

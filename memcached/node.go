@@ -188,8 +188,25 @@ func (n *node) report(err error) {
 		if n.fails.Add(1) >= ioFailuresToMarkDown &&
 			time.Since(time.Unix(0, n.answered.Load())) >= n.backoff {
 			n.markDown(err)
+			return
+		}
+		if closedByPeer(err) {
+			// The server closed this connection (it restarted, or is
+			// gone): its other idle connections are closed too. Drop them,
+			// so that the next calls dial (and find the server back, or
+			// mark it down on a refused connect) rather than each fail
+			// once on a dead connection: a burst of such failures after a
+			// kill would open the Cache's breaker for the whole pool.
+			_ = n.client.Close()
 		}
 	}
+}
+
+// closedByPeer reports whether err says the server closed or reset the
+// connection (not a timeout: a busy server keeps its connections).
+func closedByPeer(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // markDown makes the server's calls fail at once (and its keys misses for
