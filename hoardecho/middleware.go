@@ -3,10 +3,10 @@ package hoardecho
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/adapt"
 	"github.com/labstack/echo/v4"
 )
 
@@ -22,21 +22,15 @@ func Middleware(c *hoard.Cache, rt hoard.Route) (echo.MiddlewareFunc, error) {
 	if c == nil {
 		return nil, errors.New("hoardecho: nil *hoard.Cache; pass the Cache from hoard.New or stores.Open")
 	}
-	if rt.Params != nil {
-		return nil, fmt.Errorf("%w: hoardecho: Route.Params is set; leave it nil: hoardecho reads path parameters from echo.Context.Param", hoard.ErrRouteConfig)
-	}
-	switch {
-	case rt.StaleWhileRevalidate > 0:
-		return nil, fmt.Errorf("%w: hoardecho: StaleWhileRevalidate %v runs the handler after the request has ended, which echo's pooled Context cannot do; leave it 0 (off under hoardecho) and use StaleIfError or a shorter TTL", hoard.ErrRouteConfig, rt.StaleWhileRevalidate)
-	case rt.StaleWhileRevalidate == 0:
-		rt.StaleWhileRevalidate = -1 // off, whatever the Cache's default
-	}
-	rt.Params = param
-	rs, err := newRoutes(c, rt, http.HandlerFunc(serveNext))
+	rt, err := adapt.Prepare("hoardecho", "echo", rt, param)
 	if err != nil {
-		return nil, fmt.Errorf("hoardecho: %w", err)
+		return nil, err
 	}
-	return rs.middleware, nil
+	rs, err := adapt.NewRoutes("hoardecho", c, rt, http.HandlerFunc(serveNext))
+	if err != nil {
+		return nil, err
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc { return middleware(rs, next) }, nil
 }
 
 // MustMiddleware is Middleware that panics on a configuration error, for
@@ -49,22 +43,19 @@ func MustMiddleware(c *hoard.Cache, rt hoard.Route) echo.MiddlewareFunc {
 	return mw
 }
 
-// bypassStatus is hoard's Cache-Status of a response served uncached.
-const bypassStatus = "hoard; fwd=bypass"
-
 // middleware hands each request to hoard with the echo.Context and next in
 // its context. (echo applies e.Use middleware per request, so next is not
 // fixed per route.)
-func (rs *routes) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+func middleware(rs *adapt.Routes, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(ec echo.Context) error {
 		path := ec.Path()
 		if path == "" {
 			return next(ec) // no route: nothing to cache
 		}
-		rc := rs.forRoute(path, ec.ParamNames())
+		rc := rs.For(path, ec.ParamNames)
 		r := ec.Request()
-		if rc.unkeyed && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			ec.Response().Header().Set("Cache-Status", bypassStatus)
+		if rc.Unkeyed && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			ec.Response().Header().Set("Cache-Status", adapt.BypassStatus)
 			return next(ec)
 		}
 		st := &state{ec: ec, next: next}
@@ -78,7 +69,7 @@ func (rs *routes) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			ec.SetResponse(resp)
 			ec.SetRequest(r)
 		}()
-		rc.h.ServeHTTP(resp, req)
+		rc.H.ServeHTTP(resp, req)
 		return st.err
 	}
 }

@@ -3,11 +3,11 @@ package hoardgin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/adapt"
 )
 
 // Middleware returns gin middleware that caches and invalidates the routes
@@ -18,21 +18,15 @@ func Middleware(c *hoard.Cache, rt hoard.Route) (gin.HandlerFunc, error) {
 	if c == nil {
 		return nil, errors.New("hoardgin: nil *hoard.Cache; pass the Cache from hoard.New or stores.Open")
 	}
-	if rt.Params != nil {
-		return nil, fmt.Errorf("%w: hoardgin: Route.Params is set; leave it nil: hoardgin reads path parameters from gin.Context.Param", hoard.ErrRouteConfig)
-	}
-	switch {
-	case rt.StaleWhileRevalidate > 0:
-		return nil, fmt.Errorf("%w: hoardgin: StaleWhileRevalidate %v runs the handler after the request has ended, which gin's pooled Context cannot do; leave it 0 (off under hoardgin) and use StaleIfError or a shorter TTL", hoard.ErrRouteConfig, rt.StaleWhileRevalidate)
-	case rt.StaleWhileRevalidate == 0:
-		rt.StaleWhileRevalidate = -1 // off, whatever the Cache's default
-	}
-	rt.Params = param
-	rs, err := newRoutes(c, rt, http.HandlerFunc(serveNext))
+	rt, err := adapt.Prepare("hoardgin", "gin", rt, param)
 	if err != nil {
-		return nil, fmt.Errorf("hoardgin: %w", err)
+		return nil, err
 	}
-	return rs.serve, nil
+	rs, err := adapt.NewRoutes("hoardgin", c, rt, http.HandlerFunc(serveNext))
+	if err != nil {
+		return nil, err
+	}
+	return func(gc *gin.Context) { serve(rs, gc) }, nil
 }
 
 // MustMiddleware is Middleware that panics on a configuration error, for
@@ -45,22 +39,25 @@ func MustMiddleware(c *hoard.Cache, rt hoard.Route) gin.HandlerFunc {
 	return mw
 }
 
-// bypassStatus is hoard's Cache-Status of a response served uncached.
-const bypassStatus = "hoard; fwd=bypass"
-
 // serve is the gin middleware: it hands the request to hoard with the
 // gin.Context in its context, and aborts the chain when hoard answered
 // without running it (a hit, a 304, a collapsed miss).
-func (rs *routes) serve(gc *gin.Context) {
+func serve(rs *adapt.Routes, gc *gin.Context) {
 	path := gc.FullPath()
 	if path == "" {
 		gc.Next() // no route matched (NoRoute, NoMethod): nothing to cache
 		return
 	}
-	rc := rs.forRoute(path, gc.Params)
+	rc := rs.For(path, func() []string {
+		names := make([]string, len(gc.Params))
+		for i, p := range gc.Params {
+			names[i] = p.Key
+		}
+		return names
+	})
 	r := gc.Request
-	if rc.unkeyed && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		gc.Header("Cache-Status", bypassStatus)
+	if rc.Unkeyed && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		gc.Header("Cache-Status", adapt.BypassStatus)
 		gc.Next()
 		return
 	}
@@ -77,7 +74,7 @@ func (rs *routes) serve(gc *gin.Context) {
 			gc.Abort()
 		}
 	}()
-	rc.h.ServeHTTP(outer, req)
+	rc.H.ServeHTTP(outer, req)
 }
 
 // serveNext is the handler hoard wraps: the rest of gin's chain, writing
