@@ -158,10 +158,11 @@ func (q *request) pathValue(name string) string {
 
 var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
-// initRequest prepares q for r; ok is false for a query string that does
-// not decode (the request then bypasses the cache).
-func (h *routeHandler) initRequest(q *request, r *http.Request) (ok bool) {
-	*q = request{rt: h.route, r: r, info: h.patternInfo(r)}
+// initRequest prepares q for r, matched by the pattern info describes (as
+// h.patternInfo returns it); ok is false for a query string that does not
+// decode (the request then bypasses the cache).
+func (h *routeHandler) initRequest(q *request, r *http.Request, info *patternInfo) (ok bool) {
+	*q = request{rt: h.route, r: r, info: info}
 	if r.URL.RawQuery != "" {
 		v, err := keys.ParseQuery(nil, r.URL.RawQuery)
 		if err != nil {

@@ -75,7 +75,7 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var q request
-	if !h.initRequest(&q, r) {
+	if !h.initRequest(&q, r, info) {
 		h.bypass(w, r, info, resultBypass, "the query string does not decode")
 		return
 	}

@@ -63,7 +63,7 @@ func refused(status int) bool { return status >= 400 && status < 500 }
 func (h *routeHandler) invalidationKeys(r *http.Request) (storeKeys []string, err error) {
 	c := h.c
 	q := &request{}
-	if !h.initRequest(q, r) {
+	if !h.initRequest(q, r, h.patternInfo(r)) {
 		q.query = nil
 	}
 	var buf []byte
