@@ -50,13 +50,16 @@ func (c collected) sum(name string, attrs ...attribute.KeyValue) int64 {
 	return n
 }
 
-// gauge returns the value of gauge name.
-func (c collected) gauge(name string) int64 {
+// gauge returns the value of gauge name for the Cache of namespace ns
+// (the gauges name it), or -1.
+func (c collected) gauge(name, ns string) int64 {
 	g, _ := c[name].(metricdata.Gauge[int64])
-	if len(g.DataPoints) == 0 {
-		return -1
+	for _, dp := range g.DataPoints {
+		if v, ok := dp.Attributes.Value("namespace"); ok && v.AsString() == ns {
+			return dp.Value
+		}
 	}
-	return g.DataPoints[0].Value
+	return -1
 }
 
 // count returns how many values histogram name recorded with attrs.
@@ -146,7 +149,7 @@ func TestMetricsRouteRequests(t *testing.T) {
 			if n := got.sum("hoard.invalidation.keys", attribute.String("outcome", "written")); n < 2 {
 				t.Errorf("hoard.invalidation.keys{outcome=written} = %d; want the PATCH's generation and entry", n)
 			}
-			if g := got.gauge("hoard.breaker.open"); g != 0 {
+			if g := got.gauge("hoard.breaker.open", cfg.Cache.KeyPrefix); g != 0 {
 				t.Errorf("hoard.breaker.open = %d; want 0", g)
 			}
 		})
@@ -186,10 +189,10 @@ func TestMetricsFailures(t *testing.T) {
 	if n := got.sum("hoard.invalidation.keys", attribute.String("outcome", "failed")); n < 2 {
 		t.Errorf("hoard.invalidation.keys{outcome=failed} = %d; want the PATCH's keys", n)
 	}
-	if g := got.gauge("hoard.invalidation.pending"); g < 2 {
+	if g := got.gauge("hoard.invalidation.pending", c.Config().KeyPrefix); g < 2 {
 		t.Errorf("hoard.invalidation.pending = %d; want the PATCH's keys", g)
 	}
-	if g := got.gauge("hoard.breaker.open"); g != 1 {
+	if g := got.gauge("hoard.breaker.open", c.Config().KeyPrefix); g != 1 {
 		t.Errorf("hoard.breaker.open = %d; want 1 after repeated failures", g)
 	}
 	for _, p := range []struct {
@@ -207,7 +210,7 @@ func TestMetricsFailures(t *testing.T) {
 	if n := got.sum("hoard.invalidation.keys", attribute.String("outcome", "replayed")); n < 2 {
 		t.Errorf("hoard.invalidation.keys{outcome=replayed} = %d after the replay; want the PATCH's keys", n)
 	}
-	if g := got.gauge("hoard.invalidation.pending"); g != 0 {
+	if g := got.gauge("hoard.invalidation.pending", c.Config().KeyPrefix); g != 0 {
 		t.Errorf("hoard.invalidation.pending = %d after the replay; want 0", g)
 	}
 }
