@@ -1,11 +1,16 @@
 package hoard
 
-// Which responses are stored, and which of their header fields.
+// Which responses are stored, which of their header fields, and how
+// (store: the envelope, compressed or not).
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // uncacheable returns why a captured response must not be stored, or "".
@@ -77,4 +82,43 @@ func storedHeader(hdr, before http.Header) []headerField {
 		}
 	}
 	return out
+}
+
+// store stores a handler's answer under key for the route's keepFor, with
+// the generations it was produced under, and returns the header fields
+// stored (of the identity representation) and, when it was stored
+// compressed, the gzipped body. hdr is the response header (given a
+// Content-Type sniffed from the body and an ETag when the handler set
+// none, and Vary when compressed); before holds the fields that middleware
+// outside the route had set, which are not stored.
+func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr, before http.Header, status int, body []byte) (stored http.Header, gz []byte, err error) {
+	if _, ok := hdr["Content-Type"]; !ok && len(body) > 0 {
+		// What net/http would sniff from the body: stored, so that a HEAD
+		// served from the entry (no body to sniff) carries it too.
+		hdr["Content-Type"] = []string{http.DetectContentType(body)}
+	}
+	if hdr.Get("Etag") == "" {
+		sum := sha256.Sum256(body)
+		hdr["Etag"] = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
+	}
+	fields := storedHeader(hdr, before)
+	payloadFields, payload := fields, body // the identity representation
+	if h.compressMin > 0 && len(body) >= h.compressMin && compressible(hdr.Get("Content-Type")) {
+		if z, ok := gzipBody(body); ok {
+			// Stored compressed (compress.go); the requests answered from
+			// this run get the representation they accept (representation).
+			payloadFields, payload, gz = compressFields(fields), z, z
+			fields = append(fields, headerField{"Vary", "Accept-Encoding"})
+			hdr.Add("Vary", "Accept-Encoding")
+		}
+	}
+	stored = http.Header{}
+	for _, f := range fields {
+		stored[f.name] = append(stored[f.name], f.value)
+	}
+	enc := encodeHTTP(gens, time.Now(), h.ttl, status, payloadFields, payload)
+	if gz != nil {
+		enc = encodeHTTPGzip(gens, time.Now(), h.ttl, status, len(body), payloadFields, payload)
+	}
+	return stored, gz, h.c.set(ctx, key, enc, h.keepFor())
 }
