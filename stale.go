@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/hoardcache/hoard/internal/detach"
 )
 
 // Stale serving (Route.StaleWhileRevalidate, Route.StaleIfError). An entry
@@ -68,6 +70,10 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 	if _, running := c.revalidating.LoadOrStore(key, struct{}{}); running {
 		return
 	}
+	// A framework adapter's handler reads the framework's pooled context,
+	// which is another request's once this one has ended: the adapter
+	// gives a detached handler, made now while the request is served.
+	next := detach.Handler(r, h.next)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), revalidateTimeout)
 	rr := r.Clone(ctx)
 	rr.Method = http.MethodGet
@@ -91,7 +97,7 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 					cw.fail()
 				}
 			}()
-			h.next.ServeHTTP(cw, rr)
+			next.ServeHTTP(cw, rr)
 		}()
 		status := cw.statusCode()
 		if reason := h.uncacheable(cw, status); reason != "" {

@@ -26,10 +26,13 @@
 //     as usual: the response is committed, so echo's default error handler
 //     does not write it again (a custom one should check
 //     c.Response().Committed, as echo's does).
-//   - StaleWhileRevalidate is off: it runs the handler after the request
-//     has ended, which a pooled echo.Context cannot do. A Route that sets it
-//     is refused; the Cache's default (Config.StaleWhileRevalidate) is not
-//     applied. StaleIfError works.
+//   - A background revalidation (StaleWhileRevalidate) runs after the
+//     request has ended, when echo has given its Context to another
+//     request: it runs the rest of the chain (the middleware after hoard's
+//     and the handler) on a new echo.Context with the request, route path
+//     and path parameters. Values set with Context.Set by middleware before
+//     hoard's are not there (echo cannot list them): set what the handler
+//     needs after hoard's middleware, or in the request's context.
 //   - Metrics name the route by its KeyPrefix (r.Pattern is left empty:
 //     echo paths are not ServeMux patterns).
 //

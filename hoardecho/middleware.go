@@ -7,6 +7,7 @@ import (
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/adapt"
+	"github.com/hoardcache/hoard/internal/detach"
 	"github.com/labstack/echo/v4"
 )
 
@@ -26,7 +27,7 @@ func Middleware(c *hoard.Cache, rt hoard.Route) (echo.MiddlewareFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, err := adapt.NewRoutes("hoardecho", c, rt, http.HandlerFunc(serveNext))
+	rs, err := adapt.NewRoutes("hoardecho", c, rt, chain{})
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func middleware(rs *adapt.Routes, next echo.HandlerFunc) echo.HandlerFunc {
 			return next(ec)
 		}
 		st := &state{ec: ec, next: next}
-		st.ctx = context.WithValue(r.Context(), stateKey{}, st)
+		st.ctx = context.WithValue(r.Context(), detach.Key{}, st)
 		req := r.WithContext(st.ctx)
 		req.Pattern = "" // a ServeMux outside echo may have set it; metrics use the KeyPrefix
 		resp := ec.Response()
@@ -74,26 +75,34 @@ func middleware(rs *adapt.Routes, next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// serveNext is the handler hoard wraps: the echo handler (and the
-// middleware after this one), writing to hoard's writer.
-func serveNext(w http.ResponseWriter, r *http.Request) {
+// chain is the handler hoard wraps: the echo handler (and the middleware
+// after this one), writing to hoard's writer. (A type of its own, so that
+// state.Detach knows it.)
+type chain struct{}
+
+func (chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := stateOf(r)
 	if st == nil || r.Context() != st.ctx {
 		// Not the request's own run: the echo.Context may already serve
-		// another request. (hoard runs the handler in the background only
-		// for StaleWhileRevalidate, which Middleware turns off.) An error
-		// status keeps anything from being stored.
+		// another request. (hoard's background runs call the handler
+		// state.Detach made instead.) An error status keeps anything from
+		// being stored.
 		http.Error(w, "hoardecho: the echo handler cannot run outside its request", http.StatusServiceUnavailable)
 		return
 	}
 	ec := st.ec
 	ec.SetRequest(r)
 	ec.SetResponse(echo.NewResponse(w, ec.Echo()))
-	err := st.next(ec)
+	st.err = run(ec, st.next)
+}
+
+// run calls next and writes the error it returns, if nothing was written
+// yet, here, through hoard, so that its status decides what is stored and
+// invalidated.
+func run(ec echo.Context, next echo.HandlerFunc) error {
+	err := next(ec)
 	if err != nil && !ec.Response().Committed {
-		// Write the error here, through hoard, so that its status decides
-		// what is stored and invalidated.
 		ec.Error(err)
 	}
-	st.err = err
+	return err
 }

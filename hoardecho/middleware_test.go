@@ -22,7 +22,7 @@ import (
 // real redis-server.
 var backends = []string{storefixture.Memory, storefixture.Redis}
 
-// app is a gin application over a versioned widget table, with counts of
+// app is an echo application over a versioned widget table, with counts of
 // handler runs and what a logging middleware outside hoard saw.
 type app struct {
 	srv *httptest.Server
@@ -308,7 +308,6 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"Params", hoard.Route{KeyPrefix: "w", Params: func(*http.Request, string) string { return "" }}, "leave it nil"},
-		{"StaleWhileRevalidate", hoard.Route{KeyPrefix: "w", StaleWhileRevalidate: time.Second}, "leave it 0"},
 		{"no KeyPrefix", hoard.Route{}, "KeyPrefix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -454,4 +453,92 @@ func TestNamedResourceID(t *testing.T) {
 	a.do(t, "PATCH", "/users/alice/notes/1")
 	expect(t, "alice after PATCH", a.do(t, "GET", "/users/alice/notes/1"), 200, "alice/1 v1", stored)
 	expect(t, "bob after alice's PATCH", a.do(t, "GET", "/users/bob/notes/1"), 200, "bob/1 v0", hit)
+}
+
+// staleApp serves GET /w/:id through hoardecho with a 1 s TTL and a 30 s
+// stale window; a middleware after hoard's sets the tenant from a header,
+// and the handler answers tenant, id and version, waiting on gate (when
+// set) after reading the version, so that a test can hold a background
+// run. GET /other/:id serves other requests meanwhile.
+type staleApp struct {
+	*app
+	version, runs atomic.Int32
+	gate          atomic.Pointer[chan struct{}]
+}
+
+func newStaleApp(t *testing.T, c *hoard.Cache) *staleApp {
+	a := &staleApp{}
+	e := echo.New()
+	tenant := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(ec echo.Context) error {
+			ec.Set("tenant", ec.Request().Header.Get("X-Tenant"))
+			return next(ec)
+		}
+	}
+	mw := hoardecho.MustMiddleware(c, hoard.Route{KeyPrefix: "w", TTL: time.Second, StaleWhileRevalidate: 30 * time.Second})
+	e.GET("/w/:id", func(ec echo.Context) error {
+		a.runs.Add(1)
+		v := a.version.Load()
+		if gate := a.gate.Load(); gate != nil {
+			<-*gate
+		}
+		return ec.String(http.StatusOK, fmt.Sprintf("%s %s v%d", ec.Get("tenant"), ec.Param("id"), v))
+	}, mw, tenant)
+	e.GET("/other/:id", func(ec echo.Context) error {
+		return ec.String(http.StatusOK, fmt.Sprintf("%s %s", ec.Get("tenant"), ec.Param("id")))
+	}, tenant)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	a.app = &app{srv: srv}
+	return a
+}
+
+// TestStaleWhileRevalidate: past its TTL an entry is served stale at once
+// while one background run refreshes it. The run gets a new echo.Context
+// with the request's path and parameters and runs the middleware after
+// hoard's too, while the request's own Context, back in echo's pool,
+// serves others.
+func TestStaleWhileRevalidate(t *testing.T) {
+	for _, name := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := storefixture.Shared(t, name).NewCache(t, hoard.Config{})
+			a := newStaleApp(t, c)
+			storedAt := time.Now()
+			expect(t, "first GET", a.do(t, "GET", "/w/7", "X-Tenant", "acme"), 200, "acme 7 v0", stored)
+			time.Sleep(time.Until(storedAt.Add(1100 * time.Millisecond))) // past the TTL
+			a.version.Store(1)
+			gate := make(chan struct{})
+			a.gate.Store(&gate)
+			runs := a.runs.Load()
+			got := a.do(t, "GET", "/w/7", "X-Tenant", "acme")
+			if got.status != 200 || got.body != "acme 7 v0" || !strings.Contains(got.header.Get("Cache-Status"), "detail=stale-while-revalidate") {
+				t.Fatalf("GET past the TTL: %d %q [%s]; want the stale answer at once", got.status, got.body, got.header.Get("Cache-Status"))
+			}
+			for deadline := time.Now().Add(5 * time.Second); a.runs.Load() == runs; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no background revalidation started")
+				}
+			}
+			// The run waits on gate: the request's echo.Context now serves
+			// other requests (under -race, a run still using it is a race).
+			for i := range 20 {
+				id := fmt.Sprint(100 + i)
+				expect(t, "other request", a.do(t, "GET", "/other/"+id, "X-Tenant", "other"), 200, "other "+id, "")
+			}
+			close(gate)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				got := a.do(t, "GET", "/w/7", "X-Tenant", "acme")
+				if got.body == "acme 7 v1" && strings.HasPrefix(got.header.Get("Cache-Status"), hit) && !strings.Contains(got.header.Get("Cache-Status"), "stale") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("5 s after the revalidation was released: %d %q [%s]; want a fresh hit of acme 7 v1", got.status, got.body, got.header.Get("Cache-Status"))
+				}
+			}
+			if n := a.runs.Load() - runs; n != 1 {
+				t.Errorf("the handler ran %d times after the TTL; want the one background run", n)
+			}
+		})
+	}
 }

@@ -20,10 +20,13 @@
 //     {placeholder} of KeyPrefix (/users/:user/posts/:id with KeyPrefix
 //     "post") is served uncached (Cache-Status "hoard; fwd=bypass") and
 //     logged once per route, since two paths would share one entry.
-//   - StaleWhileRevalidate is off: it runs the handler after the request
-//     has ended, which a pooled gin.Context cannot do. A Route that sets it
-//     is refused; the Cache's default (Config.StaleWhileRevalidate) is not
-//     applied. StaleIfError works.
+//   - A background revalidation (StaleWhileRevalidate) runs after the
+//     request has ended, when gin has given its Context to another request:
+//     it calls the route's main handler with a copy of the Context
+//     (gin.Context.Copy: the request, path parameters and the keys set by
+//     middleware before hoard's). gin cannot run part of a chain outside
+//     its request, so handlers between hoard's and the main one do not run
+//     in it; a route with such handlers and a stale window is logged once.
 //   - Metrics name the route by its KeyPrefix (r.Pattern is left empty:
 //     gin paths are not ServeMux patterns).
 //

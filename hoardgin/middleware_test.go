@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/hoardgin"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testlog"
 )
 
 // backends are the stores every test runs on: the in-process store and a
@@ -301,7 +303,6 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"Params", hoard.Route{KeyPrefix: "w", Params: func(*http.Request, string) string { return "" }}, "leave it nil"},
-		{"StaleWhileRevalidate", hoard.Route{KeyPrefix: "w", StaleWhileRevalidate: time.Second}, "leave it 0"},
 		{"no KeyPrefix", hoard.Route{}, "KeyPrefix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,4 +432,121 @@ func TestNamedResourceID(t *testing.T) {
 	a.do(t, "PATCH", "/users/alice/notes/1")
 	expect(t, "alice after PATCH", a.do(t, "GET", "/users/alice/notes/1"), 200, "alice/1 v1", stored)
 	expect(t, "bob after alice's PATCH", a.do(t, "GET", "/users/bob/notes/1"), 200, "bob/1 v0", hit)
+}
+
+// staleApp serves GET /w/:id through hoardgin with a 1 s TTL and a 30 s
+// stale window, behind a middleware that sets the tenant key from a header;
+// the handler answers tenant, id and version, and waits on gate (when set)
+// after reading the version, so that a test can hold a background run.
+// GET /other/:id serves other requests meanwhile.
+type staleApp struct {
+	*app
+	version, runs atomic.Int32
+	gate          atomic.Pointer[chan struct{}]
+}
+
+func newStaleApp(t *testing.T, c *hoard.Cache) *staleApp {
+	a := &staleApp{}
+	r := gin.New()
+	r.Use(func(gc *gin.Context) { gc.Set("tenant", gc.GetHeader("X-Tenant")) })
+	mw := hoardgin.MustMiddleware(c, hoard.Route{KeyPrefix: "w", TTL: time.Second, StaleWhileRevalidate: 30 * time.Second})
+	r.GET("/w/:id", mw, func(gc *gin.Context) {
+		a.runs.Add(1)
+		v := a.version.Load()
+		if gate := a.gate.Load(); gate != nil {
+			<-*gate
+		}
+		gc.String(http.StatusOK, "%s %s v%d", gc.GetString("tenant"), gc.Param("id"), v)
+	})
+	r.GET("/other/:id", func(gc *gin.Context) {
+		gc.String(http.StatusOK, "%s %s", gc.GetString("tenant"), gc.Param("id"))
+	})
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	a.app = &app{srv: srv}
+	return a
+}
+
+// TestStaleWhileRevalidate: past its TTL an entry is served stale at once
+// while one background run refreshes it. The run has the request's path
+// parameter and the keys set before hoard (a copy of the gin.Context),
+// while the request's own Context, back in gin's pool, serves others.
+func TestStaleWhileRevalidate(t *testing.T) {
+	for _, name := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := storefixture.Shared(t, name).NewCache(t, hoard.Config{})
+			a := newStaleApp(t, c)
+			storedAt := time.Now()
+			expect(t, "first GET", a.do(t, "GET", "/w/7", "X-Tenant", "acme"), 200, "acme 7 v0", stored)
+			time.Sleep(time.Until(storedAt.Add(1100 * time.Millisecond))) // past the TTL
+			a.version.Store(1)
+			gate := make(chan struct{})
+			a.gate.Store(&gate)
+			runs := a.runs.Load()
+			got := a.do(t, "GET", "/w/7", "X-Tenant", "acme")
+			if got.status != 200 || got.body != "acme 7 v0" || !strings.Contains(got.header.Get("Cache-Status"), "detail=stale-while-revalidate") {
+				t.Fatalf("GET past the TTL: %d %q [%s]; want the stale answer at once", got.status, got.body, got.header.Get("Cache-Status"))
+			}
+			for deadline := time.Now().Add(5 * time.Second); a.runs.Load() == runs; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no background revalidation started")
+				}
+			}
+			// The run waits on gate: the request's gin.Context now serves
+			// other requests (under -race, a run still using it is a race).
+			for i := range 20 {
+				id := fmt.Sprint(100 + i)
+				expect(t, "other request", a.do(t, "GET", "/other/"+id, "X-Tenant", "other"), 200, "other "+id, "")
+			}
+			close(gate)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				got := a.do(t, "GET", "/w/7", "X-Tenant", "acme")
+				if got.body == "acme 7 v1" && strings.HasPrefix(got.header.Get("Cache-Status"), hit) && !strings.Contains(got.header.Get("Cache-Status"), "stale") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("5 s after the revalidation was released: %d %q [%s]; want a fresh hit of acme 7 v1", got.status, got.body, got.header.Get("Cache-Status"))
+				}
+			}
+			if n := a.runs.Load() - runs; n != 1 {
+				t.Errorf("the handler ran %d times after the TTL; want the one background run", n)
+			}
+		})
+	}
+}
+
+// between is a handler between hoard's and the main one, which a
+// background revalidation does not run.
+func between(gc *gin.Context) { gc.Header("X-Between", "1") }
+
+// TestRevalidationWarnsOfSkippedHandlers: a route that revalidates in the
+// background with handlers between hoard's and the main one is logged
+// once, naming them; routes without such handlers, or without a stale
+// window, are not.
+func TestRevalidationWarnsOfSkippedHandlers(t *testing.T) {
+	var logs testlog.Buffer
+	c := storefixture.Shared(t, storefixture.Memory).NewCache(t, hoard.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	swr := hoardgin.MustMiddleware(c, hoard.Route{KeyPrefix: "a", StaleWhileRevalidate: time.Minute})
+	plain := hoardgin.MustMiddleware(c, hoard.Route{KeyPrefix: "b"})
+	main := func(gc *gin.Context) { gc.String(200, "ok") }
+	r := gin.New()
+	r.GET("/between/:id", swr, between, main)
+	r.GET("/direct/:id", swr, main)
+	r.GET("/plain/:id", plain, between, main)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	a := &app{srv: srv}
+	for range 2 {
+		for _, p := range []string{"/between/1", "/direct/1", "/plain/1"} {
+			a.do(t, "GET", p)
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "only the route's main handler"); n != 1 {
+		t.Fatalf("log has %d warnings, want 1 (for /between/:id):\n%s", n, out)
+	}
+	if !strings.Contains(out, "route=/between/:id") || !strings.Contains(out, "hoardgin_test.between") {
+		t.Errorf("the warning does not name the route and the skipped handler:\n%s", out)
+	}
 }

@@ -19,20 +19,11 @@ import (
 // BypassStatus is hoard's Cache-Status of a response served uncached.
 const BypassStatus = "hoard; fwd=bypass"
 
-// Prepare checks rt for the adapter named pkg (whose Context is pooled and
-// whose path parameters params reads) and returns it ready for hoard:
-// Params set, StaleWhileRevalidate off (its background run would use the
-// framework's Context after the request ended).
+// Prepare checks rt for the adapter named pkg (whose path parameters
+// params reads) and returns it ready for hoard: Params set.
 func Prepare(pkg, framework string, rt hoard.Route, params func(*http.Request, string) string) (hoard.Route, error) {
 	if rt.Params != nil {
 		return rt, fmt.Errorf("%w: %s: Route.Params is set; leave it nil: %s reads path parameters from %s.Context.Param", hoard.ErrRouteConfig, pkg, pkg, framework)
-	}
-	switch {
-	case rt.StaleWhileRevalidate > 0:
-		return rt, fmt.Errorf("%w: %s: StaleWhileRevalidate %v runs the handler after the request has ended, which %s's pooled Context cannot do; leave it 0 (off under %s) and use StaleIfError or a shorter TTL",
-			hoard.ErrRouteConfig, pkg, rt.StaleWhileRevalidate, framework, pkg)
-	case rt.StaleWhileRevalidate == 0:
-		rt.StaleWhileRevalidate = -1 // off, whatever the Cache's default
 	}
 	rt.Params = params
 	return rt, nil
@@ -120,6 +111,24 @@ func (rs *Routes) build(path string, names []string) *Route {
 				strings.Join(missing, ", "), rt.ResourceID, rt.KeyPrefix, missing[0], rt.KeyPrefix))
 	}
 	return r
+}
+
+// Revalidates reports whether the routes serve stale while revalidating
+// in the background (the Route's StaleWhileRevalidate, or the Cache's).
+func (rs *Routes) Revalidates() bool {
+	switch w := rs.rt.StaleWhileRevalidate; {
+	case w > 0:
+		return true
+	case w < 0:
+		return false
+	}
+	return rs.cache.Config().StaleWhileRevalidate > 0
+}
+
+// Warn logs a route's misconfiguration the adapter found on its first
+// request, where hoard logs.
+func (rs *Routes) Warn(path, msg string, err error) {
+	rs.logger().Warn(rs.pkg+": "+msg, "route", path, "err", err)
 }
 
 // logger is the Cache's logger, where hoard logs too.
