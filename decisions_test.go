@@ -1,40 +1,25 @@
 package hoard_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/faultstore"
+	"github.com/hoardcache/hoard/internal/testlog"
 )
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the JSON log lines written so far, decoded, and forgets
-// them.
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
+// jsonLines returns the JSON log lines written to logs so far, decoded,
+// and empties it.
+func jsonLines(t *testing.T, logs *testlog.Buffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(l.b.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.Take()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -44,7 +29,6 @@ func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
 		}
 		out = append(out, m)
 	}
-	l.b.Reset()
 	return out
 }
 
@@ -55,7 +39,7 @@ func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
 func TestDebugDecisions(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		t.Run(level.String(), func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &testlog.Buffer{}
 			logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
 			c, s := newFaultCache(t, hoard.Config{Logger: logger})
 			const pattern = "GET /d/{id}"
@@ -86,7 +70,7 @@ func TestDebugDecisions(t *testing.T) {
 				serveLocal(t, mux, http.MethodGet, step.path, header...)
 				s.Inject()
 				var debug []map[string]any
-				for _, l := range logs.lines(t) {
+				for _, l := range jsonLines(t, logs) {
 					if l["level"] == "DEBUG" {
 						debug = append(debug, l)
 					}

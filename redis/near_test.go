@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/testlog"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/redis"
 	"github.com/hoardcache/hoard/storetest"
@@ -215,24 +216,6 @@ func TestNearCacheReadYourWrites(t *testing.T) {
 	t.Logf("%d concurrent reads", reads.Load())
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestNearCacheRefused: a user whose ACL denies CLIENT TRACKING gets a
 // working store without the near cache, and one log line saying so.
 func TestNearCacheRefused(t *testing.T) {
@@ -243,7 +226,7 @@ func TestNearCacheRefused(t *testing.T) {
 			if _, err := srv.Do("ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all", deny); err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuffer
+			var logs testlog.Buffer
 			s := NewStandaloneStore(t, redis.Options{
 				NearCache: true, Username: user, Password: "pw",
 				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -406,7 +389,7 @@ func TestNearCacheDisconnectDropsCopies(t *testing.T) {
 // without the near cache, and one log line.
 func TestNearCacheRESP2Server(t *testing.T) {
 	srv := testserver.RedisT(t, testserver.RedisOptions{Args: []string{"--rename-command", "HELLO", ""}})
-	var logs syncBuffer
+	var logs testlog.Buffer
 	s := newStore(t, redis.Options{
 		Addrs: []string{srv.Addr}, NearCache: true,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -437,7 +420,7 @@ func TestNearCacheClusterRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	s := NewClusterStore(t, redis.Options{
 		NearCache: true, Username: user, Password: "pw",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -480,7 +463,7 @@ func TestNearCacheConnectsInBackground(t *testing.T) {
 	})
 	t.Run("refused", func(t *testing.T) {
 		port, addr := reserveAddr(t, false)
-		var logs syncBuffer
+		var logs testlog.Buffer
 		s := newUnconnected(t, redis.Options{Addrs: []string{addr}, NearCache: true,
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		startRedisOn(t, port, testserver.RedisOptions{Args: []string{"--rename-command", "HELLO", ""}})

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoardcache/hoard/internal/testlog"
 )
 
 // buildDemo builds the command into a temporary directory (with -race when
@@ -164,10 +166,10 @@ func testBadConfig(t *testing.T, bin string) {
 // demoProcess is the built demo running as a process of its own.
 type demoProcess struct {
 	cmd    *exec.Cmd
-	base   string      // its URL, from the banner's first line
-	banner string      // the banner, up to its "Ctrl-C" line
-	stderr *syncBuffer // its log
-	exited chan error  // cmd.Wait's result, once it exits
+	base   string          // its URL, from the banner's first line
+	banner string          // the banner, up to its "Ctrl-C" line
+	stderr *testlog.Buffer // its log
+	exited chan error      // cmd.Wait's result, once it exits
 }
 
 // startDemoProcess runs the built demo in dir with env (plus HTTP_ADDR on a
@@ -175,7 +177,7 @@ type demoProcess struct {
 // banner is out. It is killed when the test ends, if still running.
 func startDemoProcess(t *testing.T, bin, dir string, env ...string) *demoProcess {
 	t.Helper()
-	p := &demoProcess{cmd: exec.Command(bin), stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &demoProcess{cmd: exec.Command(bin), stderr: &testlog.Buffer{}, exited: make(chan error, 1)}
 	p.cmd.Dir = dir
 	p.cmd.Env = cleanEnv(append(env, "HTTP_ADDR=127.0.0.1:0")...)
 	p.cmd.Stderr = p.stderr

@@ -28,6 +28,7 @@ import (
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/consistency"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testlog"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/stores"
 )
@@ -62,12 +63,12 @@ type ccEnv struct {
 	t     *testing.T
 	cache *hoard.Cache
 	url   string
-	logs  *syncBuffer // warnings and errors of the server and of hoard
+	logs  *testlog.Buffer // warnings and errors of the server and of hoard
 }
 
 func newCCEnv(t *testing.T, cfg stores.Config) *ccEnv {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Cache.Logger = logger
 	if cfg.Cache.KeyPrefix == "" {

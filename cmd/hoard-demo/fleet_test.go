@@ -53,6 +53,7 @@ import (
 
 	"github.com/hoardcache/hoard/internal/consistency"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testlog"
 	"github.com/hoardcache/hoard/internal/testserver"
 	"github.com/hoardcache/hoard/stores"
 )
@@ -92,7 +93,7 @@ func newFleet(t *testing.T) *fleetEnv {
 	cfg.Cache.Timeout = storefixture.Timeout
 	path := filepath.Join(t.TempDir(), "demo.db")
 	e := &fleetEnv{redis: r}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			s := logs.String()

@@ -16,12 +16,12 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testlog"
 	"github.com/hoardcache/hoard/stores"
 )
 
@@ -33,7 +33,7 @@ type testEnv struct {
 	DB    *sql.DB
 	Cache *hoard.Cache
 	URL   string
-	Logs  *syncBuffer // the server's log, JSON lines
+	Logs  *testlog.Buffer // the server's log, JSON lines
 }
 
 // newEnv serves the demo over db and c on an httptest server.
@@ -45,7 +45,7 @@ func newEnv(t testing.TB, db *sql.DB, c *hoard.Cache) *testEnv {
 // newEnvConfig is newEnv with the demo's configuration cfg.
 func newEnvConfig(t testing.TB, db *sql.DB, c *hoard.Cache, cfg config) *testEnv {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	h, err := newServer(cfg, db, c, logger)
 	if err != nil {
@@ -213,22 +213,4 @@ func decode[T any](t testing.TB, r resp) T {
 		t.Fatalf("%v: decode into %T: %v", r, v, err)
 	}
 	return v
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testlog"
 	"github.com/hoardcache/hoard/stores"
 )
 
@@ -48,7 +49,7 @@ func chromiumPath(t *testing.T) string {
 // t fails.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testlog.Buffer{}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.NoSandbox, // the tests run as root

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard/internal/storefixture"
+	"github.com/hoardcache/hoard/internal/testlog"
 	"github.com/hoardcache/hoard/internal/testserver"
 )
 
@@ -81,7 +82,7 @@ func startDemo(t *testing.T, env map[string]string) *testEnv {
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	ctx, stop := context.WithCancel(context.Background())
 	stdout, stdoutW := io.Pipe()
-	var stderr syncBuffer
+	var stderr testlog.Buffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, lookup, stdoutW, &stderr)
