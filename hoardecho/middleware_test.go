@@ -86,33 +86,10 @@ func newStale(t *testing.T, c *hoard.Cache) *adapttest.Stale {
 	return a
 }
 
-func TestMissThenHit(t *testing.T) { adapttest.EachBackend(t, newWidgets, adapttest.MissThenHit) }
-func TestETag(t *testing.T)        { adapttest.EachBackend(t, newWidgets, adapttest.ETag) }
-func TestPatchInvalidates(t *testing.T) {
-	adapttest.EachBackend(t, newWidgets, adapttest.PatchInvalidates)
-}
-func TestIDsAreSeparateEntries(t *testing.T) {
-	adapttest.EachBackend(t, newWidgets, adapttest.IDsAreSeparateEntries)
-}
-func TestNotFoundIsNotStored(t *testing.T) {
-	adapttest.EachBackend(t, newWidgets, adapttest.NotFoundIsNotStored)
-}
-func TestQueryKey(t *testing.T) { adapttest.EachBackend(t, newWidgets, adapttest.QueryKey) }
-func TestUnkeyedParameterBypasses(t *testing.T) {
-	adapttest.EachBackend(t, newWidgets, adapttest.UnkeyedParameterBypasses)
-}
-func TestConcurrentMisses(t *testing.T) {
-	adapttest.EachBackend(t, newWidgets, adapttest.ConcurrentMisses)
-}
+// TestScenarios runs adapttest's scenarios on the framework's router.
+func TestScenarios(t *testing.T) { adapttest.RunScenarios(t, newWidgets) }
 
-func TestStaleWhileRevalidate(t *testing.T) {
-	for _, name := range adapttest.Backends {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			adapttest.StaleWhileRevalidate(t, newStale(t, storefixture.Shared(t, name).NewCache(t, hoard.Config{})))
-		})
-	}
-}
+func TestStaleWhileRevalidate(t *testing.T) { adapttest.RunStaleWhileRevalidate(t, newStale) }
 
 func TestConfigErrors(t *testing.T) {
 	adapttest.ConfigErrors(t,

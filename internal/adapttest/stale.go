@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard"
+	"github.com/hoardcache/hoard/internal/storefixture"
 )
 
 // StaleRoute has a 1 s TTL and a 30 s stale window.
@@ -34,12 +35,23 @@ func (a *Stale) Answer(tenant, id string) string {
 	return fmt.Sprintf("%s %s v%d", tenant, id, v)
 }
 
-// StaleWhileRevalidate: past its TTL an entry is served stale at once while
+// RunStaleWhileRevalidate runs staleWhileRevalidate on every backend, on
+// a Stale application serve builds on a Cache of that backend.
+func RunStaleWhileRevalidate(t *testing.T, serve func(*testing.T, *hoard.Cache) *Stale) {
+	for _, name := range Backends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			staleWhileRevalidate(t, serve(t, storefixture.Shared(t, name).NewCache(t, hoard.Config{})))
+		})
+	}
+}
+
+// staleWhileRevalidate: past its TTL an entry is served stale at once while
 // one background run refreshes it. The run has the request's path
 // parameter and tenant, while the request's own framework context, back in
 // the framework's pool, serves other requests (under -race, a run still
 // using it is a race).
-func StaleWhileRevalidate(t *testing.T, a *Stale) {
+func staleWhileRevalidate(t *testing.T, a *Stale) {
 	storedAt := time.Now()
 	Expect(t, "first GET", a.Do(t, "GET", "/w/7", "X-Tenant", "acme"), 200, "acme 7 v0", Stored)
 	time.Sleep(time.Until(storedAt.Add(1100 * time.Millisecond))) // past the TTL

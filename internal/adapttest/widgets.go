@@ -125,22 +125,40 @@ func (a *Widgets) LastLog(t *testing.T) LogLine {
 	return a.logged[len(a.logged)-1]
 }
 
-// EachBackend runs scenario on an application serve builds on a Cache of
-// every backend.
-func EachBackend(t *testing.T, serve func(*testing.T, *hoard.Cache) *Widgets, scenario func(*testing.T, *Widgets)) {
-	for _, name := range Backends {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			c := storefixture.Shared(t, name).NewCache(t, hoard.Config{})
-			scenario(t, serve(t, c))
+// scenarios are what RunScenarios runs.
+var scenarios = []struct {
+	name string
+	run  func(*testing.T, *Widgets)
+}{
+	{"MissThenHit", missThenHit},
+	{"ETag", etags},
+	{"PatchInvalidates", patchInvalidates},
+	{"IDsAreSeparateEntries", idsAreSeparateEntries},
+	{"NotFoundIsNotStored", notFoundIsNotStored},
+	{"QueryKey", queryKey},
+	{"UnkeyedParameterBypasses", unkeyedParameterBypasses},
+	{"ConcurrentMisses", concurrentMisses},
+}
+
+// RunScenarios runs every scenario on every backend, each on a fresh
+// application serve builds on a Cache of that backend.
+func RunScenarios(t *testing.T, serve func(*testing.T, *hoard.Cache) *Widgets) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			for _, name := range Backends {
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					sc.run(t, serve(t, storefixture.Shared(t, name).NewCache(t, hoard.Config{})))
+				})
+			}
 		})
 	}
 }
 
-// MissThenHit: a GET is stored, the next one is a hit that does not run
+// missThenHit: a GET is stored, the next one is a hit that does not run
 // the handler, and the logging middleware outside sees the status and size
 // that reached the client on both.
-func MissThenHit(t *testing.T, a *Widgets) {
+func missThenHit(t *testing.T, a *Widgets) {
 	want := `{"id": "1", "version": 0}`
 	first := a.Do(t, "GET", "/widgets/1")
 	Expect(t, "first GET", first, 200, want, Stored)
@@ -160,9 +178,9 @@ func MissThenHit(t *testing.T, a *Widgets) {
 	Expect(t, "HEAD", a.Do(t, "HEAD", "/widgets/1"), 200, "", Hit)
 }
 
-// ETag: a stored answer's ETag comes with its hits, and If-None-Match of
+// etags: a stored answer's ETag comes with its hits, and If-None-Match of
 // it is a 304 the logging middleware sees.
-func ETag(t *testing.T, a *Widgets) {
+func etags(t *testing.T, a *Widgets) {
 	first := a.Do(t, "GET", "/widgets/7")
 	etag := first.Header.Get("ETag")
 	if etag == "" {
@@ -181,8 +199,8 @@ func ETag(t *testing.T, a *Widgets) {
 	}
 }
 
-// PatchInvalidates: a PATCH invalidates its widget, not another.
-func PatchInvalidates(t *testing.T, a *Widgets) {
+// patchInvalidates: a PATCH invalidates its widget, not another.
+func patchInvalidates(t *testing.T, a *Widgets) {
 	a.Do(t, "GET", "/widgets/1")
 	Expect(t, "GET", a.Do(t, "GET", "/widgets/1"), 200, `{"id": "1", "version": 0}`, Hit)
 	a.Do(t, "GET", "/widgets/2")
@@ -197,16 +215,16 @@ func PatchInvalidates(t *testing.T, a *Widgets) {
 	Expect(t, "the other widget", a.Do(t, "GET", "/widgets/2"), 200, `{"id": "2", "version": 0}`, Hit)
 }
 
-// IDsAreSeparateEntries: the path parameter is in the key.
-func IDsAreSeparateEntries(t *testing.T, a *Widgets) {
+// idsAreSeparateEntries: the path parameter is in the key.
+func idsAreSeparateEntries(t *testing.T, a *Widgets) {
 	Expect(t, "widget 1", a.Do(t, "GET", "/widgets/1"), 200, `{"id": "1", "version": 0}`, Stored)
 	Expect(t, "widget 2", a.Do(t, "GET", "/widgets/2"), 200, `{"id": "2", "version": 0}`, Stored)
 	Expect(t, "widget 1 again", a.Do(t, "GET", "/widgets/1"), 200, `{"id": "1", "version": 0}`, Hit)
 	Expect(t, "widget 2 again", a.Do(t, "GET", "/widgets/2"), 200, `{"id": "2", "version": 0}`, Hit)
 }
 
-// NotFoundIsNotStored: a 404 runs the handler every time.
-func NotFoundIsNotStored(t *testing.T, a *Widgets) {
+// notFoundIsNotStored: a 404 runs the handler every time.
+func notFoundIsNotStored(t *testing.T, a *Widgets) {
 	for i := range 2 {
 		got := a.Do(t, "GET", "/missing/1")
 		if got.Status != http.StatusNotFound || !strings.Contains(got.Body, "no such thing") || strings.HasPrefix(got.CacheStatus(), Hit) {
@@ -221,9 +239,9 @@ func NotFoundIsNotStored(t *testing.T, a *Widgets) {
 	}
 }
 
-// QueryKey: a listed query parameter is in the key; an unlisted one
+// queryKey: a listed query parameter is in the key; an unlisted one
 // bypasses the cache.
-func QueryKey(t *testing.T, a *Widgets) {
+func queryKey(t *testing.T, a *Widgets) {
 	Expect(t, "q=a", a.Do(t, "GET", "/search?q=a"), 200, "results for a", Stored)
 	Expect(t, "q=b", a.Do(t, "GET", "/search?q=b"), 200, "results for b", Stored)
 	Expect(t, "q=a again", a.Do(t, "GET", "/search?q=a"), 200, "results for a", Hit)
@@ -233,16 +251,16 @@ func QueryKey(t *testing.T, a *Widgets) {
 	}
 }
 
-// UnkeyedParameterBypasses: a path parameter outside the key would let two
+// unkeyedParameterBypasses: a path parameter outside the key would let two
 // paths share an entry, so the route's GETs bypass the cache.
-func UnkeyedParameterBypasses(t *testing.T, a *Widgets) {
+func unkeyedParameterBypasses(t *testing.T, a *Widgets) {
 	Expect(t, "alice's post", a.Do(t, "GET", "/users/alice/posts/1"), 200, "post 1 by alice", Bypass)
 	Expect(t, "bob's post", a.Do(t, "GET", "/users/bob/posts/1"), 200, "post 1 by bob", Bypass)
 }
 
-// ConcurrentMisses: every client of concurrent misses of one key gets the
+// concurrentMisses: every client of concurrent misses of one key gets the
 // handler's answer, and then it is a hit.
-func ConcurrentMisses(t *testing.T, a *Widgets) {
+func concurrentMisses(t *testing.T, a *Widgets) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
