@@ -13,9 +13,9 @@ import (
 	"github.com/hoardcache/hoard/stores"
 )
 
-// chi needs no adapter: it fills r.PathValue, so a Route names chi's URL
-// parameters as it names ServeMux wildcards. chi sets no r.Pattern, so
-// ResourceID names the id (there is no "last wildcard" to default to).
+// chi needs no adapter: it fills r.PathValue and sets r.Pattern, so a Route
+// names chi's URL parameters as it names ServeMux wildcards, and the last
+// one is the id ({widget_id} here; {id:[0-9]+} is id, a final * is "*").
 func Example_chi() {
 	c, err := stores.Open(context.Background(), stores.Config{}) // in-memory
 	if err != nil {
@@ -24,7 +24,7 @@ func Example_chi() {
 	defer c.Close()
 
 	names := map[string]string{"42": "widget"} // the "database"
-	widget, err := c.Middleware(hoard.Route{KeyPrefix: "widget", ResourceID: "widget_id", TTL: 10 * time.Minute})
+	widget, err := c.Middleware(hoard.Route{KeyPrefix: "widget", TTL: 10 * time.Minute})
 	if err != nil {
 		log.Fatal(err) // a misconfigured route fails here, never per request
 	}

@@ -45,8 +45,8 @@ func (q *request) lookup(name string) (string, bool) {
 // decides at registration: a wildcard of the matched ServeMux pattern, a
 // QueryKeys entry or a Defaults key; anything else is a literal, so that a
 // query parameter of the same name cannot redirect the invalidation. Under a
-// router that leaves r.Pattern empty (chi), the wildcards are unknown: a name
-// with a path value is a wildcard.
+// router that leaves r.Pattern empty (gorilla/mux), the wildcards are
+// unknown: a name with a path value is a wildcard.
 func (q *request) isParam(name string) bool {
 	if q.info.pattern != "" || q.rt.known(name, nil) {
 		return q.rt.known(name, q.info.wildcards)

@@ -63,8 +63,9 @@ type Route struct {
 	KeyPrefix string
 
 	// ResourceID names the path or query parameter that identifies the
-	// resource. Empty: the last wildcard of the matched ServeMux pattern, or
-	// no id.
+	// resource. Empty: the last wildcard of the pattern that matched
+	// (r.Pattern, as ServeMux and chi set it), or no id. Set it under a
+	// router that leaves r.Pattern empty: hoard cannot tell its wildcards.
 	ResourceID string
 
 	// TTL of cached responses; 0 = the Cache's DefaultTTL

@@ -304,28 +304,45 @@ func parseMuxPattern(pattern string) (methods, wildcards []string, err error) {
 	return methods, wildcardNames(rest[slash:]), nil
 }
 
-// wildcardNames lists the {name} and {name...} wildcards of a path pattern.
+// wildcardNames lists the path parameters of a route pattern: ServeMux's
+// {name} and {name...}, and those of chi, which sets r.Pattern to its own
+// syntax: {name:regexp} and a final * (whose value it sets as
+// r.PathValue("*")). A parameter missed here would be left out of the key,
+// and paths that differ only in it would share one entry.
 func wildcardNames(path string) []string {
 	var names []string
-	for {
-		i := strings.IndexByte(path, '{')
-		if i < 0 {
-			return names
+	for i := 0; i < len(path); i++ {
+		switch path[i] {
+		case '{':
+			end, depth := i+1, 1 // a regexp may hold braces: {id:[0-9]{3}}
+			for ; end < len(path) && depth > 0; end++ {
+				switch path[end] {
+				case '{':
+					depth++
+				case '}':
+					depth--
+				}
+			}
+			if depth > 0 {
+				return names
+			}
+			n, _, _ := strings.Cut(path[i+1:end-1], ":")
+			n = strings.TrimSuffix(n, "...")
+			if n != "$" && n != "" {
+				names = append(names, n)
+			}
+			i = end - 1
+		case '*':
+			if i == len(path)-1 && i > 0 && path[i-1] == '/' {
+				names = append(names, "*")
+			}
 		}
-		j := strings.IndexByte(path[i:], '}')
-		if j < 0 {
-			return names
-		}
-		n := strings.TrimSuffix(path[i+1:i+j], "...")
-		if n != "$" && n != "" {
-			names = append(names, n)
-		}
-		path = path[i+j+1:]
 	}
+	return names
 }
 
 // registerPatterns adds pattern templates to the set every GET checks its
-// key against (design.md: a read records the generation of each registered
+// key against (docs/design.md: a read records the generation of each registered
 // pattern instance that covers its key).
 func (c *Cache) registerPatterns(ps []*keys.Template) {
 	if len(ps) == 0 {
