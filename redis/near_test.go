@@ -456,7 +456,7 @@ func TestNearCacheClusterRefused(t *testing.T) {
 func TestNearCacheConnectsInBackground(t *testing.T) {
 	t.Run("on", func(t *testing.T) {
 		port, addr := reserveAddr(t, false)
-		s := newUnconnected(t, redis.Options{Addrs: []string{addr}, NearCache: true})
+		s := newUnconnected(t, redis.Options{Addrs: []string{addr}, NearCache: true, NearMaxLag: hitLag})
 		srv := startRedisOn(t, port, testserver.RedisOptions{})
 		connects(t, s)
 		checkNearHits(t, s, "near-bg", []*testserver.Redis{srv})
