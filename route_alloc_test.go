@@ -79,3 +79,33 @@ func routeRequests(t *testing.T, reader sdkmetric.Reader) map[string]int64 {
 	}
 	return out
 }
+
+// TestHitAllocationsAcrossPatterns: a Middleware mounted on two ServeMux
+// patterns keeps what it learned of each, so hits that alternate between
+// them allocate as hits of one pattern do (it used to rebuild a pattern's
+// info, metric attribute sets included, at each alternation).
+func TestHitAllocationsAcrossPatterns(t *testing.T) {
+	c := newMemoryCache(t, hoard.Config{}, nil)
+	mw, err := c.Middleware(widgetGetRoute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /widgets/{id}", mw(http.HandlerFunc(benchHandler)))
+	mux.Handle("GET /gadgets/{id}", mw(http.HandlerFunc(benchHandler)))
+	serve := func(path string) {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		if cs := w.Header().Get("Cache-Status"); len(cs) < 10 || cs[:10] != "hoard; hit" {
+			t.Fatalf("GET %s: Cache-Status %q; want a hit", path, cs)
+		}
+	}
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/widgets/42", nil)) // stores
+	serve("/gadgets/42")
+	one := testing.AllocsPerRun(200, func() { serve("/widgets/42") })
+	alternating := testing.AllocsPerRun(200, func() { serve("/widgets/42"); serve("/gadgets/42") }) / 2
+	t.Logf("allocations per hit: one pattern %.1f, two alternating %.1f", one, alternating)
+	if alternating > one {
+		t.Errorf("hits alternating between two patterns allocate %.1f times each, %.1f more than hits of one pattern", alternating, alternating-one)
+	}
+}

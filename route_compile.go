@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,8 +66,13 @@ type route struct {
 	clientCC                           string
 
 	// wildcards known at construction (Handle) or learned per ServeMux
-	// pattern at request time (Middleware).
-	pattern atomic.Pointer[patternInfo]
+	// pattern at request time (Middleware): pattern is the last one served,
+	// byPattern every one seen (up to maxPatterns), for a Middleware
+	// mounted on several patterns, as on "GET /w/{id}" and "PATCH /w/{id}",
+	// which would otherwise rebuild its info each time they alternate.
+	pattern   atomic.Pointer[patternInfo]
+	byPattern sync.Map // r.Pattern -> *patternInfo
+	nPatterns atomic.Int32
 	// noPattern stands for the pattern of a request that a router other
 	// than ServeMux (or none) routed to the middleware: its metrics name
 	// the route by its KeyPrefix.
@@ -363,6 +369,10 @@ func (c *Cache) registerPatterns(ps []*keys.Template) {
 	c.patterns.Store(&next)
 }
 
+// maxPatterns bounds the patterns a route keeps the info of: a router
+// sets r.Pattern from its own routes, so a Middleware sees a few.
+const maxPatterns = 64
+
 // patternInfo returns the wildcards of the ServeMux pattern that matched r.
 func (rt *route) patternInfo(r *http.Request) *patternInfo {
 	p := rt.pattern.Load()
@@ -372,11 +382,19 @@ func (rt *route) patternInfo(r *http.Request) *patternInfo {
 	if r.Pattern == "" {
 		return rt.noPattern
 	}
-	_, wc, err := parseMuxPattern(r.Pattern)
-	if err != nil {
-		return rt.newPatternInfo(r.Pattern, nil, "")
+	if v, ok := rt.byPattern.Load(r.Pattern); ok {
+		p = v.(*patternInfo)
+	} else {
+		_, wc, err := parseMuxPattern(r.Pattern)
+		if err != nil {
+			return rt.newPatternInfo(r.Pattern, nil, "")
+		}
+		p = rt.newPatternInfo(r.Pattern, wc, rt.unkeyedPath(r.Pattern, wc))
+		if rt.nPatterns.Add(1) <= maxPatterns {
+			v, _ := rt.byPattern.LoadOrStore(r.Pattern, p)
+			p = v.(*patternInfo)
+		}
 	}
-	p = rt.newPatternInfo(r.Pattern, wc, rt.unkeyedPath(r.Pattern, wc))
 	rt.pattern.Store(p)
 	return p
 }
