@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/hoardcache/hoard/internal/framework"
 )
 
 // routeHandler is a compiled route wrapped around the handler it caches.
@@ -159,12 +161,18 @@ func (h *routeHandler) serveRead(w http.ResponseWriter, r *http.Request) {
 			case over < h.staleWhileRevalidate:
 				h.decided(r, info, resultStale, detailRevalidate)
 				h.serveStale(w, r, &e, now, detailRevalidate)
-				h.revalidate(r, storeKeys[0], gens)
+				if !headOwnRoute(r) {
+					h.revalidate(r, storeKeys[0], gens)
+				}
 				return
 			case over < h.staleIfError:
 				stale = &e
 			}
 		}
+	}
+	if headOwnRoute(r) {
+		h.bypass(w, r, info, resultBypass, "a HEAD miss on a framework route (its handler's answer is not the GET's)")
+		return
 	}
 	created, ok := c.ensureGenerations(ctx, storeKeys[1:], gens, provisionalGenerationTTL)
 	if !ok {
@@ -293,6 +301,15 @@ type flightResult struct {
 	reason      string // why the answer is not cacheable (storage_policy.go), or ""
 	peer        *entry // the entry another instance stored while this one waited
 	gz          []byte // the body as stored gzipped (compress.go), or nil
+}
+
+// headOwnRoute reports whether r is a HEAD that a framework adapter routed
+// to a handler of its own (gin and echo route HEAD apart from GET): running
+// it as a GET would store that handler's answer, perhaps an empty body, as
+// the GET's. Such a HEAD is answered from a fresh or stale entry, else by
+// its handler, uncached; it never stores or revalidates.
+func headOwnRoute(r *http.Request) bool {
+	return r.Method == http.MethodHead && framework.Routed(r)
 }
 
 // serveMiss runs the handler for a GET (or HEAD) whose entry storeKeys[0]

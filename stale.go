@@ -3,11 +3,12 @@ package hoard
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/hoardcache/hoard/internal/detach"
+	"github.com/hoardcache/hoard/internal/framework"
 )
 
 // Stale serving (Route.StaleWhileRevalidate, Route.StaleIfError). An entry
@@ -70,15 +71,21 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 	if _, running := c.revalidating.LoadOrStore(key, struct{}{}); running {
 		return
 	}
+	started := false
+	defer func() {
+		if !started {
+			c.revalidating.Delete(key)
+		}
+	}()
 	// A framework adapter's handler reads the framework's pooled context,
 	// which is another request's once this one has ended: the adapter
 	// gives a detached handler, made now while the request is served.
-	next := detach.Handler(r, h.next)
+	next := framework.Background(r, h.next)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), revalidateTimeout)
 	rr := r.Clone(ctx)
 	rr.Method = http.MethodGet
 	gens = cloneBytes(gens)
-	started := c.goBackground(func(bg context.Context) {
+	started = c.goBackground(func(bg context.Context) {
 		defer c.revalidating.Delete(key)
 		defer cancel()
 		defer context.AfterFunc(bg, cancel)()
@@ -91,9 +98,10 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 		}
 		rec := &recorder{header: http.Header{}}
 		cw := newCaptureWriter(rec, h.maxBody, func(http.Header) {})
+		var panicked any
 		func() {
 			defer func() {
-				if p := recover(); p != nil {
+				if panicked = recover(); panicked != nil {
 					cw.fail()
 				}
 			}()
@@ -102,7 +110,11 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 		status := cw.statusCode()
 		if reason := h.uncacheable(cw, status); reason != "" {
 			err := fmt.Errorf("the handler's answer is not cacheable (%s, status %d)", reason, status)
-			c.log.error("hoard: background revalidation not stored; the stale entry stays until its window ends", err, keyAttr(key))
+			attrs := []any{keyAttr(key)}
+			if panicked != nil {
+				attrs = append(attrs, slog.String("panic", clip(fmt.Sprint(panicked))))
+			}
+			c.log.error("hoard: background revalidation not stored; the stale entry stays until its window ends", err, attrs...)
 			return
 		}
 		if _, _, err := h.store(ctx, key, gens, rec.header, nil, status, cw.buf.Bytes()); err != nil {
@@ -111,7 +123,6 @@ func (h *routeHandler) revalidate(r *http.Request, key string, gens [][]byte) {
 	})
 	if !started {
 		cancel()
-		c.revalidating.Delete(key)
 	}
 }
 

@@ -26,13 +26,19 @@
 //     as usual: the response is committed, so echo's default error handler
 //     does not write it again (a custom one should check
 //     c.Response().Committed, as echo's does).
-//   - A background revalidation (StaleWhileRevalidate) runs after the
-//     request has ended, when echo has given its Context to another
-//     request: it runs the rest of the chain (the middleware after hoard's
-//     and the handler) on a new echo.Context with the request, route path
-//     and path parameters. Values set with Context.Set by middleware before
-//     hoard's are not there (echo cannot list them): set what the handler
-//     needs after hoard's middleware, or in the request's context.
+//   - echo routes HEAD to a handler of its own, whose answer is not the
+//     GET's: a HEAD is answered from the GET's entry when there is one, and
+//     otherwise by its handler, uncached (Cache-Status "hoard; fwd=bypass").
+//   - A background revalidation (StaleWhileRevalidate, the Route's or the
+//     Cache's default as on net/http) runs after the request has ended,
+//     when echo has given its Context to another request: it runs the rest
+//     of the chain (the middleware after hoard's and the handler) on a new
+//     echo.Context with the request, route path and path parameters.
+//     Values set with Context.Set by middleware before hoard's are not
+//     there (echo cannot list them), nor is a custom Context type wrapped
+//     around echo's before it: set what the handler needs after hoard's
+//     middleware, or in the request's context. A run that fails is logged
+//     and stores nothing.
 //   - Metrics name the route by its KeyPrefix (r.Pattern is left empty:
 //     echo paths are not ServeMux patterns).
 //

@@ -7,7 +7,7 @@ import (
 
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/adapt"
-	"github.com/hoardcache/hoard/internal/detach"
+	"github.com/hoardcache/hoard/internal/framework"
 	"github.com/labstack/echo/v4"
 )
 
@@ -60,7 +60,7 @@ func middleware(rs *adapt.Routes, next echo.HandlerFunc) echo.HandlerFunc {
 			return next(ec)
 		}
 		st := &state{ec: ec, next: next}
-		st.ctx = context.WithValue(r.Context(), detach.Key{}, st)
+		st.ctx = context.WithValue(r.Context(), framework.Key{}, st)
 		req := r.WithContext(st.ctx)
 		req.Pattern = "" // a ServeMux outside echo may have set it; metrics use the KeyPrefix
 		resp := ec.Response()

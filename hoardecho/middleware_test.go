@@ -74,9 +74,11 @@ func newStale(t *testing.T, c *hoard.Cache) *adapttest.Stale {
 			return next(ec)
 		}
 	}
+	mw := hoardecho.MustMiddleware(c, adapttest.StaleRoute)
 	e.GET("/w/:id", func(ec echo.Context) error {
 		return ec.String(http.StatusOK, a.Answer(ec.Get("tenant").(string), ec.Param("id")))
-	}, hoardecho.MustMiddleware(c, adapttest.StaleRoute), tenant)
+	}, mw, tenant)
+	e.HEAD("/w/:id", func(ec echo.Context) error { return ec.String(http.StatusOK, adapttest.HeadBody) }, mw)
 	e.GET("/other/:id", func(ec echo.Context) error {
 		return ec.String(http.StatusOK, fmt.Sprintf("%s %s", ec.Get("tenant"), ec.Param("id")))
 	}, tenant)

@@ -20,13 +20,19 @@
 //     {placeholder} of KeyPrefix (/users/:user/posts/:id with KeyPrefix
 //     "post") is served uncached (Cache-Status "hoard; fwd=bypass") and
 //     logged once per route, since two paths would share one entry.
-//   - A background revalidation (StaleWhileRevalidate) runs after the
-//     request has ended, when gin has given its Context to another request:
-//     it calls the route's main handler with a copy of the Context
-//     (gin.Context.Copy: the request, path parameters and the keys set by
-//     middleware before hoard's). gin cannot run part of a chain outside
-//     its request, so handlers between hoard's and the main one do not run
-//     in it; a route with such handlers and a stale window is logged once.
+//   - gin routes HEAD to a handler of its own, whose answer is not the
+//     GET's: a HEAD is answered from the GET's entry when there is one, and
+//     otherwise by its handler, uncached (Cache-Status "hoard; fwd=bypass").
+//   - A background revalidation (StaleWhileRevalidate, the Route's or the
+//     Cache's default as on net/http) runs after the request has ended,
+//     when gin has given its Context to another request: it calls the
+//     route's main handler on a copy of the Context (gin.Context.Copy: the
+//     request, path parameters and the keys set by the handlers before).
+//     gin cannot run part of a chain outside its request, so a route with
+//     handlers between hoard's middleware and the main one is not
+//     revalidated: its stale entry is served until the window ends, and the
+//     route is logged once. On the copy, c.IsAborted() is true and c.Next()
+//     does nothing; a main handler that writes nothing there is not stored.
 //   - Metrics name the route by its KeyPrefix (r.Pattern is left empty:
 //     gin paths are not ServeMux patterns).
 //

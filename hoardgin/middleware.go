@@ -3,16 +3,14 @@ package hoardgin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"reflect"
 	"runtime"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoardcache/hoard"
 	"github.com/hoardcache/hoard/internal/adapt"
-	"github.com/hoardcache/hoard/internal/detach"
+	"github.com/hoardcache/hoard/internal/framework"
 )
 
 // Middleware returns gin middleware that caches and invalidates the routes
@@ -31,9 +29,9 @@ func Middleware(c *hoard.Cache, rt hoard.Route) (gin.HandlerFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	var self string
-	h := func(gc *gin.Context) { serve(rs, self, gc) }
-	self = handlerName(h)
+	m := &middleware{rs: rs}
+	h := gin.HandlerFunc(m.serve)
+	m.name = runtime.FuncForPC(reflect.ValueOf(h).Pointer()).Name()
 	return h, nil
 }
 
@@ -47,20 +45,25 @@ func MustMiddleware(c *hoard.Cache, rt hoard.Route) gin.HandlerFunc {
 	return mw
 }
 
-// serve is the gin middleware (whose handler name is self): it hands the
-// request to hoard with the gin.Context in its context, and aborts the
-// chain when hoard answered without running it (a hit, a 304, a collapsed
-// miss).
-func serve(rs *adapt.Routes, self string, gc *gin.Context) {
+// middleware is what Middleware returns the serve method of.
+type middleware struct {
+	rs *adapt.Routes
+	// name is gin's name of the handler (as in Context.HandlerNames), the
+	// same for every hoardgin middleware; background.go finds it in a
+	// route's chain.
+	name string
+}
+
+// serve hands the request to hoard with the gin.Context in its context, and
+// aborts the chain when hoard answered without running it (a hit, a 304, a
+// collapsed miss).
+func (m *middleware) serve(gc *gin.Context) {
 	path := gc.FullPath()
 	if path == "" {
 		gc.Next() // no route matched (NoRoute, NoMethod): nothing to cache
 		return
 	}
-	rc := rs.For(path, func() []string {
-		if rs.Revalidates() {
-			warnSkippedInBackground(rs, path, self, gc.HandlerNames())
-		}
+	rc := m.rs.For(path, func() []string {
 		names := make([]string, len(gc.Params))
 		for i, p := range gc.Params {
 			names[i] = p.Key
@@ -73,8 +76,11 @@ func serve(rs *adapt.Routes, self string, gc *gin.Context) {
 		gc.Next()
 		return
 	}
-	st := &state{gc: gc}
-	st.ctx = context.WithValue(r.Context(), detach.Key{}, st)
+	st := &state{m: m, gc: gc}
+	if outer := stateOf(r); outer != nil {
+		st.depth = outer.depth + 1
+	}
+	st.ctx = context.WithValue(r.Context(), framework.Key{}, st)
 	req := r.WithContext(st.ctx)
 	req.Pattern = "" // a ServeMux outside gin may have set it; metrics use the KeyPrefix
 	outer := gc.Writer
@@ -87,28 +93,6 @@ func serve(rs *adapt.Routes, self string, gc *gin.Context) {
 		}
 	}()
 	rc.H.ServeHTTP(outer, req)
-}
-
-// handlerName is gin's name of a handler (HandlerNames).
-func handlerName(h gin.HandlerFunc) string {
-	return runtime.FuncForPC(reflect.ValueOf(h).Pointer()).Name()
-}
-
-// warnSkippedInBackground logs the handlers of a route's chain (names, as
-// gin.Context.HandlerNames) between hoard's (self) and the main one: a
-// background revalidation runs only the main handler (see state.Detach).
-func warnSkippedInBackground(rs *adapt.Routes, path, self string, names []string) {
-	i := len(names) - 1 // hoard's last occurrence: a chain may use two
-	for i >= 0 && names[i] != self {
-		i--
-	}
-	if i < 0 || i >= len(names)-2 {
-		return
-	}
-	skipped := names[i+1 : len(names)-1]
-	rs.Warn(path, "a background revalidation runs only the route's main handler",
-		fmt.Errorf("handlers %s come after hoardgin's and do not run when a stale entry is revalidated; put them before hoardgin's middleware, or set StaleWhileRevalidate -1 on this route",
-			strings.Join(skipped, ", ")))
 }
 
 // chain is the handler hoard wraps: the rest of gin's chain, writing to

@@ -65,9 +65,11 @@ func newStale(t *testing.T, c *hoard.Cache) *adapttest.Stale {
 	a := &adapttest.Stale{}
 	r := gin.New()
 	r.Use(func(gc *gin.Context) { gc.Set("tenant", gc.GetHeader("X-Tenant")) })
-	r.GET("/w/:id", hoardgin.MustMiddleware(c, adapttest.StaleRoute), func(gc *gin.Context) {
+	mw := hoardgin.MustMiddleware(c, adapttest.StaleRoute)
+	r.GET("/w/:id", mw, func(gc *gin.Context) {
 		gc.String(http.StatusOK, "%s", a.Answer(gc.GetString("tenant"), gc.Param("id")))
 	})
+	r.HEAD("/w/:id", mw, func(gc *gin.Context) { gc.String(http.StatusOK, adapttest.HeadBody) })
 	r.GET("/other/:id", func(gc *gin.Context) {
 		gc.String(http.StatusOK, "%s %s", gc.GetString("tenant"), gc.Param("id"))
 	})
@@ -174,37 +176,91 @@ func TestNamedResourceID(t *testing.T) {
 	adapttest.Expect(t, "bob after alice's PATCH", a.Do(t, "GET", "/users/bob/notes/1"), 200, "bob/1 v0", adapttest.Hit)
 }
 
-// between is a handler between hoard's and the main one, which a
-// background revalidation does not run.
-func between(gc *gin.Context) { gc.Header("X-Between", "1") }
+// setLocale is a handler that sets a key the main handler reads.
+func setLocale(gc *gin.Context) { gc.Set("locale", gc.Query("locale")) }
 
-// TestRevalidationWarnsOfSkippedHandlers: a route that revalidates in the
-// background with handlers between hoard's and the main one is logged
-// once, naming them; routes without such handlers, or without a stale
-// window, are not.
-func TestRevalidationWarnsOfSkippedHandlers(t *testing.T) {
+// TestRevalidationRefused: a stale entry whose route gin cannot revalidate
+// by its main handler alone (a handler between hoard's and it, none after
+// hoard's, or a main handler that answers nothing on gin's copy of the
+// Context, where IsAborted is true) is not replaced: it is served stale
+// until its window ends, and the route is logged once with the reason. A
+// route whose main handler follows hoard's directly is revalidated.
+func TestRevalidationRefused(t *testing.T) {
 	var logs testlog.Buffer
 	c := storefixture.Shared(t, storefixture.Memory).NewCache(t, hoard.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	swr := hoardgin.MustMiddleware(c, hoard.Route{KeyPrefix: "a", StaleWhileRevalidate: time.Minute})
-	plain := hoardgin.MustMiddleware(c, hoard.Route{KeyPrefix: "b"})
-	main := func(gc *gin.Context) { gc.String(200, "ok") }
+	rt := hoard.Route{TTL: time.Second, StaleWhileRevalidate: time.Minute}
+	var version atomic.Int32
+	main := func(gc *gin.Context) {
+		gc.String(http.StatusOK, "%s v%d locale=%s", gc.FullPath(), version.Load(), gc.GetString("locale"))
+	}
+	aborts := func(gc *gin.Context) {
+		if gc.IsAborted() { // as after a helper that may abort
+			return
+		}
+		main(gc)
+	}
+	route := func(prefix string) gin.HandlerFunc {
+		rt := rt
+		rt.KeyPrefix = prefix
+		return hoardgin.MustMiddleware(c, rt)
+	}
 	r := gin.New()
-	r.GET("/between/:id", swr, between, main)
-	r.GET("/direct/:id", swr, main)
-	r.GET("/plain/:id", plain, between, main)
+	r.GET("/between/:id", route("between"), setLocale, main)
+	r.GET("/only/:id", route("only"))
+	r.GET("/aborted/:id", route("aborted"), aborts)
+	r.GET("/direct/:id", route("direct"), main)
+	g := r.Group("/nested", route("outer"), setLocale)
+	g.GET("/:id", hoardgin.MustMiddleware(c, hoard.Route{KeyPrefix: "inner"}), main)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	a := adapttest.Client{URL: srv.URL}
-	for range 2 {
-		for _, p := range []string{"/between/1", "/direct/1", "/plain/1"} {
-			a.Do(t, "GET", p)
+
+	paths := []string{"/between/1", "/only/1", "/aborted/1", "/direct/1", "/nested/1"}
+	first := map[string]string{}
+	for _, p := range paths {
+		first[p] = a.Do(t, "GET", p+"?locale=fr").Body
+	}
+	time.Sleep(1100 * time.Millisecond) // past the TTL
+	version.Store(1)
+	for _, p := range paths {
+		if got := a.Do(t, "GET", p+"?locale=fr"); got.Body != first[p] || !strings.Contains(got.CacheStatus(), "stale-while-revalidate") {
+			t.Errorf("GET %s past the TTL: %q [%s]; want the stale %q", p, got.Body, got.CacheStatus(), first[p])
 		}
 	}
-	out := logs.String()
-	if n := strings.Count(out, "only the route's main handler"); n != 1 {
-		t.Fatalf("log has %d warnings, want 1 (for /between/:id):\n%s", n, out)
+	want := "/direct/:id v1 locale="
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got := a.Do(t, "GET", "/direct/1?locale=fr"); got.Body == want && strings.HasPrefix(got.CacheStatus(), adapttest.Hit) && !strings.Contains(got.CacheStatus(), "stale") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/direct/1 not revalidated within 5 s; want a fresh hit of %q", want)
+		}
 	}
-	if !strings.Contains(out, "route=/between/:id") || !strings.Contains(out, "hoardgin_test.between") {
-		t.Errorf("the warning does not name the route and the skipped handler:\n%s", out)
+	for _, p := range []string{"/between/1", "/only/1", "/aborted/1", "/nested/1"} {
+		if got := a.Do(t, "GET", p+"?locale=fr"); got.Body != first[p] || !strings.Contains(got.CacheStatus(), "stale") {
+			t.Errorf("GET %s after the refused revalidation: %q [%s]; want the stale %q still", p, got.Body, got.CacheStatus(), first[p])
+		}
+	}
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if out = logs.String(); strings.Count(out, "not revalidated in the background") >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for route, reason := range map[string]string{
+		"GET /between/:id": "handlers github.com/hoardcache/hoard/hoardgin_test.setLocale come between",
+		"GET /only/:id":    "the route's last handler",
+		"GET /aborted/:id": "wrote nothing",
+		"GET /nested/:id":  "come between",
+	} {
+		if n := strings.Count(out, "route=\""+route); n != 1 {
+			t.Errorf("%s logged %d times, want once:\n%s", route, n, out)
+		}
+		if !strings.Contains(out, reason) {
+			t.Errorf("the log does not say why %s is not revalidated (%q):\n%s", route, reason, out)
+		}
+	}
+	if strings.Contains(out, "/direct/") {
+		t.Errorf("the revalidated route was logged:\n%s", out)
 	}
 }

@@ -23,6 +23,9 @@ type writer struct {
 	ctx    context.Context // the request's, for CloseNotify
 	status int
 	size   int
+	// statusSet records a status set by the handler, which gin sends only
+	// after the chain when nothing was written (c.Status(204)).
+	statusSet bool
 }
 
 var _ gin.ResponseWriter = (*writer)(nil)
@@ -39,6 +42,7 @@ func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (w *writer) WriteHeader(code int) {
 	if code > 0 && !w.Written() {
 		w.status = code
+		w.statusSet = true
 	}
 }
 

@@ -44,6 +44,7 @@ type Routes struct {
 	// route has no path parameter.
 	named  http.Handler
 	byPath sync.Map // the framework's route path -> *Route
+	warned sync.Map // WarnOnce keys
 }
 
 // Route is what one framework route serves through.
@@ -113,22 +114,13 @@ func (rs *Routes) build(path string, names []string) *Route {
 	return r
 }
 
-// Revalidates reports whether the routes serve stale while revalidating
-// in the background (the Route's StaleWhileRevalidate, or the Cache's).
-func (rs *Routes) Revalidates() bool {
-	switch w := rs.rt.StaleWhileRevalidate; {
-	case w > 0:
-		return true
-	case w < 0:
-		return false
+// WarnOnce logs, once per key (a framework route, say), a problem the
+// adapter found while serving, where hoard logs.
+func (rs *Routes) WarnOnce(key, msg string, args ...any) {
+	if _, done := rs.warned.LoadOrStore(key, true); done {
+		return
 	}
-	return rs.cache.Config().StaleWhileRevalidate > 0
-}
-
-// Warn logs a route's misconfiguration the adapter found on its first
-// request, where hoard logs.
-func (rs *Routes) Warn(path, msg string, err error) {
-	rs.logger().Warn(rs.pkg+": "+msg, "route", path, "err", err)
+	rs.logger().Warn(rs.pkg+": "+msg, args...)
 }
 
 // logger is the Cache's logger, where hoard logs too.

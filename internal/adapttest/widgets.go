@@ -19,7 +19,7 @@ var Backends = []string{storefixture.Memory, storefixture.Redis}
 
 // The Routes of the application, each with the adapter's middleware:
 //
-//	GET, HEAD, PATCH /widgets/:id   WidgetRoute   GetWidget, a 200 without body, PatchWidget (204)
+//	GET, HEAD, PATCH /widgets/:id   WidgetRoute   GetWidget, HeadWidget (a 200 without body), PatchWidget (204)
 //	GET /missing/:id                MissingRoute  Missing (404 "no such thing")
 //	GET /search                     SearchRoute   Search(q)
 //	GET /users/:user/posts/:id      PostRoute     Post(user, id)
@@ -80,9 +80,9 @@ func (a *Widgets) GetWidget(id string) string {
 	return fmt.Sprintf(`{"id": %q, "version": %d}`, id, a.version[id])
 }
 
-// HeadWidget counts a HEAD handler run: hoard runs a HEAD miss as a GET,
-// and a hit does not run it.
-func (a *Widgets) HeadWidget() { a.run("get widget") }
+// HeadWidget counts a run of the HEAD handler, a handler of its own on a
+// framework: a HEAD hit does not run it, a HEAD miss runs it uncached.
+func (a *Widgets) HeadWidget() { a.run("head widget") }
 
 // PatchWidget writes widget id.
 func (a *Widgets) PatchWidget(id string) {
@@ -138,6 +138,7 @@ var scenarios = []struct {
 	{"QueryKey", queryKey},
 	{"UnkeyedParameterBypasses", unkeyedParameterBypasses},
 	{"ConcurrentMisses", concurrentMisses},
+	{"HeadMissNotStored", headMissNotStored},
 }
 
 // RunScenarios runs every scenario on every backend, each on a fresh
@@ -256,6 +257,28 @@ func queryKey(t *testing.T, a *Widgets) {
 func unkeyedParameterBypasses(t *testing.T, a *Widgets) {
 	Expect(t, "alice's post", a.Do(t, "GET", "/users/alice/posts/1"), 200, "post 1 by alice", Bypass)
 	Expect(t, "bob's post", a.Do(t, "GET", "/users/bob/posts/1"), 200, "post 1 by bob", Bypass)
+}
+
+// headMissNotStored: a framework routes HEAD to a handler of its own, whose
+// answer (here without a body) is not the GET's: a HEAD miss runs it
+// uncached, stores nothing, and a HEAD after a GET is a hit of the GET's
+// entry.
+func headMissNotStored(t *testing.T, a *Widgets) {
+	Expect(t, "HEAD first", a.Do(t, "HEAD", "/widgets/3"), 200, "", Bypass)
+	if n := a.RunsOf("head widget"); n != 1 {
+		t.Errorf("the HEAD handler ran %d times, want 1", n)
+	}
+	want := `{"id": "3", "version": 0}`
+	Expect(t, "GET after it", a.Do(t, "GET", "/widgets/3"), 200, want, Stored)
+	Expect(t, "GET again", a.Do(t, "GET", "/widgets/3"), 200, want, Hit)
+	head := a.Do(t, "HEAD", "/widgets/3")
+	Expect(t, "HEAD after the GET", head, 200, "", Hit)
+	if got := head.Header.Get("Content-Length"); got != fmt.Sprint(len(want)) {
+		t.Errorf("HEAD hit Content-Length %q, want the GET's %d", got, len(want))
+	}
+	if n := a.RunsOf("head widget"); n != 1 {
+		t.Errorf("the HEAD handler ran %d times, want 1 (the hit does not run it)", n)
+	}
 }
 
 // concurrentMisses: every client of concurrent misses of one key gets the

@@ -1,4 +1,4 @@
-package detach_test
+package framework_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/hoardcache/hoard/internal/detach"
+	"github.com/hoardcache/hoard/internal/framework"
 )
 
 // adapterNext is an adapter's own handler; other handlers are not.
@@ -37,7 +37,7 @@ func status(h http.Handler) int {
 func TestHandler(t *testing.T) {
 	plain := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(203) })
 	bare := httptest.NewRequest("GET", "/", nil)
-	adapted := bare.WithContext(context.WithValue(bare.Context(), detach.Key{}, state{}))
+	adapted := bare.WithContext(context.WithValue(bare.Context(), framework.Key{}, state{}))
 	for _, tc := range []struct {
 		name string
 		r    *http.Request
@@ -49,8 +49,22 @@ func TestHandler(t *testing.T) {
 		{"another handler under an adapter", adapted, plain, 203},
 		{"adapter's handler without its state", bare, adapterNext{}, 201},
 	} {
-		if got := status(detach.Handler(tc.r, tc.next)); got != tc.want {
+		if got := status(framework.Background(tc.r, tc.next)); got != tc.want {
 			t.Errorf("%s: the background run answered %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRouted: a request is an adapter's when its state is in its context.
+func TestRouted(t *testing.T) {
+	bare := httptest.NewRequest("HEAD", "/", nil)
+	if framework.Routed(bare) {
+		t.Error("a request without an adapter's state is Routed")
+	}
+	if !framework.Routed(bare.WithContext(context.WithValue(bare.Context(), framework.Key{}, state{}))) {
+		t.Error("a request with an adapter's state is not Routed")
+	}
+	if framework.Routed(bare.WithContext(context.WithValue(bare.Context(), framework.Key{}, nil))) {
+		t.Error("a request whose state is shadowed (a detached run) is Routed")
 	}
 }
