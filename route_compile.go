@@ -370,8 +370,9 @@ func (c *Cache) registerPatterns(ps []*keys.Template) {
 }
 
 // maxPatterns bounds the patterns a route keeps the info of: a router
-// sets r.Pattern from its own routes, so a Middleware sees a few.
-const maxPatterns = 64
+// sets r.Pattern from its own routes, a bounded set, but a Middleware on a
+// whole group of routes (as gin's and echo's often are) sees many.
+const maxPatterns = 1024
 
 // patternInfo returns the wildcards of the ServeMux pattern that matched r.
 func (rt *route) patternInfo(r *http.Request) *patternInfo {

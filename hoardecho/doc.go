@@ -19,7 +19,7 @@
 //   - A GET on a route with a path parameter that is neither the id nor a
 //     {placeholder} of KeyPrefix (/users/:user/posts/:id with KeyPrefix
 //     "post") is served uncached (Cache-Status "hoard; fwd=bypass") and
-//     logged once per route, since two paths would share one entry.
+//     logged, since two paths would share one entry.
 //   - An error a handler returns is written by the Echo's HTTPErrorHandler
 //     inside the middleware, through hoard (an echo.ErrNotFound is a 404
 //     that is not stored and invalidates nothing), and is then returned
@@ -39,8 +39,9 @@
 //     around echo's before it: set what the handler needs after hoard's
 //     middleware, or in the request's context. A run that fails is logged
 //     and stores nothing.
-//   - Metrics name the route by its KeyPrefix (r.Pattern is left empty:
-//     echo paths are not ServeMux patterns).
+//   - hoard sees the echo route as a ServeMux pattern (r.Pattern:
+//     "/widgets/{id}" for /widgets/:id, "/files/{*...}" for /files/*), which is
+//     how metrics name it.
 //
 // A request answered from the cache does not run the handler; after the
 // middleware, c.Response() is echo's own again, with the status and size

@@ -53,16 +53,11 @@ func middleware(rs *adapt.Routes, next echo.HandlerFunc) echo.HandlerFunc {
 		if path == "" {
 			return next(ec) // no route: nothing to cache
 		}
-		rc := rs.For(path, ec.ParamNames)
 		r := ec.Request()
-		if rc.Unkeyed && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			ec.Response().Header().Set("Cache-Status", adapt.BypassStatus)
-			return next(ec)
-		}
 		st := &state{ec: ec, next: next}
 		st.ctx = context.WithValue(r.Context(), framework.Key{}, st)
 		req := r.WithContext(st.ctx)
-		req.Pattern = "" // a ServeMux outside echo may have set it; metrics use the KeyPrefix
+		req.Pattern = rs.Pattern(path) // whatever a ServeMux outside echo set
 		resp := ec.Response()
 		defer func() {
 			// Also on a panic, so that echo's Recover writes to its own
@@ -70,7 +65,7 @@ func middleware(rs *adapt.Routes, next echo.HandlerFunc) echo.HandlerFunc {
 			ec.SetResponse(resp)
 			ec.SetRequest(r)
 		}()
-		rc.H.ServeHTTP(resp, req)
+		rs.H.ServeHTTP(resp, req)
 		return st.err
 	}
 }

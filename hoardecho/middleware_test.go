@@ -53,6 +53,9 @@ func newWidgets(t *testing.T, c *hoard.Cache) *adapttest.Widgets {
 	e.GET("/search", func(ec echo.Context) error {
 		return ec.String(http.StatusOK, a.Search(ec.QueryParam("q")))
 	}, hoardecho.MustMiddleware(c, adapttest.SearchRoute))
+	e.GET("/files/*", func(ec echo.Context) error {
+		return ec.String(http.StatusOK, a.File(ec.Param("*")))
+	}, hoardecho.MustMiddleware(c, adapttest.FileRoute))
 	e.GET("/users/:user/posts/:id", func(ec echo.Context) error {
 		return ec.String(http.StatusOK, a.Post(ec.Param("user"), ec.Param("id")))
 	}, hoardecho.MustMiddleware(c, adapttest.PostRoute))

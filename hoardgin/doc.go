@@ -19,7 +19,7 @@
 //   - A GET on a route with a path parameter that is neither the id nor a
 //     {placeholder} of KeyPrefix (/users/:user/posts/:id with KeyPrefix
 //     "post") is served uncached (Cache-Status "hoard; fwd=bypass") and
-//     logged once per route, since two paths would share one entry.
+//     logged, since two paths would share one entry.
 //   - gin routes HEAD to a handler of its own, whose answer is not the
 //     GET's: a HEAD is answered from the GET's entry when there is one, and
 //     otherwise by its handler, uncached (Cache-Status "hoard; fwd=bypass").
@@ -33,8 +33,9 @@
 //     revalidated: its stale entry is served until the window ends, and the
 //     route is logged once. On the copy, c.IsAborted() is true and c.Next()
 //     does nothing; a main handler that writes nothing there is not stored.
-//   - Metrics name the route by its KeyPrefix (r.Pattern is left empty:
-//     gin paths are not ServeMux patterns).
+//   - hoard sees the gin route as a ServeMux pattern (r.Pattern:
+//     "/widgets/{id}" for /widgets/:id, "/files/{filepath...}" for /files/*filepath), which is
+//     how metrics name it.
 //
 // A request answered from the cache does not run the handlers after the
 // middleware (the context is aborted); gin's c.Writer reports the status

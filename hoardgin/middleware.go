@@ -63,26 +63,14 @@ func (m *middleware) serve(gc *gin.Context) {
 		gc.Next() // no route matched (NoRoute, NoMethod): nothing to cache
 		return
 	}
-	rc := m.rs.For(path, func() []string {
-		names := make([]string, len(gc.Params))
-		for i, p := range gc.Params {
-			names[i] = p.Key
-		}
-		return names
-	})
 	r := gc.Request
-	if rc.Unkeyed && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		gc.Header("Cache-Status", adapt.BypassStatus)
-		gc.Next()
-		return
-	}
 	st := &state{m: m, gc: gc}
 	if outer := stateOf(r); outer != nil {
 		st.depth = outer.depth + 1
 	}
 	st.ctx = context.WithValue(r.Context(), framework.Key{}, st)
 	req := r.WithContext(st.ctx)
-	req.Pattern = "" // a ServeMux outside gin may have set it; metrics use the KeyPrefix
+	req.Pattern = m.rs.Pattern(path) // whatever a ServeMux outside gin set
 	outer := gc.Writer
 	defer func() {
 		// Also on a panic, so that gin's recovery writes to its own writer.
@@ -92,7 +80,7 @@ func (m *middleware) serve(gc *gin.Context) {
 			gc.Abort()
 		}
 	}()
-	rc.H.ServeHTTP(outer, req)
+	m.rs.H.ServeHTTP(outer, req)
 }
 
 // chain is the handler hoard wraps: the rest of gin's chain, writing to

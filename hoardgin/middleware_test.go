@@ -49,6 +49,9 @@ func newWidgets(t *testing.T, c *hoard.Cache) *adapttest.Widgets {
 	r.GET("/search", hoardgin.MustMiddleware(c, adapttest.SearchRoute), func(gc *gin.Context) {
 		gc.String(http.StatusOK, "%s", a.Search(gc.Query("q")))
 	})
+	r.GET("/files/*path", hoardgin.MustMiddleware(c, adapttest.FileRoute), func(gc *gin.Context) {
+		gc.String(http.StatusOK, "%s", a.File(gc.Param("path")))
+	})
 	r.GET("/users/:user/posts/:id", hoardgin.MustMiddleware(c, adapttest.PostRoute), func(gc *gin.Context) {
 		gc.String(http.StatusOK, "%s", a.Post(gc.Param("user"), gc.Param("id")))
 	})

@@ -22,6 +22,7 @@ var Backends = []string{storefixture.Memory, storefixture.Redis}
 //	GET, HEAD, PATCH /widgets/:id   WidgetRoute   GetWidget, HeadWidget (a 200 without body), PatchWidget (204)
 //	GET /missing/:id                MissingRoute  Missing (404 "no such thing")
 //	GET /search                     SearchRoute   Search(q)
+//	GET /files/<catch-all>          FileRoute     File(the catch-all parameter)
 //	GET /users/:user/posts/:id      PostRoute     Post(user, id)
 //
 // behind a logging middleware outside hoard that calls Log.
@@ -29,6 +30,8 @@ var (
 	WidgetRoute  = hoard.Route{KeyPrefix: "widget", TTL: time.Minute}
 	MissingRoute = hoard.Route{KeyPrefix: "missing"}
 	SearchRoute  = hoard.Route{KeyPrefix: "search", QueryKeys: []string{"q"}}
+	// FileRoute's id is the framework's catch-all parameter.
+	FileRoute = hoard.Route{KeyPrefix: "file"}
 	// PostRoute names its id; the user parameter is in no key, so its
 	// GETs bypass the cache.
 	PostRoute = hoard.Route{KeyPrefix: "post", ResourceID: "id"}
@@ -101,6 +104,13 @@ func (a *Widgets) Search(q string) string {
 	return "results for " + q
 }
 
+// File is the body of the file at path (gin's catch-all value begins
+// with "/", echo's does not).
+func (a *Widgets) File(path string) string {
+	a.run("file")
+	return "file " + strings.TrimPrefix(path, "/")
+}
+
 // Post is the body of user's post id.
 func (a *Widgets) Post(user, id string) string {
 	a.run("post")
@@ -139,6 +149,7 @@ var scenarios = []struct {
 	{"UnkeyedParameterBypasses", unkeyedParameterBypasses},
 	{"ConcurrentMisses", concurrentMisses},
 	{"HeadMissNotStored", headMissNotStored},
+	{"CatchAllIsTheID", catchAllIsTheID},
 }
 
 // RunScenarios runs every scenario on every backend, each on a fresh
@@ -279,6 +290,14 @@ func headMissNotStored(t *testing.T, a *Widgets) {
 	if n := a.RunsOf("head widget"); n != 1 {
 		t.Errorf("the HEAD handler ran %d times, want 1 (the hit does not run it)", n)
 	}
+}
+
+// catchAllIsTheID: the catch-all parameter of a route is its id, so two
+// paths under it are two entries.
+func catchAllIsTheID(t *testing.T, a *Widgets) {
+	Expect(t, "a/x", a.Do(t, "GET", "/files/a/x"), 200, "file a/x", Stored)
+	Expect(t, "b/x", a.Do(t, "GET", "/files/b/x"), 200, "file b/x", Stored)
+	Expect(t, "a/x again", a.Do(t, "GET", "/files/a/x"), 200, "file a/x", Hit)
 }
 
 // concurrentMisses: every client of concurrent misses of one key gets the
