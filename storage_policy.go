@@ -116,9 +116,11 @@ func (h *routeHandler) store(ctx context.Context, key string, gens [][]byte, hdr
 	for _, f := range fields {
 		stored[f.name] = append(stored[f.name], f.value)
 	}
-	enc := encodeHTTP(gens, time.Now(), h.ttl, status, payloadFields, payload)
+	var enc []byte
 	if gz != nil {
 		enc = encodeHTTPGzip(gens, time.Now(), h.ttl, status, len(body), payloadFields, payload)
+	} else {
+		enc = encodeHTTP(gens, time.Now(), h.ttl, status, payloadFields, payload)
 	}
 	return stored, gz, h.c.set(ctx, key, enc, h.keepFor())
 }
